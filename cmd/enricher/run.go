@@ -1,0 +1,236 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/twmb/franz-go/pkg/sr"
+	"go.uber.org/zap"
+
+	"github.com/enrichment/leadspace-enricher/leadspace"
+	"github.com/enrichment/leadspace-enricher/processor"
+	"github.com/enrichment/leadspace-enricher/schemas"
+)
+
+// kafkaFlags are the connection settings every command that talks to Kafka
+// and the registry shares.
+type kafkaFlags struct {
+	brokers                                list
+	tls                                    bool
+	caFile, certFile, keyFile              string
+	saslMechanism, saslUser, saslPassword  string
+	registryURL, registryUser, registryPwd string
+	topics                                 processor.Topics
+}
+
+func (k *kafkaFlags) bind(s *settings) {
+	s.Var(&k.brokers, "brokers", "Kafka bootstrap brokers, comma-separated host:port (required)")
+	s.BoolVar(&k.tls, "tls", false, "connect to Kafka with TLS")
+	s.StringVar(&k.caFile, "tls-ca-file", "", "PEM CA bundle for Kafka TLS (default: system roots)")
+	s.StringVar(&k.certFile, "tls-cert-file", "", "PEM client certificate for mutual TLS")
+	s.StringVar(&k.keyFile, "tls-key-file", "", "PEM client key for mutual TLS")
+	s.StringVar(&k.saslMechanism, "sasl-mechanism", "", "SASL mechanism: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (default: none)")
+	s.StringVar(&k.saslUser, "sasl-username", "", "SASL username")
+	s.StringVar(&k.saslPassword, "sasl-password", "", "SASL password")
+	s.StringVar(&k.registryURL, "schema-registry-url", "", "Confluent-compatible schema registry URL (required)")
+	s.StringVar(&k.registryUser, "schema-registry-username", "", "schema registry basic-auth user")
+	s.StringVar(&k.registryPwd, "schema-registry-password", "", "schema registry basic-auth password")
+	s.StringVar(&k.topics.Profiles, "profiles-topic", "profile-unified", "input topic of ProfileUnified events")
+	s.StringVar(&k.topics.Control, "control-topic", "leadspace-control", "topic of connection, consent and mapping events")
+	s.StringVar(&k.topics.Enriched, "enriched-topic", "enriched-company", "output topic of EnrichedCompany events")
+	s.StringVar(&k.topics.DeadLetters, "dlq-topic", "enrichment-dlq", "dead letter topic")
+	s.StringVar(&k.topics.Status, "status-topic", "enrichment-status", "status topic")
+}
+
+func (k *kafkaFlags) kafka() processor.Kafka {
+	return processor.Kafka{Brokers: k.brokers, TLS: k.tls, CAFile: k.caFile, CertFile: k.certFile, KeyFile: k.keyFile,
+		SASLMechanism: k.saslMechanism, SASLUsername: k.saslUser, SASLPassword: k.saslPassword}
+}
+
+// codec connects to the registry and registers our schemas, failing fast
+// with the registry's address when it is unreachable or refuses a schema.
+func (k *kafkaFlags) codec(ctx context.Context) (*schemas.Codec, error) {
+	if k.registryURL == "" {
+		return nil, errors.New("schema-registry-url: required")
+	}
+	opts := []sr.ClientOpt{sr.URLs(k.registryURL)}
+	if k.registryUser != "" {
+		opts = append(opts, sr.BasicAuth(k.registryUser, k.registryPwd))
+	}
+	cl, err := sr.NewClient(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("schema-registry-url: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	codec, err := schemas.NewCodec(ctx, cl, processor.Subjects(k.topics))
+	if err != nil {
+		return nil, fmt.Errorf("schema registry %s: %w", k.registryURL, err)
+	}
+	return codec, nil
+}
+
+// serviceFlags are the settings of the service itself.
+type serviceFlags struct {
+	kafkaFlags
+	group                                string
+	window                               int
+	commitInterval, shutdownTimeout      time.Duration
+	leadspaceURL                         string
+	leadspaceTPS                         float64
+	leadspaceTimeout                     time.Duration
+	leadspaceAttempts, leadspaceBulkFrom int
+	breakerOpen                          time.Duration
+	httpAddr                             string
+	logFormat, logLevel                  string
+	allowPlaintextTokens                 bool
+}
+
+func (f *serviceFlags) bind(s *settings) {
+	f.kafkaFlags.bind(s)
+	s.StringVar(&f.group, "group", "leadspace-enricher", "consumer group of the profiles topic")
+	s.IntVar(&f.window, "window", 2000, "inputs in flight across all partitions; a full window stops fetching")
+	s.DurationVar(&f.commitInterval, "commit-interval", time.Second, "how often finished offsets are committed")
+	s.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 30*time.Second, "time in-flight work gets to finish on SIGTERM")
+	s.StringVar(&f.leadspaceURL, "leadspace-url", leadspace.DefaultBaseURL, "Leadspace API gateway")
+	s.Float64Var(&f.leadspaceTPS, "leadspace-tps", 30, "transactions per second per Leadspace program (the published tier is 30)")
+	s.DurationVar(&f.leadspaceTimeout, "leadspace-timeout", 30*time.Second, "timeout of one Leadspace HTTP exchange")
+	s.IntVar(&f.leadspaceAttempts, "leadspace-max-attempts", 4, "attempts per record; every attempt may spend a credit")
+	s.IntVar(&f.leadspaceBulkFrom, "leadspace-bulk-threshold", 20, "records waiting per program at which bulk calls replace single calls")
+	s.DurationVar(&f.breakerOpen, "leadspace-breaker-open", 10*time.Second, "how long an open breaker waits before probing Leadspace")
+	s.StringVar(&f.httpAddr, "http-addr", ":8080", "address of /metrics, /healthz and /readyz (empty: off)")
+	s.StringVar(&f.logFormat, "log-format", "json", "log format: json or console")
+	s.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	s.BoolVar(&f.allowPlaintextTokens, "allow-plaintext-tokens", false, "accept plain:TOKEN references in control events (development only)")
+}
+
+func (f *serviceFlags) validate() error {
+	if err := f.kafka().Validate(); err != nil {
+		return err
+	}
+	if f.registryURL == "" {
+		return errors.New("schema-registry-url: required")
+	}
+	if f.leadspaceTPS <= 0 || f.leadspaceTPS > 10_000 {
+		return fmt.Errorf("leadspace-tps: %v is outside (0, 10000]", f.leadspaceTPS)
+	}
+	if f.leadspaceAttempts < 1 || f.leadspaceAttempts > 20 {
+		return fmt.Errorf("leadspace-max-attempts: %d is outside 1..20", f.leadspaceAttempts)
+	}
+	for name, d := range map[string]time.Duration{"commit-interval": f.commitInterval, "leadspace-timeout": f.leadspaceTimeout,
+		"leadspace-breaker-open": f.breakerOpen} {
+		if err := positive(name, d); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// service is a wired, not yet running enricher.
+type service struct {
+	proc   *processor.Processor
+	ls     *leadspace.Client
+	reg    *prometheus.Registry
+	log    *zap.Logger
+	flags  *serviceFlags
+	codec  *schemas.Codec
+	table  *processor.ControlTable
+	server *http.Server
+}
+
+func newService(ctx context.Context, f *serviceFlags, log *zap.Logger) (*service, error) {
+	codec, err := f.codec(ctx)
+	if err != nil {
+		return nil, err
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	ls, err := leadspace.New(leadspace.Config{BaseURL: f.leadspaceURL, TPS: f.leadspaceTPS, RequestTimeout: f.leadspaceTimeout,
+		MaxAttempts: f.leadspaceAttempts, BulkThreshold: f.leadspaceBulkFrom, Breaker: leadspace.BreakerConfig{OpenTimeout: f.breakerOpen},
+		Logger: log.Named("leadspace"), Registerer: reg})
+	if err != nil {
+		return nil, fmt.Errorf("leadspace: %w", err)
+	}
+	table := processor.NewControlTable(processor.TokenSources{AllowPlaintext: f.allowPlaintextTokens}.Resolver())
+	proc, err := processor.New(processor.Config{Kafka: f.kafka(), Topics: f.topics, GroupID: f.group, Window: f.window,
+		CommitInterval: f.commitInterval, ShutdownTimeout: f.shutdownTimeout, Logger: log, Registerer: reg},
+		codec, table, processor.LeadspaceEnricher{Client: ls})
+	if err != nil {
+		return nil, err
+	}
+	return &service{proc: proc, ls: ls, reg: reg, log: log, flags: f, codec: codec, table: table}, nil
+}
+
+// serveHTTP exposes metrics and probes: /healthz answers while the process
+// runs, /readyz only once the control table has caught up.
+func (s *service) serveHTTP() error {
+	if s.flags.httpAddr == "" {
+		return nil
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if !s.proc.Ready() {
+			http.Error(w, "loading control table", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ready")
+	})
+	ln, err := net.Listen("tcp", s.flags.httpAddr)
+	if err != nil {
+		return fmt.Errorf("http-addr: %w", err)
+	}
+	s.server = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = s.server.Serve(ln) }()
+	s.log.Info("serving metrics and probes", zap.String("addr", ln.Addr().String()))
+	return nil
+}
+
+func (s *service) run(ctx context.Context) error {
+	defer s.ls.Close()
+	if s.server != nil {
+		defer s.server.Close()
+	}
+	return s.proc.Run(ctx)
+}
+
+func cmdRun(args []string) error {
+	s := newSettings("run")
+	var f serviceFlags
+	f.bind(s)
+	if err := s.parse(args); err != nil {
+		return err
+	}
+	if err := f.validate(); err != nil {
+		return err
+	}
+	log, err := newLogger(f.logFormat, f.logLevel)
+	if err != nil {
+		return err
+	}
+	defer log.Sync()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	svc, err := newService(ctx, &f, log)
+	if err != nil {
+		return err
+	}
+	if err := svc.serveHTTP(); err != nil {
+		return err
+	}
+	log.Info("enricher starting", zap.Strings("brokers", f.brokers), zap.String("group", f.group))
+	err = svc.run(ctx)
+	log.Info("enricher stopped", zap.Error(err))
+	return err
+}

@@ -1,0 +1,107 @@
+// Package embedded starts everything the enricher talks to, in this process
+// and on loopback: a Kafka-protocol broker (franz-go's kfake) unless a real
+// one is given, an in-memory Confluent-compatible schema registry (srfake),
+// and the Leadspace simulator. `enricher dev` and the integration tests run
+// on it; with a real broker's address the same tests run against Apache Kafka.
+package embedded
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/sr"
+	"github.com/twmb/franz-go/pkg/sr/srfake"
+
+	"github.com/enrichment/leadspace-enricher/leadspace/simulator"
+	"github.com/enrichment/leadspace-enricher/processor"
+	"github.com/enrichment/leadspace-enricher/schemas"
+)
+
+// Options of a Stack. Zero values take the defaults in brackets.
+type Options struct {
+	// Brokers of a running Kafka cluster; empty starts kfake.
+	Brokers []string
+	// Topics to create (the processor's defaults).
+	Topics processor.Topics
+	// Partitions of the data topics (3).
+	Partitions int
+	// Programs the simulator knows; each has its own tokens, rate and credits.
+	Programs []simulator.ProgramConfig
+	// LeadspaceLatency and LeadspaceJitter shape simulated answers (120ms, 80ms).
+	LeadspaceLatency, LeadspaceJitter time.Duration
+	// BulkReadyAfterPolls is how many polls a bulk job needs (simulator default).
+	BulkReadyAfterPolls int
+}
+
+// Stack is a running set of dependencies.
+type Stack struct {
+	Kafka        processor.Kafka
+	Topics       processor.Topics
+	RegistryURL  string
+	Registry     *sr.Client
+	Codec        *schemas.Codec
+	Simulator    *simulator.Simulator
+	LeadspaceURL string
+	// External is true when Kafka is a real cluster, not kfake.
+	External bool
+
+	closers []func()
+}
+
+// Start brings the stack up and creates the topics.
+func Start(ctx context.Context, o Options) (s *Stack, err error) {
+	s = &Stack{Topics: o.Topics.WithDefaults(), External: len(o.Brokers) > 0}
+	defer func() {
+		if err != nil {
+			s.Close()
+		}
+	}()
+	if o.Partitions == 0 {
+		o.Partitions = 3
+	}
+	brokers := o.Brokers
+	if len(brokers) == 0 {
+		cluster, err := kfake.NewCluster(kfake.NumBrokers(1))
+		if err != nil {
+			return nil, fmt.Errorf("start in-process Kafka: %w", err)
+		}
+		s.closers = append(s.closers, cluster.Close)
+		brokers = cluster.ListenAddrs()
+	}
+	s.Kafka = processor.Kafka{Brokers: brokers}
+	if err := processor.CreateTopics(ctx, s.Kafka, s.Topics, processor.TopicLayout{Partitions: o.Partitions}); err != nil {
+		return nil, err
+	}
+
+	reg := srfake.New()
+	s.closers = append(s.closers, reg.Close)
+	s.RegistryURL = reg.URL()
+	if s.Registry, err = sr.NewClient(sr.URLs(s.RegistryURL)); err != nil {
+		return nil, err
+	}
+	if s.Codec, err = schemas.NewCodec(ctx, s.Registry, processor.Subjects(s.Topics)); err != nil {
+		return nil, err
+	}
+
+	sim, err := simulator.New(simulator.Config{Programs: o.Programs, Latency: o.LeadspaceLatency, Jitter: o.LeadspaceJitter,
+		BulkReadyAfterPolls: o.BulkReadyAfterPolls})
+	if err != nil {
+		return nil, fmt.Errorf("leadspace simulator: %w", err)
+	}
+	s.Simulator = sim
+	s.closers = append(s.closers, func() { _ = sim.Close() })
+	if s.LeadspaceURL, err = sim.Start("127.0.0.1:0"); err != nil {
+		return nil, fmt.Errorf("leadspace simulator: %w", err)
+	}
+	return s, nil
+}
+
+// Close stops everything in reverse order.
+func (s *Stack) Close() {
+	for i := len(s.closers) - 1; i >= 0; i-- {
+		s.closers[i]()
+	}
+	s.closers = nil
+}

@@ -1,0 +1,297 @@
+package processor_test
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest"
+
+	"github.com/enrichment/leadspace-enricher/leadspace"
+	"github.com/enrichment/leadspace-enricher/leadspace/simulator"
+	"github.com/enrichment/leadspace-enricher/processor"
+	"github.com/enrichment/leadspace-enricher/processor/embedded"
+	"github.com/enrichment/leadspace-enricher/schemas"
+)
+
+// The integration suite runs on the in-process broker by default, and
+// unchanged against a real Kafka cluster when KAFKA_BOOTSTRAP names one
+// (make test-kafka). Every test uses its own topics and group, so tests can
+// share one broker.
+
+func brokersFromEnv() []string {
+	if b := os.Getenv("KAFKA_BOOTSTRAP"); b != "" {
+		return strings.Split(b, ",")
+	}
+	return nil
+}
+
+// tenantProgram is a demo tenant with its own Leadspace program.
+type tenantProgram struct {
+	id, token string
+	consent   bool
+	credits   int64
+}
+
+func tenant(id string) tenantProgram {
+	return tenantProgram{id: id, token: "tok-" + id + "-" + fmt.Sprint(rand.Uint32()), consent: true, credits: simulator.Unlimited}
+}
+
+type env struct {
+	t       *testing.T
+	stack   *embedded.Stack
+	prod    *processor.Producer
+	tenants []tenantProgram
+	group   string
+
+	mu   sync.Mutex
+	proc *processor.Processor
+	stop context.CancelFunc
+	done chan error
+}
+
+var unsafeChars = regexp.MustCompile(`[^a-zA-Z0-9]+`)
+
+func newEnv(t *testing.T, tenants ...tenantProgram) *env {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	prefix := fmt.Sprintf("%s-%d-", strings.ToLower(unsafeChars.ReplaceAllString(t.Name(), "-")), rand.Uint32()%100000)
+	topics := processor.Topics{Profiles: prefix + "profiles", Control: prefix + "control", Enriched: prefix + "enriched",
+		DeadLetters: prefix + "dlq", Status: prefix + "status"}
+	var programs []simulator.ProgramConfig
+	for _, tp := range tenants {
+		programs = append(programs, simulator.ProgramConfig{ID: tp.id, Tokens: []string{tp.token}, TPS: 1000, Credits: tp.credits})
+	}
+	stack, err := embedded.Start(ctx, embedded.Options{Brokers: brokersFromEnv(), Topics: topics, Partitions: 3,
+		Programs: programs, LeadspaceLatency: 5 * time.Millisecond, LeadspaceJitter: -1, BulkReadyAfterPolls: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(stack.Close)
+	prod, err := processor.NewProducer(stack.Kafka, stack.Codec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { prod.Close() })
+	e := &env{t: t, stack: stack, prod: prod, tenants: tenants, group: prefix + "group"}
+	for _, tp := range tenants {
+		e.connect(tp)
+	}
+	return e
+}
+
+// control publishes a control event as an admin would.
+func (e *env) control(ev schemas.Control) schemas.Control {
+	e.t.Helper()
+	ev.IssuedBy = "admin@test"
+	ev, err := e.prod.PublishControl(context.Background(), e.stack.Topics.Control, ev)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return ev
+}
+
+func (e *env) connect(tp tenantProgram) {
+	e.control(schemas.Control{TenantID: tp.id, Connection: &schemas.Connection{DisplayName: tp.id, TokenRef: "plain:" + tp.token}})
+	e.control(schemas.Control{TenantID: tp.id, Mapping: &schemas.Mapping{NameAttribute: "CompanyName", WebsiteAttribute: "Website", LocationAttribute: "Location"}})
+	if tp.consent {
+		e.control(schemas.Control{TenantID: tp.id, Consent: &schemas.Consent{Given: true}})
+	}
+}
+
+// start runs a processor instance until stopped.
+func (e *env) start(tweaks ...func(*processor.Config)) {
+	e.t.Helper()
+	ls, err := leadspace.New(leadspace.Config{BaseURL: e.stack.LeadspaceURL, TPS: 1000, BackoffBase: 10 * time.Millisecond,
+		BackoffMax: 50 * time.Millisecond, Breaker: leadspace.BreakerConfig{OpenTimeout: 200 * time.Millisecond}})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	table := processor.NewControlTable(processor.TokenSources{AllowPlaintext: true}.Resolver())
+	cfg := processor.Config{Kafka: e.stack.Kafka, Topics: e.stack.Topics, GroupID: e.group,
+		Window: 500, CommitInterval: 100 * time.Millisecond, ShutdownTimeout: 10 * time.Second, RetryBackoff: 20 * time.Millisecond,
+		Logger: zaptest.NewLogger(e.t, zaptest.Level(zap.WarnLevel))}
+	for _, tweak := range tweaks {
+		tweak(&cfg)
+	}
+	proc, err := processor.New(cfg, e.stack.Codec, table, processor.LeadspaceEnricher{Client: ls})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- proc.Run(ctx); ls.Close() }()
+	e.mu.Lock()
+	e.proc, e.stop, e.done = proc, cancel, done
+	e.mu.Unlock()
+	e.t.Cleanup(func() { e.shutdown() })
+	select {
+	case <-proc.ReadyC():
+	case err := <-done:
+		e.t.Fatalf("processor stopped before ready: %v", err)
+	case <-time.After(30 * time.Second):
+		e.t.Fatal("processor not ready after 30s")
+	}
+}
+
+// shutdown stops the running instance gracefully and waits for it.
+func (e *env) shutdown() {
+	e.mu.Lock()
+	stop, done := e.stop, e.done
+	e.stop, e.done = nil, nil
+	e.mu.Unlock()
+	if stop == nil {
+		return
+	}
+	stop()
+	select {
+	case err := <-done:
+		if err != nil {
+			e.t.Errorf("processor returned %v on shutdown", err)
+		}
+	case <-time.After(30 * time.Second):
+		e.t.Error("processor did not stop within 30s")
+	}
+}
+
+func profile(tenant string, i int, attrs map[string]string) schemas.Profile {
+	return schemas.Profile{EventID: fmt.Sprintf("%s-ev-%d", tenant, i), TenantID: tenant, ProfileID: fmt.Sprintf("p%04d", i),
+		Kind: "ACCOUNT", Attributes: attrs, UnifiedAt: time.Now().UTC().Truncate(time.Millisecond), Version: 1}
+}
+
+func company(i int) map[string]string {
+	return map[string]string{"CompanyName": fmt.Sprintf("Contoso %d Ltd", i), "Website": fmt.Sprintf("contoso%d.com", i),
+		"Location": "Seattle, WA, US", "PrimaryEmail": fmt.Sprintf("secret%d@contoso.com", i), "Revenue": "confidential"}
+}
+
+func (e *env) produceProfiles(ps ...schemas.Profile) {
+	e.t.Helper()
+	var msgs []kafka.Message
+	for _, p := range ps {
+		v, err := e.stack.Codec.Encode(schemas.ProfileUnified, p.Native())
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		msgs = append(msgs, kafka.Message{Topic: e.stack.Topics.Profiles, Key: []byte(p.TenantID + "/" + p.ProfileID), Value: v})
+	}
+	e.produceRaw(msgs...)
+}
+
+func (e *env) produceRaw(msgs ...kafka.Message) {
+	e.t.Helper()
+	for i := range msgs {
+		if msgs[i].Topic == "" {
+			msgs[i].Topic = e.stack.Topics.Profiles
+		}
+	}
+	if err := e.prod.Write(context.Background(), msgs...); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+// outputs is what reached the output topics.
+type outputs struct {
+	enriched   map[string]schemas.Enriched // by key, latest
+	tombstones map[string]bool
+	dead       []schemas.Dead
+	deadMsgs   []kafka.Message
+	enrichedN  int // records on the enriched topic, duplicates included
+}
+
+// waitOutputs reads the output topics until cond holds or the time is up.
+func (e *env) waitOutputs(within time.Duration, cond func(outputs) bool) outputs {
+	e.t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		out := e.readOutputs()
+		if cond(out) {
+			return out
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("outputs did not reach the expected state within %s: %d enriched keys, %d tombstones, %d dead letters",
+				within, len(out.enriched), len(out.tombstones), len(out.dead))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// readOutputs reads both output topics from the start to their current end.
+func (e *env) readOutputs() outputs {
+	e.t.Helper()
+	out := outputs{enriched: map[string]schemas.Enriched{}, tombstones: map[string]bool{}}
+	e.readTopic(e.stack.Topics.Enriched, func(m kafka.Message) {
+		out.enrichedN++
+		if m.Value == nil {
+			out.tombstones[string(m.Key)] = true
+			delete(out.enriched, string(m.Key))
+			return
+		}
+		ev, err := e.stack.Codec.DecodeEnriched(context.Background(), m.Value)
+		if err != nil {
+			e.t.Errorf("enriched topic holds an undecodable value at %d/%d: %v", m.Partition, m.Offset, err)
+			return
+		}
+		delete(out.tombstones, string(m.Key))
+		out.enriched[string(m.Key)] = ev
+	})
+	e.readTopic(e.stack.Topics.DeadLetters, func(m kafka.Message) {
+		d, err := e.stack.Codec.DecodeDead(context.Background(), m.Value)
+		if err != nil {
+			e.t.Errorf("DLQ holds an undecodable value: %v", err)
+			return
+		}
+		out.dead = append(out.dead, d)
+		out.deadMsgs = append(out.deadMsgs, m)
+	})
+	return out
+}
+
+func (e *env) readTopic(topic string, apply func(kafka.Message)) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var mu sync.Mutex
+	caught := make(chan struct{})
+	go func() {
+		_ = processor.Follow(ctx, e.stack.Kafka, topic, func(m kafka.Message) { mu.Lock(); apply(m); mu.Unlock() }, func() { close(caught) })
+	}()
+	select {
+	case <-caught:
+	case <-ctx.Done():
+		e.t.Fatalf("reading %s timed out", topic)
+	}
+	cancel()
+}
+
+// namesSent counts, per company name, the records Leadspace received.
+func (e *env) namesSent(program string) map[string]int {
+	out := map[string]int{}
+	for _, c := range e.callsFor(program) {
+		for _, r := range c.Records {
+			if comp, ok := r["company"].(map[string]any); ok {
+				name, _ := comp["name"].(string)
+				out[name]++
+			}
+		}
+	}
+	return out
+}
+
+// callsFor lists the simulator's requests for one program.
+func (e *env) callsFor(program string) []simulator.Call {
+	var out []simulator.Call
+	for _, c := range e.stack.Simulator.Calls() {
+		if c.Program == program {
+			out = append(out, c)
+		}
+	}
+	return out
+}

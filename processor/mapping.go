@@ -1,0 +1,124 @@
+package processor
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/enrichment/leadspace-enricher/leadspace"
+	"github.com/enrichment/leadspace-enricher/schemas"
+)
+
+// Stable reasons of the map stage.
+const (
+	ReasonMissingName   = "map.missing_company_name"
+	ReasonNotAnAccount  = "map.not_an_account_profile"
+	ReasonFieldTooLong  = "validate.field_too_long"
+	ReasonInvalidText   = "validate.invalid_utf8"
+	ReasonKeyMismatch   = "validate.key_mismatch"
+	ReasonMissingIDs    = "validate.missing_ids"
+	ReasonMalformedKey  = "validate.malformed_key"
+	maxMappedValueBytes = 512
+)
+
+// mapped is what the tenant's mapping selects from one profile: the only
+// data that will leave for Leadspace.
+type mapped struct {
+	input       leadspace.CompanyInput
+	fingerprint string
+}
+
+// mapProfile applies a mapping. A blank name is not an error but a skip
+// (the profile cannot be matched); oversized or non-UTF-8 values are input
+// errors, because Leadspace would reject or mangle them.
+func mapProfile(p schemas.Profile, m schemas.Mapping) (mapped, string, error) {
+	if p.Kind != "" && p.Kind != "ACCOUNT" {
+		return mapped{}, ReasonNotAnAccount, nil
+	}
+	get := func(attr string) (string, error) {
+		if attr == "" {
+			return "", nil
+		}
+		v := strings.TrimSpace(p.Attributes[attr])
+		switch {
+		case len(v) > maxMappedValueBytes:
+			return "", &stageError{stage: schemas.StageValidate, reason: ReasonFieldTooLong, class: classInput,
+				err: fmt.Errorf("attribute %q is %d bytes, the limit is %d", attr, len(v), maxMappedValueBytes)}
+		case !utf8.ValidString(v):
+			return "", &stageError{stage: schemas.StageValidate, reason: ReasonInvalidText, class: classInput,
+				err: fmt.Errorf("attribute %q is not valid UTF-8", attr)}
+		}
+		return v, nil
+	}
+	name, err := get(m.NameAttribute)
+	if err != nil {
+		return mapped{}, "", err
+	}
+	if name == "" {
+		return mapped{}, ReasonMissingName, nil
+	}
+	website, err := get(m.WebsiteAttribute)
+	if err != nil {
+		return mapped{}, "", err
+	}
+	location, err := get(m.LocationAttribute)
+	if err != nil {
+		return mapped{}, "", err
+	}
+	in := leadspace.CompanyInput{Name: name, Website: website, Address: parseLocation(location)}
+	return mapped{input: in, fingerprint: fingerprint(in)}, "", nil
+}
+
+// parseLocation reads a free-text company location, most specific part first:
+// "City, State, Country", "City, Country" or "Country". Leadspace takes a
+// structured address; how it weighs each part in matching is not published
+// (UNCERTAIN, leadspace-api.md §2), so we send only what the text says.
+func parseLocation(s string) *leadspace.Address {
+	if s == "" {
+		return nil
+	}
+	parts := strings.Split(s, ",")
+	for i := range parts {
+		parts[i] = strings.TrimSpace(parts[i])
+	}
+	a := &leadspace.Address{}
+	switch n := len(parts); {
+	case n == 1:
+		a.Country = parts[0]
+	case n == 2:
+		a.City, a.Country = parts[0], parts[1]
+	default:
+		a.City, a.State, a.Country = parts[n-3], parts[n-2], parts[n-1]
+		if n > 3 {
+			a.Street = strings.Join(parts[:n-3], ", ")
+		}
+	}
+	return a
+}
+
+// fingerprint identifies the inputs sent; equal fingerprints mean a call
+// would ask Leadspace the same question again.
+func fingerprint(in leadspace.CompanyInput) string {
+	h := sha256.New()
+	fmt.Fprintf(h, "name=%s\x00website=%s\x00", in.Name, in.Website)
+	if a := in.Address; a != nil {
+		fmt.Fprintf(h, "street=%s\x00city=%s\x00state=%s\x00postal=%s\x00country=%s\x00", a.Street, a.City, a.State, a.PostalCode, a.Country)
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+func sentOf(in leadspace.CompanyInput) *schemas.Sent {
+	s := &schemas.Sent{Name: in.Name, Website: in.Website}
+	if a := in.Address; a != nil {
+		s.Location = &schemas.Address{Street: a.Street, City: a.City, State: a.State, PostalCode: a.PostalCode, Country: a.Country}
+	}
+	return s
+}
+
+// splitKey reads a tenant/profile key.
+func splitKey(key []byte) (tenant, profile string, ok bool) {
+	tenant, profile, ok = strings.Cut(string(key), "/")
+	return tenant, profile, ok && tenant != "" && profile != ""
+}

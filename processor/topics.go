@@ -1,0 +1,65 @@
+package processor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/segmentio/kafka-go"
+)
+
+// TopicLayout says how to create the topics.
+type TopicLayout struct {
+	// Partitions of profile-unified, enriched-company, the DLQ and status.
+	// Enriched should match profiles so both hash a key alike. Default: 6.
+	Partitions int
+	// ReplicationFactor of every topic. Default: 1 (use 3 in production).
+	ReplicationFactor int
+}
+
+// CreateTopics creates any missing topic with the cleanup policy the design
+// gives it: compacted tables (profiles, control, enriched, status) and a
+// deleting DLQ with long retention. The control topic has one partition so
+// that its events keep one order. Existing topics are left as they are.
+func CreateTopics(ctx context.Context, k Kafka, t Topics, layout TopicLayout) error {
+	t.setDefaults()
+	if layout.Partitions == 0 {
+		layout.Partitions = 6
+	}
+	if layout.ReplicationFactor == 0 {
+		layout.ReplicationFactor = 1
+	}
+	conn, err := k.connect()
+	if err != nil {
+		return err
+	}
+	compact := []kafka.ConfigEntry{{ConfigName: "cleanup.policy", ConfigValue: "compact"}}
+	dlq := []kafka.ConfigEntry{{ConfigName: "cleanup.policy", ConfigValue: "delete"},
+		{ConfigName: "retention.ms", ConfigValue: "2592000000"}} // 30 days: time for ops to replay
+	req := &kafka.CreateTopicsRequest{Topics: []kafka.TopicConfig{
+		{Topic: t.Profiles, NumPartitions: layout.Partitions, ReplicationFactor: layout.ReplicationFactor, ConfigEntries: compact},
+		{Topic: t.Control, NumPartitions: 1, ReplicationFactor: layout.ReplicationFactor, ConfigEntries: compact},
+		{Topic: t.Enriched, NumPartitions: layout.Partitions, ReplicationFactor: layout.ReplicationFactor, ConfigEntries: compact},
+		{Topic: t.DeadLetters, NumPartitions: layout.Partitions, ReplicationFactor: layout.ReplicationFactor, ConfigEntries: dlq},
+		{Topic: t.Status, NumPartitions: layout.Partitions, ReplicationFactor: layout.ReplicationFactor, ConfigEntries: compact},
+	}}
+	res, err := conn.client().CreateTopics(ctx, req)
+	if err != nil {
+		return fmt.Errorf("create topics: %w", err)
+	}
+	for topic, terr := range res.Errors {
+		if terr != nil && !errors.Is(terr, kafka.TopicAlreadyExists) {
+			return fmt.Errorf("create topic %s: %w", topic, terr)
+		}
+	}
+	return nil
+}
+
+// Follow reads a whole topic and then keeps following it; see follow.
+func Follow(ctx context.Context, k Kafka, topic string, apply func(kafka.Message), caughtUp func()) error {
+	conn, err := k.connect()
+	if err != nil {
+		return err
+	}
+	return follow(ctx, conn, topic, apply, caughtUp)
+}

@@ -60,7 +60,7 @@ func demoProfile(rng *rand.Rand, tenant string, i int, now time.Time) schemas.Pr
 func demoBadEvents(topic, tenant string, n int) []kafka.Message {
 	kinds := [][]byte{
 		[]byte(`{"tenant_id":"` + tenant + `","name":"json, not avro"}`),
-		{0, 0, 0, 0x7f, 0x7f, 1, 2, 3},  // unknown schema id
+		{0, 0, 0, 0x7f, 0x7f, 1, 2, 3},    // unknown schema id
 		{0, 0, 0, 0, 1, 0xff, 0xff, 0xff}, // truncated avro
 		{0xde, 0xad, 0xbe, 0xef},
 		[]byte("plain text"),

@@ -107,8 +107,12 @@ func runDev(ctx context.Context, f devFlags, log *zap.Logger) error {
 	tallyErr := make(chan error, 2)
 	followCtx, stopFollow := context.WithCancel(ctx)
 	defer stopFollow()
-	go func() { tallyErr <- processor.Follow(followCtx, stack.Kafka, stack.Topics.Enriched, tally.enriched(stack.Codec), func() {}) }()
-	go func() { tallyErr <- processor.Follow(followCtx, stack.Kafka, stack.Topics.DeadLetters, tally.dead(stack.Codec), func() {}) }()
+	go func() {
+		tallyErr <- processor.Follow(followCtx, stack.Kafka, stack.Topics.Enriched, tally.enriched(stack.Codec), func() {})
+	}()
+	go func() {
+		tallyErr <- processor.Follow(followCtx, stack.Kafka, stack.Topics.DeadLetters, tally.dead(stack.Codec), func() {})
+	}()
 
 	want := f.profiles + f.badEvents
 	deadline := time.After(f.timeout)

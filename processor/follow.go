@@ -17,7 +17,7 @@ import (
 // tables (control, dedupe) without a consumer group: every instance needs
 // all partitions.
 func follow(ctx context.Context, conn connection, topic string, apply func(kafka.Message), caughtUp func()) error {
-	ends, err := partitionEnds(ctx, conn, topic)
+	ends, err := retryTransient(ctx, func() (map[int]span, error) { return partitionEnds(ctx, conn, topic) })
 	if err != nil {
 		return err
 	}
@@ -45,6 +45,28 @@ func follow(ctx context.Context, conn connection, topic string, apply func(kafka
 }
 
 type span struct{ first, end int64 }
+
+// retryTransient retries what a broker may refuse for a moment: a topic just
+// created has no leader yet, a leader moves during a roll. It gives up after
+// 30 s or on the first error that is not temporary.
+func retryTransient[T any](ctx context.Context, f func() (T, error)) (T, error) {
+	deadline := time.Now().Add(30 * time.Second)
+	wait := 50 * time.Millisecond
+	for {
+		v, err := f()
+		var kerr kafka.Error
+		temporary := errors.As(err, &kerr) && kerr.Temporary()
+		if err == nil || !temporary || time.Now().After(deadline) {
+			return v, err
+		}
+		select {
+		case <-ctx.Done():
+			return v, ctx.Err()
+		case <-time.After(wait):
+		}
+		wait = min(wait*2, time.Second)
+	}
+}
 
 // partitionEnds lists each partition's first and next offset now.
 func partitionEnds(ctx context.Context, conn connection, topic string) (map[int]span, error) {

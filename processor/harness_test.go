@@ -137,6 +137,9 @@ func (e *env) start(tweaks ...func(*processor.Config)) {
 	select {
 	case <-proc.ReadyC():
 	case err := <-done:
+		e.mu.Lock()
+		e.stop, e.done = nil, nil
+		e.mu.Unlock()
 		e.t.Fatalf("processor stopped before ready: %v", err)
 	case <-time.After(30 * time.Second):
 		e.t.Fatal("processor not ready after 30s")

@@ -56,7 +56,7 @@ func TestUndecodableValuesGoToTheDLQWithTheirContext(t *testing.T) {
 	bad := []kafka.Message{
 		{Key: []byte("acme/b1"), Value: []byte(`{"json":"not avro"}`), Headers: []kafka.Header{{Key: "trace-id", Value: []byte("abc")}}},
 		{Key: []byte("acme/b2"), Value: []byte{0, 0, 0, 0x7f, 0x7f, 1}},
-		{Key: []byte("acme/b3"), Value: []byte{0, 0, 0, 0, 1, 0xff, 0xff}},
+		{Key: []byte("acme/b3"), Value: []byte{0, 0, 0, 0, byte(e.stack.Codec.SchemaID(schemas.ProfileUnified)), 0xff, 0xff}},
 	}
 	e.produceRaw(bad...)
 	e.produceProfiles(profile("acme", 1, company(1)))

@@ -1,0 +1,221 @@
+package leadspace
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/enrichment/leadspace-enricher/leadspace/simulator"
+)
+
+func companies(n int) []Request {
+	reqs := make([]Request, n)
+	for i := range reqs {
+		reqs[i] = Request{ExternalID: fmt.Sprintf("r-%d", i),
+			Company: CompanyInput{Name: fmt.Sprintf("Company %d", i), Website: fmt.Sprintf("company%d.com", i)}}
+	}
+	return reqs
+}
+
+func TestBulkSubmitsPollsAndMatchesByExternalID(t *testing.T) {
+	w := newWorld(t, func(c *simulator.Config) { c.BulkReadyAfterPolls = 3 }, nil)
+	reqs := companies(50)
+	reqs[7].Company = CompanyInput{Name: "Nomatch Ltd"}
+	results, err := w.program().EnrichBulk(context.Background(), reqs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range results {
+		if r.ExternalID != reqs[i].ExternalID {
+			t.Fatalf("result %d is for %q", i, r.ExternalID)
+		}
+	}
+	if results[7].Matched || results[7].Status != "Not Enriched" {
+		t.Fatalf("nomatch record: %+v", results[7])
+	}
+	if !results[0].Matched || results[0].Company.Name != "Company 0" {
+		t.Fatalf("record 0: %+v", results[0])
+	}
+	submits, polls := w.calls("/enrichment/enrich/bulk"), 0
+	for _, c := range w.sim.Calls() {
+		if c.Method == "GET" {
+			polls++
+		}
+	}
+	if len(submits) != 1 || len(submits[0].Records) != 50 || polls != 4 {
+		t.Fatalf("submits = %d, polls = %d; want 1 submit of 50 and 4 polls (3 not ready)", len(submits), polls)
+	}
+	if got := w.sim.RecordsReceived(testProgramID); got != 50 {
+		t.Fatalf("records received = %d", got)
+	}
+}
+
+func TestBulkPartialFailures(t *testing.T) {
+	w := newWorld(t, nil, nil)
+	reqs := companies(6)
+	reqs[1].Company = CompanyInput{Website: "noname.com"}    // code 1200: invalid input
+	reqs[2].Company = CompanyInput{Name: "Flaky Co"}         // code 1100 once, then fine
+	reqs[3].Company = CompanyInput{Name: simulator.Magic503} // code 1100 every time
+	w.sim.InjectFault(simulator.Fault{Path: "/enrichment/enrich/bulk", CompanyName: "Flaky Co", Status: 500, Count: 1})
+
+	results, err := w.program().EnrichBulk(context.Background(), reqs)
+	var be *BulkError
+	if !errors.As(err, &be) || len(be.Errs) != len(reqs) {
+		t.Fatalf("err = %v, want a *BulkError aligned with the records", err)
+	}
+	for _, i := range []int{0, 2, 4, 5} {
+		if be.Errs[i] != nil || !results[i].Matched {
+			t.Fatalf("record %d: %+v, %v", i, results[i], be.Errs[i])
+		}
+	}
+	wantReason(t, be.Errs[1], ClassInput, ReasonInputRejected)
+	wantReason(t, be.Errs[3], ClassRetryable, ReasonRetriesExhausted)
+
+	submits := w.calls("/enrichment/enrich/bulk")
+	if len(submits) != 4 {
+		t.Fatalf("submits = %d, want 1 + 3 retries (MaxAttempts 4)", len(submits))
+	}
+	// Retries resubmit only the records that failed retryably.
+	if ids := sentIDs(submits[1]); fmt.Sprint(ids) != "[r-2 r-3]" {
+		t.Fatalf("second submit sent %v", ids)
+	}
+	if ids := sentIDs(submits[2]); fmt.Sprint(ids) != "[r-3]" {
+		t.Fatalf("third submit sent %v", ids)
+	}
+}
+
+func sentIDs(c simulator.Call) []string {
+	var ids []string
+	for _, r := range c.Records {
+		ids = append(ids, fmt.Sprint(r["external_id"]))
+	}
+	return ids
+}
+
+func TestBulkSplitsAt500AndRejectsDuplicateIDs(t *testing.T) {
+	w := newWorld(t, nil, nil)
+	reqs := companies(1201)
+	reqs[1200].ExternalID = reqs[0].ExternalID
+	results, err := w.program().EnrichBulk(context.Background(), reqs)
+	var be *BulkError
+	if !errors.As(err, &be) {
+		t.Fatalf("err = %v", err)
+	}
+	for i, e := range be.Errs {
+		if i == 1200 {
+			wantReason(t, e, ClassInput, ReasonDuplicateExternal)
+		} else if e != nil || results[i].ExternalID != reqs[i].ExternalID {
+			t.Fatalf("record %d: %v", i, e)
+		}
+	}
+	sizes := map[int]int{}
+	for _, c := range w.calls("/enrichment/enrich/bulk") {
+		sizes[len(c.Records)]++
+	}
+	if fmt.Sprint(sizes) != "map[200:1 500:2]" {
+		t.Fatalf("bulk sizes = %v", sizes)
+	}
+}
+
+func TestBulkPollFailuresDoNotResubmit(t *testing.T) {
+	w := newWorld(t, nil, nil)
+	w.sim.InjectFault(simulator.Fault{Path: "/v3/enrichment/results/*", Status: 503, Count: 3})
+	w.sim.InjectFault(simulator.Fault{Path: "/v3/enrichment/results/*", Drop: true, Count: 1})
+	results, err := w.program().EnrichBulk(context.Background(), companies(3))
+	if err != nil || !results[2].Matched {
+		t.Fatalf("%v", err)
+	}
+	if n := len(w.calls("/enrichment/enrich/bulk")); n != 1 {
+		t.Fatalf("submits = %d: a bulk must not be resubmitted while its id can still be polled", n)
+	}
+}
+
+func TestBulkUnknownIDIsResubmitted(t *testing.T) {
+	w := newWorld(t, nil, nil)
+	w.sim.InjectFault(simulator.Fault{Path: "/v3/enrichment/results/*", Status: 404, Count: 1})
+	if _, err := w.program().EnrichBulk(context.Background(), companies(2)); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(w.calls("/enrichment/enrich/bulk")); n != 2 {
+		t.Fatalf("submits = %d, want a resubmit after 404 on poll", n)
+	}
+}
+
+func TestBulkRunsOutOfCredits(t *testing.T) {
+	w := newWorld(t, func(c *simulator.Config) { c.Programs[0].Credits = 3 }, nil)
+	all := companies(6) // "Company 3" is in the simulator's no-match bucket
+	reqs := []Request{all[0], all[1], all[2], all[4], all[5]}
+	results, err := w.program().EnrichBulk(context.Background(), reqs)
+	var be *BulkError
+	if !errors.As(err, &be) {
+		t.Fatalf("err = %v", err)
+	}
+	for i := range 3 {
+		if be.Errs[i] != nil || !results[i].Matched {
+			t.Fatalf("record %d: %v", i, be.Errs[i])
+		}
+	}
+	for i := 3; i < 5; i++ {
+		wantReason(t, be.Errs[i], ClassCredits, ReasonCreditsExhausted)
+	}
+}
+
+func TestEnrichSwitchesToBulkUnderBacklog(t *testing.T) {
+	w := newWorld(t, nil, func(c *Config) { c.TPS = 20; c.BulkThreshold = 10 })
+	p := w.program()
+	reqs := companies(300)
+	var wg sync.WaitGroup
+	errs := make([]error, len(reqs))
+	results := make([]Result, len(reqs))
+	for i := range reqs {
+		wg.Go(func() { results[i], errs[i] = p.Enrich(context.Background(), reqs[i]) })
+	}
+	wg.Wait()
+	for i := range reqs {
+		if errs[i] != nil || results[i].ExternalID != reqs[i].ExternalID {
+			t.Fatalf("record %d: %+v, %v", i, results[i], errs[i])
+		}
+	}
+	st := p.Stats()
+	if st.BulkSubmits == 0 || st.RecordsSent != 300 {
+		t.Fatalf("stats = %+v, want bulk submits and each record sent once", st)
+	}
+	if st.SingleCalls+st.BulkSubmits > 60 {
+		t.Fatalf("stats = %+v: backlog should have been batched", st)
+	}
+
+	// Light traffic afterwards goes back to single calls.
+	before := p.Stats().SingleCalls
+	for i := range 3 {
+		if _, err := p.Enrich(context.Background(), contoso(fmt.Sprint("late-", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := p.Stats().SingleCalls - before; got != 3 {
+		t.Fatalf("single calls = %d, want 3", got)
+	}
+}
+
+// A caller that gives up while its record is still being gathered takes the
+// record back: nothing of it leaves for Leadspace.
+func TestCanceledRecordIsNeverSent(t *testing.T) {
+	w := newWorld(t, nil, func(c *Config) { c.TPS = 0.5; c.MinTPS = 0.5; c.BulkThreshold = 1 })
+	p := w.program()
+	if err := p.lim.wait(context.Background()); err != nil { // spend the one token: the next wait is 2 s
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	_, err := p.Enrich(ctx, contoso("withdrawn"))
+	wantReason(t, err, ClassCanceled, ReasonCanceled)
+	time.Sleep(50 * time.Millisecond)
+	if calls := w.sim.Calls(); len(calls) != 0 || w.sim.RecordsReceived(testProgramID) != 0 {
+		t.Fatalf("a withdrawn record reached the gateway: %+v", calls)
+	}
+	if st := p.Stats(); st.Transactions != 0 {
+		t.Fatalf("stats = %+v", st)
+	}
+}

@@ -1,0 +1,97 @@
+package leadspace
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+)
+
+// limiter paces one program's transactions. It is AIMD: every 429 halves the
+// rate (not below a floor), then the rate climbs back by one transaction per
+// second for each second without a 429, up to the configured ceiling. A
+// Retry-After, when Leadspace sends one, pauses the program outright.
+//
+// UNCERTAIN(leadspace-api.md §4): no rate-limit headers or Retry-After are
+// documented; the 30 TPS budget is assumed to be per program (per token), and
+// one process is assumed to be the program's only client.
+type limiter struct {
+	lim  *rate.Limiter
+	now  func() time.Time
+	max  float64 // configured TPS
+	min  float64 // floor after decreases
+	step float64 // additive recovery, TPS per second
+
+	mu          sync.Mutex
+	current     float64
+	lastAdjust  time.Time // last recovery step or decrease
+	lastDecr    time.Time
+	pausedUntil time.Time
+}
+
+// decreaseCooldown keeps a burst of 429s answering the same crowded second
+// from halving the rate many times over.
+const decreaseCooldown = time.Second
+
+func newLimiter(tps, minTPS float64, burst int, now func() time.Time) *limiter {
+	return &limiter{
+		lim:        rate.NewLimiter(rate.Limit(tps), burst),
+		now:        now,
+		max:        tps,
+		min:        minTPS,
+		step:       1,
+		current:    tps,
+		lastAdjust: now(),
+	}
+}
+
+// wait blocks until the program may send one transaction, or ctx ends.
+func (l *limiter) wait(ctx context.Context) error {
+	if pause := l.recover(); pause > 0 {
+		t := time.NewTimer(pause)
+		defer t.Stop()
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+	return l.lim.Wait(ctx)
+}
+
+// recover applies the additive increase due since the last adjustment and
+// returns how long a Retry-After pause still has to run.
+func (l *limiter) recover() time.Duration {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := l.now()
+	if l.current < l.max {
+		l.current = min(l.max, l.current+l.step*now.Sub(l.lastAdjust).Seconds())
+		l.lim.SetLimitAt(now, rate.Limit(l.current))
+	}
+	l.lastAdjust = now
+	return l.pausedUntil.Sub(now)
+}
+
+// throttled records a 429: halve the rate and honour retryAfter if given.
+func (l *limiter) throttled(retryAfter time.Duration) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := l.now()
+	if now.Sub(l.lastDecr) >= decreaseCooldown {
+		l.current = max(l.min, l.current/2)
+		l.lim.SetLimitAt(now, rate.Limit(l.current))
+		l.lastDecr, l.lastAdjust = now, now
+	}
+	if retryAfter > 0 && now.Add(retryAfter).After(l.pausedUntil) {
+		l.pausedUntil = now.Add(retryAfter)
+	}
+}
+
+// tps is the current allowed rate, for stats and metrics.
+func (l *limiter) tps() float64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.current
+}

@@ -1,0 +1,162 @@
+package simulator
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// exchange carries one gateway request through the checks and records it in
+// the call log when done.
+type exchange struct {
+	s    *Simulator
+	w    http.ResponseWriter
+	r    *http.Request
+	prog *program
+	body map[string]any
+	call Call
+}
+
+// maxBody bounds request bodies: 500 records are far below it.
+const maxBody = 8 << 20
+
+func (c *exchange) log() {
+	if c.prog != nil {
+		c.call.Program = c.prog.cfg.ID
+	}
+	c.s.mu.Lock()
+	c.s.calls = append(c.s.calls, c.call)
+	c.s.mu.Unlock()
+}
+
+// send writes a JSON answer.
+func (c *exchange) send(status int, v any) {
+	c.call.Status = status
+	if v == nil {
+		c.w.WriteHeader(status)
+		return
+	}
+	b, _ := json.Marshal(v)
+	c.w.Header().Set("Content-Type", "application/json")
+	c.w.WriteHeader(status)
+	_, _ = c.w.Write(b)
+}
+
+// fail answers with the error envelope {error, tracking_id,
+// request_timestamp, details}; a 401 has an empty body, as documented.
+func (c *exchange) fail(status int, msg, details string) {
+	if status == http.StatusUnauthorized {
+		c.send(status, nil)
+		return
+	}
+	c.s.mu.Lock()
+	tracking := c.s.id("tracking", c.s.next())
+	c.s.mu.Unlock()
+	c.send(status, map[string]any{
+		"error":             msg,
+		"tracking_id":       tracking,
+		"request_timestamp": c.call.Time.UTC().Format(time.RFC3339),
+		"details":           details,
+	})
+}
+
+// authenticate accepts exactly "Bearer <token>" with a known perpetual token
+// or an unexpired OAuth token. Basic and anything else get a bare 401.
+func (c *exchange) authenticate() bool {
+	tok, ok := strings.CutPrefix(c.r.Header.Get("Authorization"), "Bearer ")
+	c.s.mu.Lock()
+	if ok && tok != "" {
+		if p := c.s.tokens[tok]; p != nil {
+			c.prog = p
+		} else if o, found := c.s.oauth[tok]; found && c.s.now().Before(o.expires) {
+			c.prog = o.p
+		}
+	}
+	c.s.mu.Unlock()
+	if c.prog == nil {
+		c.send(http.StatusUnauthorized, nil)
+		return false
+	}
+	return true
+}
+
+// readBody enforces JSON on POST and PUT and parses the body as an object.
+// The parsed records go into the call log: they are what left the client.
+func (c *exchange) readBody() bool {
+	if c.r.Method != http.MethodPost && c.r.Method != http.MethodPut {
+		return true
+	}
+	mt, _, err := mime.ParseMediaType(c.r.Header.Get("Content-Type"))
+	if err != nil || mt != "application/json" {
+		c.fail(http.StatusUnsupportedMediaType, "Unsupported Media Type", "send Content-Type: application/json")
+		return false
+	}
+	raw, err := io.ReadAll(io.LimitReader(c.r.Body, maxBody+1))
+	if err != nil || len(raw) > maxBody {
+		c.fail(http.StatusBadRequest, "Bad Request", "body unreadable or too large")
+		return false
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	if err := dec.Decode(&c.body); err != nil || c.body == nil {
+		c.fail(http.StatusBadRequest, "Bad Request", "body is not a JSON object")
+		return false
+	}
+	if c.r.URL.Path == pathBulk {
+		c.call.Bulk = true
+		if data, ok := c.body["data"].([]any); ok {
+			for _, d := range data {
+				m, _ := d.(map[string]any)
+				c.call.Records = append(c.call.Records, m)
+			}
+		}
+	} else if c.r.URL.Path == pathSingle {
+		c.call.Records = []map[string]any{c.body}
+	}
+	return true
+}
+
+// rateLimit takes one token from the program's bucket, else answers 429.
+func (c *exchange) rateLimit() bool {
+	c.s.mu.Lock()
+	ok := c.prog.bucket.AllowN(c.s.now(), 1)
+	c.s.mu.Unlock()
+	if ok {
+		return true
+	}
+	if c.s.cfg.EmitRetryAfter {
+		c.w.Header().Set("Retry-After", strconv.Itoa(1))
+	}
+	c.fail(http.StatusTooManyRequests, "Too Many Requests", "transactions per second exceeded for this program")
+	return false
+}
+
+// hasCredits answers 427 when the program has none left.
+func (c *exchange) hasCredits() bool {
+	c.s.mu.Lock()
+	ok := c.prog.credits != 0
+	c.s.mu.Unlock()
+	if !ok {
+		c.fail(427, "Insufficient Credits", "the program has no credits left; contact your CSM")
+	}
+	return ok
+}
+
+// field reads a nested string field, "" if absent or not a string.
+func field(m map[string]any, path ...string) string {
+	var cur any = m
+	for _, k := range path {
+		obj, ok := cur.(map[string]any)
+		if !ok {
+			return ""
+		}
+		cur = obj[k]
+	}
+	s, _ := cur.(string)
+	return strings.TrimSpace(s)
+}

@@ -1,0 +1,20 @@
+package leadspace
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"testing"
+)
+
+// newStubServer answers every request with status and body: for answers
+// the simulator never gives (malformed JSON, odd shapes).
+func newStubServer(t *testing.T, status int, body string) string {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(status)
+		_, _ = w.Write([]byte(body))
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL
+}

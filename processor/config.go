@@ -63,6 +63,12 @@ type Config struct {
 	// ProduceBatchTimeout is how long the producer waits to fill a batch.
 	// kafka-go's own default (1s) would add a second to every output. Default: 5ms.
 	ProduceBatchTimeout time.Duration
+	// Auth verifies control events. Default: none (events are not
+	// authenticated, and the processor says so at start).
+	Auth ControlAuth
+	// StatusInterval is how often tenant state changes are published to the
+	// status topic. Default: 1s.
+	StatusInterval time.Duration
 	// Logger receives structured logs. Default: a no-op logger.
 	Logger *zap.Logger
 	// Registerer receives the processor's metrics. Default: none.
@@ -88,6 +94,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.ProduceBatchTimeout == 0 {
 		c.ProduceBatchTimeout = 5 * time.Millisecond
+	}
+	if c.StatusInterval == 0 {
+		c.StatusInterval = time.Second
 	}
 	if c.Logger == nil {
 		c.Logger = zap.NewNop()

@@ -50,6 +50,9 @@ type tenantControl struct {
 
 	grant  context.Context // live while the tenant is permitted
 	revoke context.CancelFunc
+
+	refused     int64 // control events refused (forged, unsigned, replayed)
+	lastRefused string
 }
 
 // ControlTable is the in-memory view of the control topic: which tenants are
@@ -171,6 +174,19 @@ func (t *ControlTable) Known(tenant string) bool {
 	return tc != nil && tc.connection != nil
 }
 
+// Refuse records a control event that was not applied, for status.
+func (t *ControlTable) Refuse(tenant, reason string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	tc := t.tenants[tenant]
+	if tc == nil {
+		tc = &tenantControl{}
+		t.tenants[tenant] = tc
+	}
+	tc.refused++
+	tc.lastRefused = reason
+}
+
 // Pause stops a tenant's calls after Leadspace refused its program (401 or
 // 427) until a new connection event arrives. It applies only if the tenant
 // still uses the credentials that failed.
@@ -196,6 +212,8 @@ type TenantState struct {
 	Mapping     *schemas.Mapping
 	ConsentBy   string
 	ConsentAt   time.Time
+	Refused     int64
+	LastRefused string
 }
 
 // Snapshot lists every tenant's state.
@@ -204,7 +222,7 @@ func (t *ControlTable) Snapshot() []TenantState {
 	defer t.mu.RUnlock()
 	out := make([]TenantState, 0, len(t.tenants))
 	for id, tc := range t.tenants {
-		s := TenantState{TenantID: id, State: schemas.StateActive}
+		s := TenantState{TenantID: id, State: schemas.StateActive, Refused: tc.refused, LastRefused: tc.lastRefused}
 		if d := tc.denial(); d != nil {
 			s.State, s.Reason = d.State, d.Reason
 			if d.Detail != "" {

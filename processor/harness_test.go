@@ -1,6 +1,7 @@
 package processor_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"math/rand/v2"
@@ -11,8 +12,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest"
 
 	"github.com/enrichment/leadspace-enricher/leadspace"
@@ -37,6 +40,7 @@ func brokersFromEnv() []string {
 // tenantProgram is a demo tenant with its own Leadspace program.
 type tenantProgram struct {
 	id, token string
+	tokenRef  string // how the connection names the token; default plain:<token>
 	consent   bool
 	credits   int64
 }
@@ -51,6 +55,9 @@ type env struct {
 	prod    *processor.Producer
 	tenants []tenantProgram
 	group   string
+	auth    processor.ControlAuth // signs what control() publishes, when set
+	logs    *syncBuffer           // everything every instance logged
+	metrics *prometheus.Registry  // the last instance's metrics
 
 	mu   sync.Mutex
 	proc *processor.Processor
@@ -61,6 +68,13 @@ type env struct {
 var unsafeChars = regexp.MustCompile(`[^a-zA-Z0-9]+`)
 
 func newEnv(t *testing.T, tenants ...tenantProgram) *env {
+	t.Helper()
+	return newSignedEnv(t, "", tenants...)
+}
+
+// newSignedEnv is newEnv whose control events are signed with adminKey
+// (none when empty); e.auth is what the processor must verify with.
+func newSignedEnv(t *testing.T, adminKey string, tenants ...tenantProgram) *env {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -82,17 +96,57 @@ func newEnv(t *testing.T, tenants ...tenantProgram) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { prod.Close() })
-	e := &env{t: t, stack: stack, prod: prod, tenants: tenants, group: prefix + "group"}
+	e := &env{t: t, stack: stack, prod: prod, tenants: tenants, group: prefix + "group", logs: &syncBuffer{}}
+	if adminKey != "" {
+		e.auth = processor.ControlAuth{Key: []byte(adminKey)}
+	}
 	for _, tp := range tenants {
 		e.connect(tp)
 	}
+	t.Cleanup(e.checkOnlyMappedFieldsLeft)
 	return e
+}
+
+// checkOnlyMappedFieldsLeft runs after every test: whatever the test did,
+// each record that reached the simulator carries only the mapped company
+// fields and the correlation id.
+func (e *env) checkOnlyMappedFieldsLeft() {
+	allowed := map[string]bool{"name": true, "website": true, "address": true}
+	for _, c := range e.stack.Simulator.Calls() {
+		for _, r := range c.Records {
+			for k, v := range r {
+				switch k {
+				case "external_id":
+				case "company":
+					comp, _ := v.(map[string]any)
+					for field := range comp {
+						if !allowed[field] {
+							e.t.Errorf("company field %q left for Leadspace; only name, website and address are mapped", field)
+						}
+					}
+				default:
+					e.t.Errorf("field %q left for Leadspace; only company and external_id may", k)
+				}
+			}
+		}
+	}
 }
 
 // control publishes a control event as an admin would.
 func (e *env) control(ev schemas.Control) schemas.Control {
 	e.t.Helper()
-	ev.IssuedBy = "admin@test"
+	if ev.IssuedBy == "" {
+		ev.IssuedBy = "admin@test"
+	}
+	if ev.IssuedAt.IsZero() {
+		ev.IssuedAt = time.Now().UTC().Truncate(time.Millisecond)
+	}
+	if ev.EventID == "" {
+		ev.EventID = fmt.Sprintf("ctl-%d", rand.Uint64())
+	}
+	if e.auth.Enabled() && ev.Signature == "" {
+		e.auth.Sign(&ev)
+	}
 	ev, err := e.prod.PublishControl(context.Background(), e.stack.Topics.Control, ev)
 	if err != nil {
 		e.t.Fatal(err)
@@ -101,7 +155,11 @@ func (e *env) control(ev schemas.Control) schemas.Control {
 }
 
 func (e *env) connect(tp tenantProgram) {
-	e.control(schemas.Control{TenantID: tp.id, Connection: &schemas.Connection{DisplayName: tp.id, TokenRef: "plain:" + tp.token}})
+	ref := tp.tokenRef
+	if ref == "" {
+		ref = "plain:" + tp.token
+	}
+	e.control(schemas.Control{TenantID: tp.id, Connection: &schemas.Connection{DisplayName: tp.id, TokenRef: ref}})
 	e.control(schemas.Control{TenantID: tp.id, Mapping: &schemas.Mapping{NameAttribute: "CompanyName", WebsiteAttribute: "Website", LocationAttribute: "Location"}})
 	if tp.consent {
 		e.control(schemas.Control{TenantID: tp.id, Consent: &schemas.Consent{Given: true}})
@@ -109,20 +167,29 @@ func (e *env) connect(tp tenantProgram) {
 }
 
 // start runs a processor instance until stopped.
-func (e *env) start(tweaks ...func(*processor.Config)) {
+// startOpt adjusts an instance's configuration.
+type startOpt func(*processor.Config, *leadspace.Config)
+
+func (e *env) start(opts ...startOpt) {
 	e.t.Helper()
-	ls, err := leadspace.New(leadspace.Config{BaseURL: e.stack.LeadspaceURL, TPS: 1000, BackoffBase: 10 * time.Millisecond,
-		BackoffMax: 50 * time.Millisecond, Breaker: leadspace.BreakerConfig{OpenTimeout: 200 * time.Millisecond}})
+	reg := prometheus.NewRegistry()
+	log := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.AddSync(e.logs), zap.DebugLevel))
+	lsCfg := leadspace.Config{BaseURL: e.stack.LeadspaceURL, TPS: 1000, BackoffBase: 10 * time.Millisecond,
+		BackoffMax: 50 * time.Millisecond, Breaker: leadspace.BreakerConfig{OpenTimeout: 200 * time.Millisecond},
+		Logger: log.Named("leadspace"), Registerer: reg}
+	table := processor.NewControlTable(processor.TokenSources{AllowPlaintext: true}.Resolver())
+	cfg := processor.Config{Kafka: e.stack.Kafka, Topics: e.stack.Topics, GroupID: e.group, Auth: e.auth,
+		Window: 500, CommitInterval: 100 * time.Millisecond, ShutdownTimeout: 10 * time.Second, RetryBackoff: 20 * time.Millisecond,
+		StatusInterval: 100 * time.Millisecond, Registerer: reg,
+		Logger: zap.New(zapcore.NewTee(log.Core(), zaptest.NewLogger(e.t, zaptest.Level(zap.WarnLevel)).Core()))}
+	for _, opt := range opts {
+		opt(&cfg, &lsCfg)
+	}
+	ls, err := leadspace.New(lsCfg)
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	table := processor.NewControlTable(processor.TokenSources{AllowPlaintext: true}.Resolver())
-	cfg := processor.Config{Kafka: e.stack.Kafka, Topics: e.stack.Topics, GroupID: e.group,
-		Window: 500, CommitInterval: 100 * time.Millisecond, ShutdownTimeout: 10 * time.Second, RetryBackoff: 20 * time.Millisecond,
-		Logger: zaptest.NewLogger(e.t, zaptest.Level(zap.WarnLevel))}
-	for _, tweak := range tweaks {
-		tweak(&cfg)
-	}
+	e.metrics = reg
 	proc, err := processor.New(cfg, e.stack.Codec, table, processor.LeadspaceEnricher{Client: ls})
 	if err != nil {
 		e.t.Fatal(err)
@@ -297,4 +364,50 @@ func (e *env) callsFor(program string) []simulator.Call {
 		}
 	}
 	return out
+}
+
+// syncBuffer collects log lines from many goroutines.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// status reads the status topic and sums it per tenant.
+func (e *env) status() map[string]*processor.TenantStatus {
+	e.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	records, err := processor.ReadStatus(ctx, e.stack.Kafka, e.stack.Topics.Status, e.stack.Codec)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return processor.SumStatus(records)
+}
+
+// waitStatus polls the status topic until cond holds for the tenant.
+func (e *env) waitStatus(tenant string, within time.Duration, cond func(processor.TenantStatus) bool) processor.TenantStatus {
+	e.t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		st := e.status()[tenant]
+		if st != nil && cond(*st) {
+			return *st
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("status of %s did not reach the expected state within %s: %+v", tenant, within, st)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
+	"github.com/enrichment/leadspace-enricher/leadspace"
 	"github.com/enrichment/leadspace-enricher/processor"
 	"github.com/enrichment/leadspace-enricher/schemas"
 )
@@ -125,11 +126,14 @@ func TestTenantWithoutConsentSendsNothingToLeadspace(t *testing.T) {
 	e := newEnv(t, withConsent, without)
 	e.start()
 	var ps []schemas.Profile
-	for i := 0; i < 100; i++ {
-		ps = append(ps, profile("globex", i, company(i)), profile("acme", i, company(i)))
+	for i := 0; i < 1000; i++ {
+		ps = append(ps, profile("globex", i, company(i)))
+		if i < 100 {
+			ps = append(ps, profile("acme", i, company(i)))
+		}
 	}
 	e.produceProfiles(ps...)
-	out := e.waitOutputs(60*time.Second, func(o outputs) bool { return len(o.enriched) == 200 })
+	out := e.waitOutputs(60*time.Second, func(o outputs) bool { return len(o.enriched) == 1100 })
 	for key, ev := range out.enriched {
 		if ev.TenantID == "globex" && (ev.Status != schemas.StatusSkipped || ev.SkipReason != processor.ReasonNoConsent) {
 			t.Errorf("%s: %s %q, want SKIPPED %s", key, ev.Status, ev.SkipReason, processor.ReasonNoConsent)
@@ -140,6 +144,10 @@ func TestTenantWithoutConsentSendsNothingToLeadspace(t *testing.T) {
 	}
 	if len(e.callsFor("acme")) == 0 {
 		t.Fatal("the consenting tenant made no request at all")
+	}
+	st := e.waitStatus("globex", 30*time.Second, func(s processor.TenantStatus) bool { return s.Profiles == 1000 })
+	if st.Skipped != 1000 || st.Enriched != 0 || st.CreditsSpent != 0 || st.State != schemas.StateNoConsent {
+		t.Fatalf("globex status %+v, want 1000 skipped, nothing spent, state NO_CONSENT", st.Status)
 	}
 }
 
@@ -185,7 +193,7 @@ func TestCrashLosesNothingAndDoesNotAskAgainForPublishedAnswers(t *testing.T) {
 	e := newEnv(t, tenant("acme"))
 	// A stop that abandons in-flight work at once is as close to a crash as a
 	// test can get: whatever was not acked and committed must come back.
-	e.start(func(c *processor.Config) { c.ShutdownTimeout = time.Millisecond })
+	e.start(func(c *processor.Config, _ *leadspace.Config) { c.ShutdownTimeout = time.Millisecond })
 	const n = 600
 	var ps []schemas.Profile
 	for i := 0; i < n; i++ {

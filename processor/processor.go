@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -31,6 +32,7 @@ type Processor struct {
 	codec    *schemas.Codec
 	control  *ControlTable
 	handler  *handler
+	status   *statusTable
 	window   *window
 	pub      *publisher
 	metrics  *metrics
@@ -52,7 +54,7 @@ func New(cfg Config, codec *schemas.Codec, control *ControlTable, enricher Enric
 	if err != nil {
 		return nil, err
 	}
-	p := &Processor{cfg: cfg, conn: conn, codec: codec, control: control, window: newWindow(cfg.Window),
+	p := &Processor{cfg: cfg, conn: conn, codec: codec, control: control, window: newWindow(cfg.Window), status: newStatusTable(),
 		log: cfg.Logger, readyCh: make(chan struct{})}
 	p.handler = &handler{codec: codec, control: control, enricher: enricher, dedupe: newDedupe(), topics: cfg.Topics,
 		log: cfg.Logger, now: time.Now, backoff: cfg.RetryBackoff}
@@ -77,16 +79,24 @@ func (p *Processor) Run(ctx context.Context) error {
 	defer p.pub.close()
 	tables, stopTables := context.WithCancel(context.Background())
 	defer stopTables()
-	tablesErr := make(chan error, 2)
-	controlReady := make(chan struct{})
-	dedupeReady := make(chan struct{})
-	go func() {
-		tablesErr <- follow(tables, p.conn, p.cfg.Topics.Control, p.applyControl, func() { close(controlReady) })
-	}()
-	go func() {
-		tablesErr <- follow(tables, p.conn, p.cfg.Topics.Enriched, p.applyEnriched, func() { close(dedupeReady) })
-	}()
-	for _, ch := range []chan struct{}{controlReady, dedupeReady} {
+	if !p.cfg.Auth.Enabled() {
+		p.log.Warn("control events are not authenticated: anyone who can write to the control topic can change consent and tokens; set an admin key",
+			zap.String("topic", p.cfg.Topics.Control))
+	}
+	// Three tables must be loaded before any profile is processed: control
+	// (the gate), enriched (dedupe) and status (counts to resume from).
+	loaders := []struct {
+		topic string
+		apply func(kafka.Message)
+	}{{p.cfg.Topics.Control, p.applyControl}, {p.cfg.Topics.Enriched, p.applyEnriched}, {p.cfg.Topics.Status, p.applyStatus}}
+	tablesErr := make(chan error, len(loaders))
+	var loaded []chan struct{}
+	for _, l := range loaders {
+		ch := make(chan struct{})
+		loaded = append(loaded, ch)
+		go func() { tablesErr <- follow(tables, p.conn, l.topic, l.apply, func() { close(ch) }) }()
+	}
+	for _, ch := range loaded {
 		select {
 		case <-ch:
 		case err := <-tablesErr:
@@ -100,7 +110,12 @@ func (p *Processor) Run(ctx context.Context) error {
 	close(p.readyCh)
 	p.log.Info("ready: control table and dedupe cache loaded", zap.Int("tenants", len(p.control.Snapshot())),
 		zap.Int("dedupe_entries", p.handler.dedupe.size()))
-	return p.consume(ctx)
+	statesDone := make(chan struct{})
+	go func() { defer close(statesDone); p.publishTenantStates(tables) }()
+	err := p.consume(ctx)
+	stopTables()
+	<-statesDone
+	return err
 }
 
 func (p *Processor) applyControl(msg kafka.Message) {
@@ -109,7 +124,21 @@ func (p *Processor) applyControl(msg kafka.Message) {
 	}
 	ev, err := p.codec.DecodeControl(context.Background(), msg.Value)
 	if err != nil {
-		p.log.Warn("control event refused", zap.Int("partition", msg.Partition), zap.Int64("offset", msg.Offset), zap.Error(err))
+		tenant, _, _ := strings.Cut(string(msg.Key), "/")
+		p.control.Refuse(tenant, ReasonUndecodable)
+		p.log.Warn("control event refused", zap.String("reason", ReasonUndecodable), zap.Int("partition", msg.Partition),
+			zap.Int64("offset", msg.Offset), zap.Error(err))
+		return
+	}
+	if err := p.cfg.Auth.Verify(ev, msg.Time); err != nil {
+		var re *RefusedError
+		reason := ReasonBadSignature
+		if errors.As(err, &re) {
+			reason = re.Reason
+		}
+		p.control.Refuse(ev.TenantID, reason)
+		p.log.Warn("control event refused", zap.String("tenant", ev.TenantID), zap.String("kind", ev.Kind()),
+			zap.String("reason", reason), zap.Int64("offset", msg.Offset), zap.Error(err))
 		return
 	}
 	if err := p.control.Apply(ev); err != nil {
@@ -169,9 +198,9 @@ func (p *Processor) startGeneration(ctx context.Context, gen *kafka.Generation) 
 	topic := p.cfg.Topics.Profiles
 	assigned := gen.Assignments[topic]
 	p.log.Info("generation started", zap.Int32("generation", gen.ID), zap.String("member", gen.MemberID), zap.Int("partitions", len(assigned)))
-	c := &committer{gen: gen, topic: topic, trackers: map[int]*offsetTracker{}, log: p.log, metrics: p.metrics}
+	c := &committer{proc: p, gen: gen, topic: topic, trackers: map[int]*offsetTracker{}}
 	for _, a := range assigned {
-		tr := newOffsetTracker(a.Offset)
+		tr := newOffsetTracker(int32(a.ID), a.Offset, p.status.partition(int32(a.ID)))
 		c.trackers[a.ID] = tr
 		p.inFlight.Add(1)
 		gen.Start(func(genCtx context.Context) {
@@ -189,7 +218,7 @@ func (p *Processor) startGeneration(ctx context.Context, gen *kafka.Generation) 
 			case <-ctx.Done():
 				return
 			case <-t.C:
-				c.commit()
+				c.commit(ctx)
 			}
 		}
 	})
@@ -261,7 +290,7 @@ func (p *Processor) fetchPartition(runCtx, genCtx context.Context, gen *kafka.Ge
 		cancelJobs()
 		<-settled
 	}
-	c.commitPartition(a.ID)
+	c.commitPartition(context.Background(), a.ID)
 	log.Info("partition released", zap.Int64s("unfinished", tr.unfinished()))
 }
 
@@ -275,7 +304,7 @@ func (p *Processor) process(ctx context.Context, msg kafka.Message, tr *offsetTr
 	if err := p.pub.publish(ctx, res.messages); err != nil {
 		return
 	}
-	tr.done(msg.Offset)
+	tr.done(msg.Offset, finished{tenant: res.tenant, outcome: res.outcome, records: res.records, at: time.Now().UTC().Truncate(time.Millisecond)})
 	p.counts.add(res)
 	p.metrics.outcomes.WithLabelValues(res.tenant, res.outcome, res.reason).Inc()
 	if res.records > 0 {
@@ -283,42 +312,58 @@ func (p *Processor) process(ctx context.Context, msg kafka.Message, tr *offsetTr
 	}
 }
 
-// committer commits the generation's finished offsets.
+// committer commits the generation's finished offsets, each partition's
+// status records first: counts then always cover at least what was committed.
 type committer struct {
 	mu       sync.Mutex
+	proc     *Processor
 	gen      *kafka.Generation
 	topic    string
 	trackers map[int]*offsetTracker
-	log      *zap.Logger
-	metrics  *metrics
 }
 
-func (c *committer) commit() { c.commitOnly(nil) }
+func (c *committer) commit(ctx context.Context) { c.commitOnly(ctx, nil) }
 
-func (c *committer) commitPartition(id int) { c.commitOnly(&id) }
+func (c *committer) commitPartition(ctx context.Context, id int) { c.commitOnly(ctx, &id) }
 
-func (c *committer) commitOnly(only *int) {
+func (c *committer) commitOnly(ctx context.Context, only *int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	p := c.proc
 	offsets := map[int]int64{}
+	var statuses []schemas.Status
 	for id, tr := range c.trackers {
 		if only != nil && id != *only {
 			continue
 		}
 		if next, moved := tr.commitPoint(); moved {
 			offsets[id] = next
+			statuses = append(statuses, tr.statusAt(next)...)
 		}
 	}
 	if len(offsets) == 0 {
 		return
 	}
-	if err := c.gen.CommitOffsets(map[string]map[int]int64{c.topic: offsets}); err != nil {
-		// Refused after a rebalance: the partitions are someone else's now.
-		c.metrics.committed.WithLabelValues("refused").Inc()
-		c.log.Info("commit not accepted", zap.Int32("generation", c.gen.ID), zap.Error(err))
+	redo := func() {
+		for _, s := range statuses {
+			c.trackers[int(s.Partition)].redo([]schemas.Status{s})
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if err := p.writeStatus(ctx, statuses); err != nil {
+		p.log.Warn("status not written; commit postponed", zap.Error(err))
+		redo()
 		return
 	}
-	c.metrics.committed.WithLabelValues("ok").Inc()
+	if err := c.gen.CommitOffsets(map[string]map[int]int64{c.topic: offsets}); err != nil {
+		// Refused after a rebalance: the partitions are someone else's now.
+		p.metrics.committed.WithLabelValues("refused").Inc()
+		p.log.Info("commit not accepted", zap.Int32("generation", c.gen.ID), zap.Error(err))
+		redo()
+		return
+	}
+	p.metrics.committed.WithLabelValues("ok").Inc()
 	for id, next := range offsets {
 		c.trackers[id].committedTo(next)
 	}

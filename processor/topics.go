@@ -20,7 +20,7 @@ type TopicLayout struct {
 // CreateTopics creates any missing topic with the cleanup policy the design
 // gives it: compacted tables (profiles, control, enriched, status) and a
 // deleting DLQ with long retention. The control topic has one partition so
-// that its events keep one order. Existing topics are left as they are.
+// that its events keep one order, and broker-set timestamps. Existing topics are left as they are.
 func CreateTopics(ctx context.Context, k Kafka, t Topics, layout TopicLayout) error {
 	t.setDefaults()
 	if layout.Partitions == 0 {
@@ -34,11 +34,14 @@ func CreateTopics(ctx context.Context, k Kafka, t Topics, layout TopicLayout) er
 		return err
 	}
 	compact := []kafka.ConfigEntry{{ConfigName: "cleanup.policy", ConfigValue: "compact"}}
+	// The broker stamps control records itself, so a replayed signed event
+	// cannot pass for a fresh one (see ControlAuth.MaxSkew).
+	control := append(compact, kafka.ConfigEntry{ConfigName: "message.timestamp.type", ConfigValue: "LogAppendTime"})
 	dlq := []kafka.ConfigEntry{{ConfigName: "cleanup.policy", ConfigValue: "delete"},
 		{ConfigName: "retention.ms", ConfigValue: "2592000000"}} // 30 days: time for ops to replay
 	req := &kafka.CreateTopicsRequest{Topics: []kafka.TopicConfig{
 		{Topic: t.Profiles, NumPartitions: layout.Partitions, ReplicationFactor: layout.ReplicationFactor, ConfigEntries: compact},
-		{Topic: t.Control, NumPartitions: 1, ReplicationFactor: layout.ReplicationFactor, ConfigEntries: compact},
+		{Topic: t.Control, NumPartitions: 1, ReplicationFactor: layout.ReplicationFactor, ConfigEntries: control},
 		{Topic: t.Enriched, NumPartitions: layout.Partitions, ReplicationFactor: layout.ReplicationFactor, ConfigEntries: compact},
 		{Topic: t.DeadLetters, NumPartitions: layout.Partitions, ReplicationFactor: layout.ReplicationFactor, ConfigEntries: dlq},
 		{Topic: t.Status, NumPartitions: layout.Partitions, ReplicationFactor: layout.ReplicationFactor, ConfigEntries: compact},

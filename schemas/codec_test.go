@@ -115,7 +115,7 @@ func TestDeadLetterAndStatusRoundTrip(t *testing.T) {
 		t.Fatalf("dead letter round trip: err=%v\n in  %+v\n out %+v", err, d, gotD)
 	}
 	s := Status{TenantID: "t1", Partition: 2, State: StatePaused, StateReason: "leadspace.unauthorized", UpdatedAt: at,
-		LastEnrichedAt: at, Profiles: 10, Enriched: 7, NotMatched: 1, Skipped: 1, Failed: 1, CreditsSpent: 8, CommittedOffset: 11}
+		LastEnrichedAt: at, Profiles: 10, Enriched: 7, NotMatched: 1, Skipped: 1, Failed: 1, CreditsSpent: 8, CommittedOffset: 11, RefusedControl: 2, LastRefused: "control.bad_signature"}
 	b, _ = c.Encode(EnrichmentStatus, s.Native())
 	gotS, err := c.DecodeStatus(context.Background(), b)
 	if err != nil || !reflect.DeepEqual(s, gotS) {

@@ -29,7 +29,12 @@ type Status struct {
 	Failed          int64
 	CreditsSpent    int64
 	CommittedOffset int64
+	RefusedControl  int64
+	LastRefused     string
 }
+
+// ControlPartition is the partition number of a tenant's control-level status record.
+const ControlPartition = -1
 
 // Native is the goavro form of s.
 func (s Status) Native() map[string]any {
@@ -38,6 +43,7 @@ func (s Status) Native() map[string]any {
 		"updated_at": s.UpdatedAt, "last_enriched_at": optTime(s.LastEnrichedAt), "profiles": s.Profiles,
 		"enriched": s.Enriched, "not_matched": s.NotMatched, "skipped": s.Skipped, "failed": s.Failed,
 		"credits_spent": s.CreditsSpent, "committed_offset": s.CommittedOffset,
+		"refused_control_events": s.RefusedControl, "last_refused_reason": optString(s.LastRefused),
 	}
 }
 
@@ -52,6 +58,6 @@ func (c *Codec) DecodeStatus(ctx context.Context, value []byte) (Status, error) 
 		StateReason: r.str("state_reason"), UpdatedAt: r.time("updated_at"), LastEnrichedAt: r.time("last_enriched_at"),
 		Profiles: r.long("profiles"), Enriched: r.long("enriched"), NotMatched: r.long("not_matched"),
 		Skipped: r.long("skipped"), Failed: r.long("failed"), CreditsSpent: r.long("credits_spent"),
-		CommittedOffset: r.long("committed_offset")}
+		CommittedOffset: r.long("committed_offset"), RefusedControl: r.long("refused_control_events"), LastRefused: r.str("last_refused_reason")}
 	return s, r.err
 }

@@ -1,0 +1,237 @@
+package processor_test
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/common/expfmt"
+	"github.com/segmentio/kafka-go"
+
+	"github.com/enrichment/leadspace-enricher/leadspace"
+	"github.com/enrichment/leadspace-enricher/processor"
+	"github.com/enrichment/leadspace-enricher/schemas"
+)
+
+func singleCallsAt(tps float64) startOpt {
+	return func(_ *processor.Config, ls *leadspace.Config) {
+		ls.TPS = tps
+		ls.BulkThreshold = 1 << 30 // never bulk: each record is its own request
+	}
+}
+
+func TestConsentWithdrawnMidRunStopsRequestsWithinASecond(t *testing.T) {
+	e := newEnv(t, tenant("acme"))
+	e.start(singleCallsAt(50))
+	const n = 10_000
+	ps := make([]schemas.Profile, n)
+	for i := range ps {
+		ps[i] = profile("acme", i, company(i))
+	}
+	e.produceProfiles(ps...)
+	for deadline := time.Now().Add(30 * time.Second); len(e.callsFor("acme")) < 20; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("no requests started")
+		}
+	}
+
+	e.control(schemas.Control{TenantID: "acme", Consent: &schemas.Consent{Given: false}})
+	acked := time.Now()
+
+	out := e.waitOutputs(120*time.Second, func(o outputs) bool { return len(o.enriched) == n })
+	late := 0
+	for _, c := range e.callsFor("acme") {
+		if c.Time.After(acked.Add(time.Second)) {
+			late++
+		}
+	}
+	if late > 0 {
+		t.Fatalf("%d requests for acme started more than 1s after consent was withdrawn", late)
+	}
+	skipped := 0
+	for _, ev := range out.enriched {
+		if ev.Status == schemas.StatusSkipped && ev.SkipReason == processor.ReasonNoConsent {
+			skipped++
+		}
+	}
+	if skipped < n/2 {
+		t.Fatalf("only %d of %d queued events were skipped for lack of consent", skipped, n)
+	}
+	t.Logf("%d requests before the withdrawal took effect; %d events skipped after it", len(e.callsFor("acme")), skipped)
+}
+
+func TestForgedOrReplayedControlEventsChangeNothing(t *testing.T) {
+	acme, globex := tenant("acme"), tenant("globex")
+	globex.consent = false
+	e := newSignedEnv(t, "the-admin-key", acme, globex)
+	e.start()
+
+	forger := processor.ControlAuth{Key: []byte("a-guess")}
+	forged := schemas.Control{TenantID: "globex", Consent: &schemas.Consent{Given: true}}
+	forger.Sign(&forged)
+	e.control(forged)
+	e.control(schemas.Control{TenantID: "globex", Consent: &schemas.Consent{Given: true}, Signature: "bm90IGEgc2lnbmF0dXJl"})
+	redirect := schemas.Control{TenantID: "acme", Connection: &schemas.Connection{DisplayName: "evil", TokenRef: "plain:attacker-token"}}
+	forger.Sign(&redirect)
+	e.control(redirect)
+	// A genuine consent, signed an hour ago and captured: written again now.
+	captured := schemas.Control{EventID: "captured-1", TenantID: "globex", IssuedBy: "admin@globex",
+		IssuedAt: time.Now().Add(-time.Hour).UTC().Truncate(time.Millisecond), Consent: &schemas.Consent{Given: true}}
+	e.auth.Sign(&captured)
+	e.control(captured)
+
+	var ps []schemas.Profile
+	for i := 0; i < 50; i++ {
+		ps = append(ps, profile("acme", i, company(i)), profile("globex", i, company(i)))
+	}
+	e.produceProfiles(ps...)
+	out := e.waitOutputs(60*time.Second, func(o outputs) bool { return len(o.enriched) == 100 })
+
+	if calls := e.callsFor("globex"); len(calls) != 0 {
+		t.Fatalf("forged consent let %d requests out for globex", len(calls))
+	}
+	for _, c := range e.stack.Simulator.Calls() {
+		if c.Program != "acme" {
+			t.Fatalf("a request went out under program %q (status %d): the forged token reference was used", c.Program, c.Status)
+		}
+	}
+	for key, ev := range out.enriched {
+		if ev.TenantID == "acme" && ev.Status == schemas.StatusSkipped {
+			t.Errorf("%s skipped: the forged connection disturbed acme", key)
+		}
+	}
+	g := e.waitStatus("globex", 10*time.Second, func(s processor.TenantStatus) bool { return s.RefusedControl == 3 })
+	a := e.waitStatus("acme", 10*time.Second, func(s processor.TenantStatus) bool { return s.RefusedControl == 1 })
+	if g.State != schemas.StateNoConsent || a.State != schemas.StateActive {
+		t.Fatalf("states after forgeries: globex %s, acme %s", g.State, a.State)
+	}
+	if g.LastRefused != processor.ReasonStale || a.LastRefused != processor.ReasonBadSignature {
+		t.Fatalf("refusal reasons: globex %q, acme %q", g.LastRefused, a.LastRefused)
+	}
+}
+
+func TestUnauthorizedTokenPausesOnlyItsTenantUntilANewConnection(t *testing.T) {
+	acme, initech := tenant("acme"), tenant("initech")
+	initech.tokenRef = "plain:revoked-token"
+	e := newEnv(t, acme, initech)
+	e.start()
+	var ps []schemas.Profile
+	for i := 0; i < 50; i++ {
+		ps = append(ps, profile("acme", i, company(i)), profile("initech", i, company(i)))
+	}
+	e.produceProfiles(ps...)
+	out := e.waitOutputs(60*time.Second, func(o outputs) bool { return len(o.enriched) == 50 && len(o.dead) == 50 })
+	for _, d := range out.dead {
+		if d.TenantID != "initech" || !d.Replayable || d.ErrorClass != "auth" ||
+			(d.Reason != leadspace.ReasonUnauthorized && d.Reason != processor.ReasonPaused) {
+			t.Fatalf("dead letter %+v: want initech, replayable, class auth, reason unauthorized or paused", d)
+		}
+	}
+	st := e.waitStatus("initech", 10*time.Second, func(s processor.TenantStatus) bool { return s.State == schemas.StatePaused })
+	if !strings.Contains(st.StateReason, leadspace.ReasonUnauthorized) {
+		t.Fatalf("paused without saying why: %q", st.StateReason)
+	}
+	if s := e.status()["acme"]; s == nil || s.State != schemas.StateActive {
+		t.Fatalf("acme state %+v, want ACTIVE", s)
+	}
+
+	// While paused, new events cost no request at all.
+	before := len(e.stack.Simulator.Calls())
+	e.produceProfiles(profile("initech", 100, company(100)))
+	e.waitOutputs(30*time.Second, func(o outputs) bool { return len(o.dead) == 51 })
+	if after := len(e.stack.Simulator.Calls()); after != before {
+		t.Fatalf("%d requests went out for a paused tenant", after-before)
+	}
+
+	// A new connection event with a working token resumes the tenant.
+	e.control(schemas.Control{TenantID: "initech", Connection: &schemas.Connection{DisplayName: "rotated", TokenRef: "plain:" + initech.token}})
+	time.Sleep(500 * time.Millisecond)
+	e.produceProfiles(profile("initech", 200, company(200)))
+	out = e.waitOutputs(30*time.Second, func(o outputs) bool { _, ok := o.enriched["initech/p0200"]; return ok })
+	if ev := out.enriched["initech/p0200"]; ev.Status == schemas.StatusSkipped {
+		t.Fatalf("after rotation: %s %s", ev.Status, ev.SkipReason)
+	}
+}
+
+func TestTheTokenAppearsNowhere(t *testing.T) {
+	acme, initech := tenant("acme"), tenant("initech")
+	acme.tokenRef = "env:ACME_LEADSPACE_TOKEN"
+	t.Setenv("ACME_LEADSPACE_TOKEN", acme.token)
+	initech.tokenRef = "env:INITECH_LEADSPACE_TOKEN"
+	t.Setenv("INITECH_LEADSPACE_TOKEN", "initech-expired-token-ZQ81")
+	e := newEnv(t, acme, initech)
+	e.start()
+	var ps []schemas.Profile
+	for i := 0; i < 30; i++ {
+		ps = append(ps, profile("acme", i, company(i)), profile("initech", i, company(i)))
+	}
+	e.produceProfiles(ps...)
+	e.produceRaw(kafka.Message{Key: []byte("acme/garbage"), Value: []byte("garbage")})
+	e.waitOutputs(60*time.Second, func(o outputs) bool { return len(o.enriched) == 30 && len(o.dead) == 31 })
+	e.waitStatus("initech", 10*time.Second, func(s processor.TenantStatus) bool { return s.State == schemas.StatePaused })
+
+	var captured bytes.Buffer
+	captured.WriteString(e.logs.String())
+	for _, topic := range []string{e.stack.Topics.Enriched, e.stack.Topics.DeadLetters, e.stack.Topics.Status, e.stack.Topics.Control} {
+		e.readTopic(topic, func(m kafka.Message) {
+			captured.Write(m.Key)
+			captured.Write(m.Value)
+			for _, h := range m.Headers {
+				captured.WriteString(h.Key)
+				captured.Write(h.Value)
+			}
+		})
+	}
+	families, err := e.metrics.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range families {
+		if _, err := expfmt.MetricFamilyToText(&captured, mf); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if captured.Len() < 10_000 {
+		t.Fatalf("captured only %d bytes: the scan would prove nothing", captured.Len())
+	}
+	for _, token := range []string{acme.token, "initech-expired-token-ZQ81"} {
+		if n := strings.Count(captured.String(), token); n != 0 {
+			t.Errorf("a token appears %d times in logs, topics or metrics", n)
+		}
+	}
+}
+
+func TestStatusCountsSurviveRestartsAndCrashes(t *testing.T) {
+	e := newEnv(t, tenant("acme"))
+	e.start(func(c *processor.Config, _ *leadspace.Config) { c.ShutdownTimeout = time.Millisecond })
+	const n = 600
+	ps := make([]schemas.Profile, n)
+	for i := range ps {
+		ps[i] = profile("acme", i, company(i))
+	}
+	e.produceProfiles(ps...)
+	e.waitOutputs(60*time.Second, func(o outputs) bool { return len(o.enriched) >= n/4 })
+	e.shutdown() // abandons in-flight work, as a crash would
+
+	e.start()
+	out := e.waitOutputs(60*time.Second, func(o outputs) bool { return len(o.enriched) == n })
+	byStatus := map[string]int64{}
+	for _, ev := range out.enriched {
+		byStatus[ev.Status]++
+	}
+	st := e.waitStatus("acme", 30*time.Second, func(s processor.TenantStatus) bool { return s.Profiles >= n })
+	if st.Profiles != n || st.Enriched != byStatus[schemas.StatusEnriched] || st.NotMatched != byStatus[schemas.StatusNotMatched] {
+		t.Fatalf("status after a crash: %d profiles, %d enriched, %d not matched; outputs: %d, %v",
+			st.Profiles, st.Enriched, st.NotMatched, n, byStatus)
+	}
+
+	e.shutdown()
+	e.start()
+	time.Sleep(time.Second)
+	again := e.status()["acme"]
+	if again.Profiles != st.Profiles || again.Enriched != st.Enriched || again.NotMatched != st.NotMatched ||
+		again.Skipped != st.Skipped || again.Failed != st.Failed || again.CreditsSpent != st.CreditsSpent {
+		t.Fatalf("status changed across a restart:\n before %+v\n after  %+v", st.Status, again.Status)
+	}
+}

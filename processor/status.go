@@ -1,0 +1,205 @@
+package processor
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+	"go.uber.org/zap"
+
+	"github.com/enrichment/leadspace-enricher/schemas"
+)
+
+// statusTable is the status topic read into memory: the last record of
+// every tenant/partition. A new partition owner resumes its counts from it.
+type statusTable struct {
+	mu      sync.RWMutex
+	records map[string]schemas.Status
+}
+
+func newStatusTable() *statusTable { return &statusTable{records: map[string]schemas.Status{}} }
+
+func statusKey(tenant string, partition int32) string {
+	if partition == schemas.ControlPartition {
+		return tenant + "/control"
+	}
+	return tenant + "/" + strconv.Itoa(int(partition))
+}
+
+func (t *statusTable) put(s schemas.Status) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.records[statusKey(s.TenantID, s.Partition)] = s
+}
+
+// partition returns every tenant's counts on one partition.
+func (t *statusTable) partition(p int32) map[string]schemas.Status {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	out := map[string]schemas.Status{}
+	for _, s := range t.records {
+		if s.Partition == p {
+			out[s.TenantID] = s
+		}
+	}
+	return out
+}
+
+// TenantStatus is a tenant's totals over all partitions, as `enricher
+// status` shows them.
+type TenantStatus struct {
+	schemas.Status
+	Partitions int
+}
+
+// SumStatus folds status records into per-tenant totals: counts add up over
+// partitions; state, reason and refusals come from the tenant's control record.
+func SumStatus(records []schemas.Status) map[string]*TenantStatus {
+	out := map[string]*TenantStatus{}
+	for _, s := range records {
+		t := out[s.TenantID]
+		if t == nil {
+			t = &TenantStatus{Status: schemas.Status{TenantID: s.TenantID, Partition: schemas.ControlPartition}}
+			out[s.TenantID] = t
+		}
+		if s.Partition == schemas.ControlPartition {
+			t.State, t.StateReason, t.RefusedControl, t.LastRefused = s.State, s.StateReason, s.RefusedControl, s.LastRefused
+			if s.UpdatedAt.After(t.UpdatedAt) {
+				t.UpdatedAt = s.UpdatedAt
+			}
+			continue
+		}
+		t.Partitions++
+		t.Profiles += s.Profiles
+		t.Enriched += s.Enriched
+		t.NotMatched += s.NotMatched
+		t.Skipped += s.Skipped
+		t.Failed += s.Failed
+		t.CreditsSpent += s.CreditsSpent
+		if s.LastEnrichedAt.After(t.LastEnrichedAt) {
+			t.LastEnrichedAt = s.LastEnrichedAt
+		}
+		if s.UpdatedAt.After(t.UpdatedAt) {
+			t.UpdatedAt = s.UpdatedAt
+		}
+	}
+	return out
+}
+
+// ReadStatus reads the whole status topic once.
+func ReadStatus(ctx context.Context, k Kafka, topic string, codec *schemas.Codec) ([]schemas.Status, error) {
+	var mu sync.Mutex
+	latest := map[string]schemas.Status{}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	caught := make(chan struct{})
+	errc := make(chan error, 1)
+	go func() {
+		errc <- Follow(ctx, k, topic, func(m kafka.Message) {
+			s, err := codec.DecodeStatus(ctx, m.Value)
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			latest[string(m.Key)] = s
+			mu.Unlock()
+		}, func() { close(caught) })
+	}()
+	select {
+	case <-caught:
+	case err := <-errc:
+		return nil, fmt.Errorf("read %s: %w", topic, err)
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	out := make([]schemas.Status, 0, len(latest))
+	for _, s := range latest {
+		out = append(out, s)
+	}
+	return out, nil
+}
+
+// writeStatus encodes and publishes status records, acked.
+func (p *Processor) writeStatus(ctx context.Context, records []schemas.Status) error {
+	if len(records) == 0 {
+		return nil
+	}
+	states := map[string]TenantState{}
+	for _, s := range p.control.Snapshot() {
+		states[s.TenantID] = s
+	}
+	msgs := make([]kafka.Message, 0, len(records))
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	for _, s := range records {
+		st, ok := states[s.TenantID]
+		s.State, s.StateReason = schemas.StateNotConnected, ""
+		if ok {
+			s.State, s.StateReason = st.State, st.Reason
+		}
+		s.UpdatedAt = now
+		value, err := p.codec.Encode(schemas.EnrichmentStatus, s.Native())
+		if err != nil {
+			return err
+		}
+		msgs = append(msgs, kafka.Message{Topic: p.cfg.Topics.Status, Key: []byte(statusKey(s.TenantID, s.Partition)), Value: value})
+	}
+	if err := p.pub.w.WriteMessages(ctx, msgs...); err != nil {
+		return fmt.Errorf("write status: %w", err)
+	}
+	for _, s := range records {
+		p.status.put(s)
+	}
+	return nil
+}
+
+// publishTenantStates writes each tenant's control record (state, reason,
+// refused control events) whenever it changes. Every instance reads the
+// same control topic, so they all write the same values.
+func (p *Processor) publishTenantStates(ctx context.Context) {
+	last := map[string]TenantState{}
+	t := time.NewTicker(p.cfg.StatusInterval)
+	defer t.Stop()
+	for {
+		var changed []schemas.Status
+		for _, st := range p.control.Snapshot() {
+			prev, seen := last[st.TenantID]
+			if seen && prev.State == st.State && prev.Reason == st.Reason && prev.Refused == st.Refused {
+				continue
+			}
+			if !seen && st.State == schemas.StateNotConnected && st.Refused == 0 {
+				continue
+			}
+			changed = append(changed, schemas.Status{TenantID: st.TenantID, Partition: schemas.ControlPartition,
+				RefusedControl: st.Refused, LastRefused: st.LastRefused, CommittedOffset: -1})
+			last[st.TenantID] = st
+		}
+		if err := p.writeStatus(ctx, changed); err != nil && ctx.Err() == nil {
+			p.log.Warn("tenant state not published; retrying", zap.Error(err))
+			for _, s := range changed {
+				delete(last, s.TenantID)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (p *Processor) applyStatus(msg kafka.Message) {
+	if msg.Value == nil {
+		return
+	}
+	s, err := p.codec.DecodeStatus(context.Background(), msg.Value)
+	if err != nil || !strings.HasPrefix(string(msg.Key), s.TenantID+"/") {
+		return
+	}
+	p.status.put(s)
+}

@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
+
+	"github.com/segmentio/kafka-go"
 
 	"github.com/enrichment/leadspace-enricher/leadspace"
 	"github.com/enrichment/leadspace-enricher/schemas"
@@ -242,4 +245,36 @@ func (t *ControlTable) Snapshot() []TenantState {
 		out = append(out, s)
 	}
 	return out
+}
+
+// ApplyRecord decodes, verifies and applies one control-topic record. It
+// returns the applied event, nil for a tombstone, or why it was refused
+// (the refusal is also counted for status).
+func (t *ControlTable) ApplyRecord(codec *schemas.Codec, auth ControlAuth, msg kafka.Message) (*schemas.Control, error) {
+	if msg.Value == nil {
+		return nil, nil
+	}
+	ev, err := codec.DecodeControl(context.Background(), msg.Value)
+	if err != nil {
+		tenant, _, _ := strings.Cut(string(msg.Key), "/")
+		t.Refuse(tenant, ReasonUndecodable)
+		return nil, &RefusedError{ReasonUndecodable, err}
+	}
+	if string(msg.Key) != ev.Key() {
+		t.Refuse(ev.TenantID, ReasonBadSignature)
+		return nil, &RefusedError{ReasonBadSignature, fmt.Errorf("key %q does not match the event's tenant/kind %q", msg.Key, ev.Key())}
+	}
+	if err := auth.Verify(ev, msg.Time); err != nil {
+		reason := ReasonBadSignature
+		var re *RefusedError
+		if errors.As(err, &re) {
+			reason = re.Reason
+		}
+		t.Refuse(ev.TenantID, reason)
+		return nil, err
+	}
+	if err := t.Apply(ev); err != nil {
+		return nil, err
+	}
+	return &ev, nil
 }

@@ -235,3 +235,39 @@ func TestStatusCountsSurviveRestartsAndCrashes(t *testing.T) {
 		t.Fatalf("status changed across a restart:\n before %+v\n after  %+v", st.Status, again.Status)
 	}
 }
+
+func TestRemovalWithPurgeWithdrawsPublishedDataAndStopsCalls(t *testing.T) {
+	e := newEnv(t, tenant("acme"), tenant("globex"))
+	e.start()
+	var ps []schemas.Profile
+	for i := 0; i < 20; i++ {
+		ps = append(ps, profile("acme", i, company(i)), profile("globex", i, company(i)))
+	}
+	e.produceProfiles(ps...)
+	e.waitOutputs(30*time.Second, func(o outputs) bool { return len(o.enriched) == 40 })
+
+	e.control(schemas.Control{TenantID: "acme", Removal: &schemas.Removal{Purge: true}})
+	out := e.waitOutputs(30*time.Second, func(o outputs) bool { return len(o.tombstones) == 20 })
+	for key := range out.tombstones {
+		if !strings.HasPrefix(key, "acme/") {
+			t.Fatalf("purge withdrew %s, which is not acme's", key)
+		}
+	}
+	if len(out.enriched) != 20 {
+		t.Fatalf("%d enrichments left, want globex's 20", len(out.enriched))
+	}
+
+	calls := len(e.callsFor("acme"))
+	e.produceProfiles(profile("acme", 99, company(99)), profile("globex", 99, company(99)))
+	e.waitOutputs(30*time.Second, func(o outputs) bool { _, ok := o.enriched["globex/p0099"]; return ok })
+	st := e.waitStatus("acme", 10*time.Second, func(s processor.TenantStatus) bool { return s.State == schemas.StateRemoved && s.Profiles == 21 })
+	if st.Skipped != 1 {
+		t.Fatalf("the removed tenant's new event was not counted as skipped: %+v", st.Status)
+	}
+	if got := len(e.callsFor("acme")); got != calls {
+		t.Fatalf("%d requests for a removed tenant", got-calls)
+	}
+	if _, published := e.readOutputs().enriched["acme/p0099"]; published {
+		t.Fatal("an enrichment was published for a removed tenant")
+	}
+}

@@ -193,7 +193,12 @@ func (h *handler) call(ctx context.Context, permit Permit, req leadspace.Request
 // denied handles a tenant whose data may not leave: connected tenants get a
 // SKIPPED event saying why; tenants never connected (or removed) get none.
 func (h *handler) denied(msg kafka.Message, p schemas.Profile, d *Denial) (result, error) {
-	if !d.Connected {
+	switch {
+	case d.Reason == ReasonRemoved:
+		// Nothing is published for a removed tenant, but its pending events
+		// are counted as skipped.
+		return result{outcome: outSkipped, tenant: p.TenantID, reason: d.Reason}, nil
+	case !d.Connected:
 		return result{outcome: outIgnored, tenant: p.TenantID, reason: d.Reason}, nil
 	}
 	if d.Reason == ReasonPaused {

@@ -14,7 +14,6 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -27,20 +26,22 @@ import (
 
 // Processor runs the pipeline for one instance of the consumer group.
 type Processor struct {
-	cfg      Config
-	conn     connection
-	codec    *schemas.Codec
-	control  *ControlTable
-	handler  *handler
-	status   *statusTable
-	window   *window
-	pub      *publisher
-	metrics  *metrics
-	counts   counts
-	log      *zap.Logger
-	ready    atomic.Bool
-	readyCh  chan struct{}
-	inFlight sync.WaitGroup // partition fetchers of the current generation
+	cfg       Config
+	conn      connection
+	codec     *schemas.Codec
+	control   *ControlTable
+	handler   *handler
+	status    *statusTable
+	published *published
+	purges    *purger
+	window    *window
+	pub       *publisher
+	metrics   *metrics
+	counts    counts
+	log       *zap.Logger
+	ready     atomic.Bool
+	readyCh   chan struct{}
+	inFlight  sync.WaitGroup // partition fetchers of the current generation
 }
 
 // New builds a processor. The codec must have the profile, control, enriched
@@ -55,6 +56,7 @@ func New(cfg Config, codec *schemas.Codec, control *ControlTable, enricher Enric
 		return nil, err
 	}
 	p := &Processor{cfg: cfg, conn: conn, codec: codec, control: control, window: newWindow(cfg.Window), status: newStatusTable(),
+		published: newPublished(), purges: newPurger(),
 		log: cfg.Logger, readyCh: make(chan struct{})}
 	p.handler = &handler{codec: codec, control: control, enricher: enricher, dedupe: newDedupe(), topics: cfg.Topics,
 		log: cfg.Logger, now: time.Now, backoff: cfg.RetryBackoff}
@@ -110,55 +112,44 @@ func (p *Processor) Run(ctx context.Context) error {
 	close(p.readyCh)
 	p.log.Info("ready: control table and dedupe cache loaded", zap.Int("tenants", len(p.control.Snapshot())),
 		zap.Int("dedupe_entries", p.handler.dedupe.size()))
-	statesDone := make(chan struct{})
-	go func() { defer close(statesDone); p.publishTenantStates(tables) }()
+	var background sync.WaitGroup
+	background.Go(func() { p.publishTenantStates(tables) })
+	background.Go(func() { p.runPurges(tables) })
 	err := p.consume(ctx)
 	stopTables()
-	<-statesDone
+	background.Wait()
 	return err
 }
 
 func (p *Processor) applyControl(msg kafka.Message) {
-	if msg.Value == nil {
-		return
-	}
-	ev, err := p.codec.DecodeControl(context.Background(), msg.Value)
-	if err != nil {
-		tenant, _, _ := strings.Cut(string(msg.Key), "/")
-		p.control.Refuse(tenant, ReasonUndecodable)
-		p.log.Warn("control event refused", zap.String("reason", ReasonUndecodable), zap.Int("partition", msg.Partition),
-			zap.Int64("offset", msg.Offset), zap.Error(err))
-		return
-	}
-	if err := p.cfg.Auth.Verify(ev, msg.Time); err != nil {
-		var re *RefusedError
-		reason := ReasonBadSignature
-		if errors.As(err, &re) {
-			reason = re.Reason
+	ev, err := p.control.ApplyRecord(p.codec, p.cfg.Auth, msg)
+	switch {
+	case err != nil:
+		p.log.Warn("control event refused", zap.String("key", string(msg.Key)), zap.Int64("offset", msg.Offset), zap.Error(err))
+	case ev != nil:
+		p.log.Info("control event applied", zap.String("tenant", ev.TenantID), zap.String("kind", ev.Kind()), zap.Int64("offset", msg.Offset))
+		if ev.Removal != nil && ev.Removal.Purge {
+			p.purges.add(*ev)
 		}
-		p.control.Refuse(ev.TenantID, reason)
-		p.log.Warn("control event refused", zap.String("tenant", ev.TenantID), zap.String("kind", ev.Kind()),
-			zap.String("reason", reason), zap.Int64("offset", msg.Offset), zap.Error(err))
-		return
 	}
-	if err := p.control.Apply(ev); err != nil {
-		p.log.Warn("control event refused", zap.Int64("offset", msg.Offset), zap.Error(err))
-		return
-	}
-	p.log.Info("control event applied", zap.String("tenant", ev.TenantID), zap.String("kind", ev.Kind()), zap.Int64("offset", msg.Offset))
 }
 
-// applyEnriched warms the dedupe cache from published enrichments.
+// applyEnriched warms the dedupe cache and the published-keys table from
+// the enriched topic.
 func (p *Processor) applyEnriched(msg kafka.Message) {
 	if msg.Value == nil {
 		p.handler.dedupe.forget(string(msg.Key))
+		p.published.remove(string(msg.Key))
 		return
 	}
 	e, err := p.codec.DecodeEnriched(context.Background(), msg.Value)
-	if err != nil || (e.Status != schemas.StatusEnriched && e.Status != schemas.StatusNotMatched) {
+	if err != nil {
 		return
 	}
-	p.handler.dedupe.remember(string(msg.Key), e.InputFingerprint, e.EnrichedAt)
+	p.published.put(e.TenantID, string(msg.Key), e.EnrichedAt)
+	if e.Status == schemas.StatusEnriched || e.Status == schemas.StatusNotMatched {
+		p.handler.dedupe.remember(string(msg.Key), e.InputFingerprint, e.EnrichedAt)
+	}
 }
 
 // consume joins the group and runs one generation after another. kafka-go's

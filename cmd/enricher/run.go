@@ -83,6 +83,7 @@ func (k *kafkaFlags) codec(ctx context.Context) (*schemas.Codec, error) {
 // serviceFlags are the settings of the service itself.
 type serviceFlags struct {
 	kafkaFlags
+	adminKeyFlags
 	group                                string
 	window                               int
 	commitInterval, shutdownTimeout      time.Duration
@@ -98,6 +99,7 @@ type serviceFlags struct {
 
 func (f *serviceFlags) bind(s *settings) {
 	f.kafkaFlags.bind(s)
+	f.adminKeyFlags.bind(s)
 	s.StringVar(&f.group, "group", "leadspace-enricher", "consumer group of the profiles topic")
 	s.IntVar(&f.window, "window", 2000, "inputs in flight across all partitions; a full window stops fetching")
 	s.DurationVar(&f.commitInterval, "commit-interval", time.Second, "how often finished offsets are committed")
@@ -161,8 +163,12 @@ func newService(ctx context.Context, f *serviceFlags, log *zap.Logger) (*service
 	if err != nil {
 		return nil, fmt.Errorf("leadspace: %w", err)
 	}
+	auth, err := f.auth()
+	if err != nil {
+		return nil, err
+	}
 	table := processor.NewControlTable(processor.TokenSources{AllowPlaintext: f.allowPlaintextTokens}.Resolver())
-	proc, err := processor.New(processor.Config{Kafka: f.kafka(), Topics: f.topics, GroupID: f.group, Window: f.window,
+	proc, err := processor.New(processor.Config{Kafka: f.kafka(), Topics: f.topics, GroupID: f.group, Window: f.window, Auth: auth,
 		CommitInterval: f.commitInterval, ShutdownTimeout: f.shutdownTimeout, Logger: log, Registerer: reg},
 		codec, table, processor.LeadspaceEnricher{Client: ls})
 	if err != nil {

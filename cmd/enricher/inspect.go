@@ -203,4 +203,3 @@ func orDash(s string) string {
 	}
 	return s
 }
-

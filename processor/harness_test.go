@@ -43,6 +43,7 @@ type tenantProgram struct {
 	tokenRef  string // how the connection names the token; default plain:<token>
 	consent   bool
 	credits   int64
+	tps       float64 // the simulated program's rate limit; default 1000
 }
 
 func tenant(id string) tenantProgram {
@@ -50,7 +51,7 @@ func tenant(id string) tenantProgram {
 }
 
 type env struct {
-	t       *testing.T
+	t       testing.TB
 	stack   *embedded.Stack
 	prod    *processor.Producer
 	tenants []tenantProgram
@@ -67,15 +68,31 @@ type env struct {
 
 var unsafeChars = regexp.MustCompile(`[^a-zA-Z0-9]+`)
 
-func newEnv(t *testing.T, tenants ...tenantProgram) *env {
+func newEnv(t testing.TB, tenants ...tenantProgram) *env {
 	t.Helper()
-	return newSignedEnv(t, "", tenants...)
+	return newEnvWith(t, envOptions{}, tenants...)
 }
 
-// newSignedEnv is newEnv whose control events are signed with adminKey
-// (none when empty); e.auth is what the processor must verify with.
-func newSignedEnv(t *testing.T, adminKey string, tenants ...tenantProgram) *env {
+// newSignedEnv is newEnv whose control events are signed with adminKey;
+// e.auth is what the processor must verify with.
+func newSignedEnv(t testing.TB, adminKey string, tenants ...tenantProgram) *env {
 	t.Helper()
+	return newEnvWith(t, envOptions{adminKey: adminKey}, tenants...)
+}
+
+// envOptions shape the simulated world. Zero values: no admin key, a fast
+// Leadspace (5 ms, 1000 TPS per program) so tests spend little time waiting.
+type envOptions struct {
+	adminKey string
+	latency  time.Duration
+}
+
+func newEnvWith(t testing.TB, o envOptions, tenants ...tenantProgram) *env {
+	t.Helper()
+	if o.latency == 0 {
+		o.latency = 5 * time.Millisecond
+	}
+	adminKey := o.adminKey
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	prefix := fmt.Sprintf("%s-%d-", strings.ToLower(unsafeChars.ReplaceAllString(t.Name(), "-")), rand.Uint32()%100000)
@@ -83,10 +100,14 @@ func newSignedEnv(t *testing.T, adminKey string, tenants ...tenantProgram) *env 
 		DeadLetters: prefix + "dlq", Status: prefix + "status"}
 	var programs []simulator.ProgramConfig
 	for _, tp := range tenants {
-		programs = append(programs, simulator.ProgramConfig{ID: tp.id, Tokens: []string{tp.token}, TPS: 1000, Credits: tp.credits})
+		tps := tp.tps
+		if tps == 0 {
+			tps = 1000
+		}
+		programs = append(programs, simulator.ProgramConfig{ID: tp.id, Tokens: []string{tp.token}, TPS: tps, Credits: tp.credits})
 	}
 	stack, err := embedded.Start(ctx, embedded.Options{Brokers: brokersFromEnv(), Topics: topics, Partitions: 3,
-		Programs: programs, LeadspaceLatency: 5 * time.Millisecond, LeadspaceJitter: -1, BulkReadyAfterPolls: 1})
+		Programs: programs, LeadspaceLatency: o.latency, LeadspaceJitter: -1, BulkReadyAfterPolls: 1})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,59 +14,66 @@ const (
 
 // Address is a postal address, as sent to or returned by Leadspace.
 type Address struct {
-	Street, City, State, PostalCode, Country string
+	Street     string `json:"street,omitempty"`
+	City       string `json:"city,omitempty"`
+	State      string `json:"state,omitempty"`
+	PostalCode string `json:"postal_code,omitempty"`
+	Country    string `json:"country,omitempty"`
 }
 
 // Sent is exactly what left for Leadspace for one profile.
 type Sent struct {
-	Name     string
-	Website  string
-	Location *Address
+	Name     string   `json:"name,omitempty"`
+	Website  string   `json:"website,omitempty"`
+	Location *Address `json:"location,omitempty"`
 }
 
 // Firmographics is Leadspace's company data.
 type Firmographics struct {
-	LeadspaceID      string
-	Name, Website    string
-	Description      string
-	Industry         string
-	SubIndustry      string
-	SIC, SICDesc     string
-	NAICS, NAICSDesc string
-	Employees        *int64
-	EmployeesRange   string
-	RevenueUSD       *int64
-	RevenueRange     string
-	Address          *Address
-	Phone            string
-	LinkedInURL      string
-	Ownership        string
-	Technologies     []string
+	LeadspaceID    string   `json:"leadspace_company_id,omitempty"`
+	Name           string   `json:"name,omitempty"`
+	Website        string   `json:"website,omitempty"`
+	Description    string   `json:"description,omitempty"`
+	Industry       string   `json:"industry,omitempty"`
+	SubIndustry    string   `json:"sub_industry,omitempty"`
+	SIC            string   `json:"sic,omitempty"`
+	SICDesc        string   `json:"sic_description,omitempty"`
+	NAICS          string   `json:"naics,omitempty"`
+	NAICSDesc      string   `json:"naics_description,omitempty"`
+	Employees      *int64   `json:"employees,omitempty"`
+	EmployeesRange string   `json:"employees_range,omitempty"`
+	RevenueUSD     *int64   `json:"revenue_usd,omitempty"`
+	RevenueRange   string   `json:"revenue_range,omitempty"`
+	Address        *Address `json:"address,omitempty"`
+	Phone          string   `json:"phone,omitempty"`
+	LinkedInURL    string   `json:"linkedin_url,omitempty"`
+	Ownership      string   `json:"ownership,omitempty"`
+	Technologies   []string `json:"technologies,omitempty"`
 }
 
 // Lineage ties an output to the input it came from.
 type Lineage struct {
-	SourceTopic     string
-	SourcePartition int32
-	SourceOffset    int64
-	SourceEventID   string
-	ProfileVersion  int64
+	SourceTopic     string `json:"source_topic,omitempty"`
+	SourcePartition int32  `json:"source_partition,omitempty"`
+	SourceOffset    int64  `json:"source_offset,omitempty"`
+	SourceEventID   string `json:"source_event_id,omitempty"`
+	ProfileVersion  int64  `json:"profile_version,omitempty"`
 }
 
 // Enriched is an EnrichedCompany event.
 type Enriched struct {
-	EventID          string
-	EnrichmentID     string
-	TenantID         string
-	ProfileID        string
-	Status           string
-	SkipReason       string
-	Confidence       string
-	Sent             *Sent
-	Company          *Firmographics
-	InputFingerprint string
-	EnrichedAt       time.Time
-	Lineage          Lineage
+	EventID          string         `json:"event_id,omitempty"`
+	EnrichmentID     string         `json:"enrichment_id,omitempty"`
+	TenantID         string         `json:"tenant_id,omitempty"`
+	ProfileID        string         `json:"profile_id,omitempty"`
+	Status           string         `json:"status,omitempty"`
+	SkipReason       string         `json:"skip_reason,omitempty"`
+	Confidence       string         `json:"confidence,omitempty"`
+	Sent             *Sent          `json:"sent,omitempty"`
+	Company          *Firmographics `json:"company,omitempty"`
+	InputFingerprint string         `json:"input_fingerprint,omitempty"`
+	EnrichedAt       time.Time      `json:"enriched_at,omitempty"`
+	Lineage          Lineage        `json:"lineage,omitempty"`
 }
 
 const ns = "com.enrichment.leadspace."

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"os"
 	"os/signal"
 	"sort"
@@ -164,50 +163,20 @@ func seedDev(ctx context.Context, stack *embedded.Stack, f devFlags) error {
 	}
 	defer prod.Close()
 	now := time.Now().UTC().Truncate(time.Millisecond)
-	for i := 0; i < f.tenants; i++ {
+	tenants := make([]string, f.tenants)
+	for i := range tenants {
 		t := devTenant(i)
-		events := []schemas.Control{
-			{TenantID: t, IssuedBy: "admin@" + t, Connection: &schemas.Connection{DisplayName: "Leadspace (" + t + ")",
-				TokenRef: "plain:" + devToken(t), VerifiedAt: now}},
-			{TenantID: t, IssuedBy: "admin@" + t, Mapping: &schemas.Mapping{NameAttribute: demoNameAttr,
-				WebsiteAttribute: demoWebsiteAttr, LocationAttribute: demoLocationAttr}},
-		}
-		if i < f.tenants-f.withoutConsent {
-			events = append(events, schemas.Control{TenantID: t, IssuedBy: "admin@" + t, Consent: &schemas.Consent{Given: true, TermsVersion: "dev"}})
-		}
-		for _, ev := range events {
-			ev.IssuedAt = now
-			if _, err := prod.PublishControl(ctx, stack.Topics.Control, ev); err != nil {
-				return err
-			}
-		}
-	}
-	rng := rand.New(rand.NewPCG(1, 2))
-	var msgs []kafka.Message
-	for i := 0; i < f.profiles; i++ {
-		t := devTenant(i % f.tenants)
-		p := demoProfile(rng, t, i, now)
-		value, err := stack.Codec.Encode(schemas.ProfileUnified, p.Native())
-		if err != nil {
+		tenants[i] = t
+		events := tenantControl(t, "plain:"+devToken(t), i < f.tenants-f.withoutConsent, now)
+		if err := publishControl(ctx, prod, stack.Topics.Control, processor.ControlAuth{}, events); err != nil {
 			return err
 		}
-		msgs = append(msgs, kafka.Message{Topic: stack.Topics.Profiles, Key: []byte(p.TenantID + "/" + p.ProfileID), Value: value})
 	}
-	for i := 0; i < f.tenants; i++ {
-		n := f.badEvents / f.tenants
-		if i < f.badEvents%f.tenants {
-			n++
-		}
-		msgs = append(msgs, demoBadEvents(stack.Topics.Profiles, devTenant(i), n)...)
+	msgs, err := demoMessages(stack.Codec, stack.Topics.Profiles, tenants, f.profiles, f.badEvents, now)
+	if err != nil {
+		return err
 	}
-	for len(msgs) > 0 {
-		n := min(len(msgs), 1000)
-		if err := prod.Write(ctx, msgs[:n]...); err != nil {
-			return fmt.Errorf("seed profiles: %w", err)
-		}
-		msgs = msgs[n:]
-	}
-	return nil
+	return writeBatches(ctx, prod, msgs)
 }
 
 // tally counts outputs read back from the output topics, once per event id

@@ -16,6 +16,16 @@ var commands = []struct {
 }{
 	{"run", "run the enrichment service against a Kafka cluster", cmdRun},
 	{"dev", "run everything embedded (broker, registry, Leadspace simulator) with demo data", cmdDev},
+	{"connect", "connect a tenant to Leadspace (verifies the token with a test call)", cmdConnect},
+	{"consent", "record that a tenant's admin gave or withdrew consent ('consent give|withdraw')", cmdConsent},
+	{"map", "set which profile attributes are sent: company name, website, location", cmdMap},
+	{"remove", "remove a tenant's enrichment; --purge also withdraws what was published", cmdRemove},
+	{"control", "show every tenant's connection, consent and mapping ('control show'); tokens are never shown", cmdControl},
+	{"status", "show each tenant's enrichment status: state, enriched X of Y, skipped, failed, credits", cmdStatus},
+	{"profile", "show one profile's enriched data", cmdProfile},
+	{"topics", "create the topics with their partitions and cleanup policies ('topics create')", cmdTopics},
+	{"seed", "write a demo tenant's connection, consent and mapping, and demo profiles", cmdSeed},
+	{"registry", "serve an in-memory development schema registry (Confluent API; not for production)", cmdRegistry},
 }
 
 func usage() {

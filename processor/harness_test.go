@@ -60,10 +60,8 @@ type env struct {
 	logs    *syncBuffer           // everything every instance logged
 	metrics *prometheus.Registry  // the last instance's metrics
 
-	mu   sync.Mutex
-	proc *processor.Processor
-	stop context.CancelFunc
-	done chan error
+	mu        sync.Mutex
+	instances []*instance // running processor instances, oldest first
 }
 
 var unsafeChars = regexp.MustCompile(`[^a-zA-Z0-9]+`)
@@ -191,7 +189,7 @@ func (e *env) connect(tp tenantProgram) {
 // startOpt adjusts an instance's configuration.
 type startOpt func(*processor.Config, *leadspace.Config)
 
-func (e *env) start(opts ...startOpt) {
+func (e *env) start(opts ...startOpt) *instance {
 	e.t.Helper()
 	reg := prometheus.NewRegistry()
 	log := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.AddSync(e.logs), zap.DebugLevel))
@@ -216,41 +214,58 @@ func (e *env) start(opts ...startOpt) {
 		e.t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- proc.Run(ctx); ls.Close() }()
+	in := &instance{t: e.t, stop: cancel, done: make(chan error, 1)}
+	go func() { in.done <- proc.Run(ctx); ls.Close() }()
 	e.mu.Lock()
-	e.proc, e.stop, e.done = proc, cancel, done
+	e.instances = append(e.instances, in)
 	e.mu.Unlock()
 	e.t.Cleanup(func() { e.shutdown() })
 	select {
 	case <-proc.ReadyC():
-	case err := <-done:
-		e.mu.Lock()
-		e.stop, e.done = nil, nil
-		e.mu.Unlock()
+		return in
+	case err := <-in.done:
+		in.stop = nil
 		e.t.Fatalf("processor stopped before ready: %v", err)
 	case <-time.After(30 * time.Second):
 		e.t.Fatal("processor not ready after 30s")
 	}
+	return nil
 }
 
-// shutdown stops the running instance gracefully and waits for it.
+// instance is one running processor.
+type instance struct {
+	t    testing.TB
+	once sync.Once
+	stop context.CancelFunc
+	done chan error
+}
+
+// shutdown stops the instance gracefully and waits for it.
+func (in *instance) shutdown() {
+	in.once.Do(func() {
+		if in.stop == nil {
+			return
+		}
+		in.stop()
+		select {
+		case err := <-in.done:
+			if err != nil {
+				in.t.Errorf("processor returned %v on shutdown", err)
+			}
+		case <-time.After(30 * time.Second):
+			in.t.Error("processor did not stop within 30s")
+		}
+	})
+}
+
+// shutdown stops every running instance.
 func (e *env) shutdown() {
 	e.mu.Lock()
-	stop, done := e.stop, e.done
-	e.stop, e.done = nil, nil
+	all := e.instances
+	e.instances = nil
 	e.mu.Unlock()
-	if stop == nil {
-		return
-	}
-	stop()
-	select {
-	case err := <-done:
-		if err != nil {
-			e.t.Errorf("processor returned %v on shutdown", err)
-		}
-	case <-time.After(30 * time.Second):
-		e.t.Error("processor did not stop within 30s")
+	for _, in := range all {
+		in.shutdown()
 	}
 }
 

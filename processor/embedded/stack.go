@@ -51,13 +51,16 @@ type Stack struct {
 }
 
 // Start brings the stack up and creates the topics.
-func Start(ctx context.Context, o Options) (s *Stack, err error) {
-	s = &Stack{Topics: o.Topics.WithDefaults(), External: len(o.Brokers) > 0}
-	defer func() {
-		if err != nil {
-			s.Close()
-		}
-	}()
+func Start(ctx context.Context, o Options) (*Stack, error) {
+	s := &Stack{Topics: o.Topics.WithDefaults(), External: len(o.Brokers) > 0}
+	if err := s.start(ctx, o); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Stack) start(ctx context.Context, o Options) (err error) {
 	if o.Partitions == 0 {
 		o.Partitions = 3
 	}
@@ -65,37 +68,37 @@ func Start(ctx context.Context, o Options) (s *Stack, err error) {
 	if len(brokers) == 0 {
 		cluster, err := kfake.NewCluster(kfake.NumBrokers(1))
 		if err != nil {
-			return nil, fmt.Errorf("start in-process Kafka: %w", err)
+			return fmt.Errorf("start in-process Kafka: %w", err)
 		}
 		s.closers = append(s.closers, cluster.Close)
 		brokers = cluster.ListenAddrs()
 	}
 	s.Kafka = processor.Kafka{Brokers: brokers}
 	if err := processor.CreateTopics(ctx, s.Kafka, s.Topics, processor.TopicLayout{Partitions: o.Partitions}); err != nil {
-		return nil, err
+		return err
 	}
 
 	reg := srfake.New()
 	s.closers = append(s.closers, reg.Close)
 	s.RegistryURL = reg.URL()
 	if s.Registry, err = sr.NewClient(sr.URLs(s.RegistryURL)); err != nil {
-		return nil, err
+		return err
 	}
 	if s.Codec, err = schemas.NewCodec(ctx, s.Registry, processor.Subjects(s.Topics)); err != nil {
-		return nil, err
+		return err
 	}
 
 	sim, err := simulator.New(simulator.Config{Programs: o.Programs, Latency: o.LeadspaceLatency, Jitter: o.LeadspaceJitter,
 		BulkReadyAfterPolls: o.BulkReadyAfterPolls})
 	if err != nil {
-		return nil, fmt.Errorf("leadspace simulator: %w", err)
+		return fmt.Errorf("leadspace simulator: %w", err)
 	}
 	s.Simulator = sim
 	s.closers = append(s.closers, func() { _ = sim.Close() })
 	if s.LeadspaceURL, err = sim.Start("127.0.0.1:0"); err != nil {
-		return nil, fmt.Errorf("leadspace simulator: %w", err)
+		return fmt.Errorf("leadspace simulator: %w", err)
 	}
-	return s, nil
+	return nil
 }
 
 // Close stops everything in reverse order.

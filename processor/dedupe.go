@@ -18,27 +18,31 @@ type dedupe struct {
 type dedupeEntry struct {
 	fingerprint string
 	at          time.Time
+	outcome     string // outEnriched or outNotMatched: what the answer was
 }
 
 func newDedupe() *dedupe { return &dedupe{entries: map[string]dedupeEntry{}} }
 
-// fresh is whether key was answered for this fingerprint within maxAge
-// (maxAge 0: an answer never goes stale).
-func (d *dedupe) fresh(key, fingerprint string, maxAge time.Duration, now time.Time) bool {
+// fresh returns the outcome of the answer key got for this fingerprint
+// within maxAge (maxAge 0: an answer never goes stale), or "" if none.
+func (d *dedupe) fresh(key, fingerprint string, maxAge time.Duration, now time.Time) string {
 	d.mu.RLock()
 	e, ok := d.entries[key]
 	d.mu.RUnlock()
-	return ok && e.fingerprint == fingerprint && (maxAge <= 0 || now.Sub(e.at) < maxAge)
+	if ok && e.fingerprint == fingerprint && (maxAge <= 0 || now.Sub(e.at) < maxAge) {
+		return e.outcome
+	}
+	return ""
 }
 
 // remember records an answer; an older answer never overwrites a newer one.
-func (d *dedupe) remember(key, fingerprint string, at time.Time) {
+func (d *dedupe) remember(key, fingerprint, outcome string, at time.Time) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if e, ok := d.entries[key]; ok && e.at.After(at) {
 		return
 	}
-	d.entries[key] = dedupeEntry{fingerprint: fingerprint, at: at}
+	d.entries[key] = dedupeEntry{fingerprint: fingerprint, at: at, outcome: outcome}
 }
 
 func (d *dedupe) forget(key string) {

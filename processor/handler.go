@@ -46,6 +46,9 @@ const (
 type result struct {
 	messages []kafka.Message
 	outcome  string
+	// countAs is the status bucket when it differs from outcome: an
+	// unchanged profile counts as what its standing answer was.
+	countAs string
 	reason   string
 	tenant   string
 	records  int // records sent to Leadspace
@@ -135,8 +138,8 @@ func (h *handler) enrich(ctx context.Context, msg kafka.Message, p schemas.Profi
 		return h.output(msg, p, schemas.Enriched{Status: schemas.StatusSkipped, SkipReason: skip}, outSkipped, skip)
 	}
 	key := string(msg.Key)
-	if h.dedupe.fresh(key, m.fingerprint, permit.Mapping.RefreshInterval, h.now()) {
-		return result{outcome: outUnchanged, tenant: p.TenantID}, nil
+	if prior := h.dedupe.fresh(key, m.fingerprint, permit.Mapping.RefreshInterval, h.now()); prior != "" {
+		return result{outcome: outUnchanged, countAs: prior, tenant: p.TenantID}, nil
 	}
 
 	req := leadspace.Request{ExternalID: enrichmentID(p.TenantID, p.ProfileID), Company: m.input}
@@ -144,8 +147,11 @@ func (h *handler) enrich(ctx context.Context, msg kafka.Message, p schemas.Profi
 	for attempt := 1; ; attempt++ {
 		res, err := h.call(ctx, permit, req)
 		if err == nil {
-			h.dedupe.remember(key, m.fingerprint, h.now())
-			return h.answered(msg, p, m, res)
+			r, err := h.answered(msg, p, m, res)
+			if err == nil && (r.outcome == outEnriched || r.outcome == outNotMatched) {
+				h.dedupe.remember(key, m.fingerprint, r.outcome, h.now())
+			}
+			return r, err
 		}
 		if ctx.Err() != nil {
 			return result{}, ctx.Err()

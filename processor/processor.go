@@ -147,8 +147,11 @@ func (p *Processor) applyEnriched(msg kafka.Message) {
 		return
 	}
 	p.published.put(e.TenantID, string(msg.Key), e.EnrichedAt)
-	if e.Status == schemas.StatusEnriched || e.Status == schemas.StatusNotMatched {
-		p.handler.dedupe.remember(string(msg.Key), e.InputFingerprint, e.EnrichedAt)
+	switch e.Status {
+	case schemas.StatusEnriched:
+		p.handler.dedupe.remember(string(msg.Key), e.InputFingerprint, outEnriched, e.EnrichedAt)
+	case schemas.StatusNotMatched:
+		p.handler.dedupe.remember(string(msg.Key), e.InputFingerprint, outNotMatched, e.EnrichedAt)
 	}
 }
 
@@ -295,7 +298,11 @@ func (p *Processor) process(ctx context.Context, msg kafka.Message, tr *offsetTr
 	if err := p.pub.publish(ctx, res.messages); err != nil {
 		return
 	}
-	tr.done(msg.Offset, finished{tenant: res.tenant, outcome: res.outcome, records: res.records, at: time.Now().UTC().Truncate(time.Millisecond)})
+	counted := res.outcome
+	if res.countAs != "" {
+		counted = res.countAs
+	}
+	tr.done(msg.Offset, finished{tenant: res.tenant, outcome: counted, records: res.records, at: time.Now().UTC().Truncate(time.Millisecond)})
 	p.counts.add(res)
 	p.metrics.outcomes.WithLabelValues(res.tenant, res.outcome, res.reason).Inc()
 	if res.records > 0 {

@@ -49,9 +49,9 @@ type result struct {
 	// countAs is the status bucket when it differs from outcome: an
 	// unchanged profile counts as what its standing answer was.
 	countAs string
-	reason   string
-	tenant   string
-	records  int // records sent to Leadspace
+	reason  string
+	tenant  string
+	records int // records sent to Leadspace
 }
 
 // handler turns one input record into its outputs. It holds no per-record

@@ -282,26 +282,5 @@ func (t *ControlTable) ApplyRecord(codec *schemas.Codec, auth ControlAuth, msg k
 // LoadControl reads the whole control topic once into table, verifying each
 // event with auth, as the service does before it becomes ready.
 func LoadControl(ctx context.Context, k Kafka, topic string, codec *schemas.Codec, auth ControlAuth, table *ControlTable) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var mu sync.Mutex
-	caught := make(chan struct{})
-	errc := make(chan error, 1)
-	go func() {
-		errc <- Follow(ctx, k, topic, func(m kafka.Message) {
-			mu.Lock()
-			defer mu.Unlock()
-			_, _ = table.ApplyRecord(codec, auth, m)
-		}, func() { close(caught) })
-	}()
-	select {
-	case <-caught:
-		mu.Lock() // wait for the last apply
-		mu.Unlock()
-		return nil
-	case err := <-errc:
-		return fmt.Errorf("read %s: %w", topic, err)
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return ReadAll(ctx, k, topic, func(m kafka.Message) { _, _ = table.ApplyRecord(codec, auth, m) })
 }

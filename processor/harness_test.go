@@ -362,19 +362,12 @@ func (e *env) readOutputs() outputs {
 }
 
 func (e *env) readTopic(topic string, apply func(kafka.Message)) {
+	e.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	var mu sync.Mutex
-	caught := make(chan struct{})
-	go func() {
-		_ = processor.Follow(ctx, e.stack.Kafka, topic, func(m kafka.Message) { mu.Lock(); apply(m); mu.Unlock() }, func() { close(caught) })
-	}()
-	select {
-	case <-caught:
-	case <-ctx.Done():
-		e.t.Fatalf("reading %s timed out", topic)
+	if err := processor.ReadAll(ctx, e.stack.Kafka, topic, apply); err != nil {
+		e.t.Fatalf("reading %s: %v", topic, err)
 	}
-	cancel()
 }
 
 // namesSent counts, per company name, the records Leadspace received.

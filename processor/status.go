@@ -90,34 +90,17 @@ func SumStatus(records []schemas.Status) map[string]*TenantStatus {
 	return out
 }
 
-// ReadStatus reads the whole status topic once.
+// ReadStatus reads the whole status topic once: the latest record per key.
 func ReadStatus(ctx context.Context, k Kafka, topic string, codec *schemas.Codec) ([]schemas.Status, error) {
-	var mu sync.Mutex
 	latest := map[string]schemas.Status{}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	caught := make(chan struct{})
-	errc := make(chan error, 1)
-	go func() {
-		errc <- Follow(ctx, k, topic, func(m kafka.Message) {
-			s, err := codec.DecodeStatus(ctx, m.Value)
-			if err != nil {
-				return
-			}
-			mu.Lock()
+	err := ReadAll(ctx, k, topic, func(m kafka.Message) {
+		if s, err := codec.DecodeStatus(ctx, m.Value); err == nil {
 			latest[string(m.Key)] = s
-			mu.Unlock()
-		}, func() { close(caught) })
-	}()
-	select {
-	case <-caught:
-	case err := <-errc:
-		return nil, fmt.Errorf("read %s: %w", topic, err)
-	case <-ctx.Done():
-		return nil, ctx.Err()
+		}
+	})
+	if err != nil {
+		return nil, err
 	}
-	mu.Lock()
-	defer mu.Unlock()
 	out := make([]schemas.Status, 0, len(latest))
 	for _, s := range latest {
 		out = append(out, s)

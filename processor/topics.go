@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 
 	"github.com/segmentio/kafka-go"
 )
@@ -56,6 +57,35 @@ func CreateTopics(ctx context.Context, k Kafka, t Topics, layout TopicLayout) er
 		}
 	}
 	return nil
+}
+
+// ReadAll reads a topic from its start to the end it has now, calling apply
+// for each record (one partition at a time per call, never concurrently),
+// and returns once every partition is read.
+func ReadAll(ctx context.Context, k Kafka, topic string, apply func(kafka.Message)) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var mu sync.Mutex
+	caught := make(chan struct{})
+	errc := make(chan error, 1)
+	go func() {
+		errc <- Follow(ctx, k, topic, func(m kafka.Message) {
+			mu.Lock()
+			defer mu.Unlock()
+			apply(m)
+		}, func() { close(caught) })
+	}()
+	select {
+	case <-caught:
+		cancel()
+		mu.Lock() // no apply runs after ReadAll returns
+		defer mu.Unlock()
+		return nil
+	case err := <-errc:
+		return fmt.Errorf("read %s: %w", topic, err)
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // Follow reads a whole topic and then keeps following it; see follow.

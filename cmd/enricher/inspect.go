@@ -8,7 +8,6 @@ import (
 	"os"
 	"sort"
 	"strings"
-	"sync"
 	"text/tabwriter"
 	"time"
 
@@ -159,29 +158,14 @@ func cmdProfile(args []string) error {
 		return err
 	}
 	key := tenant + "/" + profile
-	var mu sync.Mutex
 	var latest *kafka.Message
-	followCtx, stop := context.WithCancel(ctx)
-	defer stop()
-	caught := make(chan struct{})
-	errc := make(chan error, 1)
-	go func() {
-		errc <- processor.Follow(followCtx, k.kafka(), k.topics.Enriched, func(m kafka.Message) {
-			if string(m.Key) == key {
-				mu.Lock()
-				latest = &m
-				mu.Unlock()
-			}
-		}, func() { close(caught) })
-	}()
-	select {
-	case <-caught:
-	case err := <-errc:
+	if err := processor.ReadAll(ctx, k.kafka(), k.topics.Enriched, func(m kafka.Message) {
+		if string(m.Key) == key {
+			latest = &m
+		}
+	}); err != nil {
 		return err
 	}
-	stop()
-	mu.Lock()
-	defer mu.Unlock()
 	switch {
 	case latest == nil:
 		return fmt.Errorf("no enrichment for %s on %s", key, k.topics.Enriched)

@@ -121,3 +121,13 @@ func (k Kafka) connect() (connection, error) {
 func (c connection) client() *kafka.Client {
 	return &kafka.Client{Addr: kafka.TCP(c.brokers...), Transport: c.transport, Timeout: 10 * time.Second}
 }
+
+// Client returns a kafka-go client for admin requests (offsets, metadata)
+// with these connection settings.
+func (k Kafka) Client() (*kafka.Client, error) {
+	conn, err := k.connect()
+	if err != nil {
+		return nil, err
+	}
+	return conn.client(), nil
+}

@@ -23,6 +23,10 @@ import (
 type Options struct {
 	// Brokers of a running Kafka cluster; empty starts kfake.
 	Brokers []string
+	// Security of the connection (TLS, SASL); Brokers inside it is ignored.
+	Security processor.Kafka
+	// BrokerOpts configure the kfake broker (e.g. TLS, SASL users).
+	BrokerOpts []kfake.Opt
 	// Topics to create (the processor's defaults).
 	Topics processor.Topics
 	// Partitions of the data topics (3).
@@ -66,14 +70,15 @@ func (s *Stack) start(ctx context.Context, o Options) (err error) {
 	}
 	brokers := o.Brokers
 	if len(brokers) == 0 {
-		cluster, err := kfake.NewCluster(kfake.NumBrokers(1))
+		cluster, err := kfake.NewCluster(append([]kfake.Opt{kfake.NumBrokers(1)}, o.BrokerOpts...)...)
 		if err != nil {
 			return fmt.Errorf("start in-process Kafka: %w", err)
 		}
 		s.closers = append(s.closers, cluster.Close)
 		brokers = cluster.ListenAddrs()
 	}
-	s.Kafka = processor.Kafka{Brokers: brokers}
+	s.Kafka = o.Security
+	s.Kafka.Brokers = brokers
 	if err := processor.CreateTopics(ctx, s.Kafka, s.Topics, processor.TopicLayout{Partitions: o.Partitions}); err != nil {
 		return err
 	}

@@ -1,0 +1,204 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"fmt"
+	"math/big"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+	"github.com/twmb/franz-go/pkg/kfake"
+
+	"github.com/enrichment/leadspace-enricher/leadspace/simulator"
+	"github.com/enrichment/leadspace-enricher/processor"
+	"github.com/enrichment/leadspace-enricher/processor/embedded"
+	"github.com/enrichment/leadspace-enricher/schemas"
+)
+
+// These tests run the real `enricher run` binary, configured only through
+// its environment, and stop it the way an orchestrator does: SIGTERM.
+
+var enricherBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "enricher-bin")
+	if err != nil {
+		panic(err)
+	}
+	enricherBin = filepath.Join(dir, "enricher")
+	if out, err := exec.Command("go", "build", "-o", enricherBin, ".").CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "build enricher: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func TestRunProcessesAndExitsCleanlyOnSIGTERM(t *testing.T) {
+	runAndStop(t, embedded.Options{}, nil)
+}
+
+func TestRunOverTLSWithSCRAM(t *testing.T) {
+	caFile, serverTLS := selfSignedTLS(t)
+	opts := embedded.Options{
+		Security:   processor.Kafka{TLS: true, CAFile: caFile, SASLMechanism: "SCRAM-SHA-256", SASLUsername: "enricher", SASLPassword: "s3cret"},
+		BrokerOpts: []kfake.Opt{kfake.TLS(serverTLS), kfake.EnableSASL(), kfake.Superuser("SCRAM-SHA-256", "enricher", "s3cret")},
+	}
+	runAndStop(t, opts, map[string]string{
+		"ENRICHER_TLS": "true", "ENRICHER_TLS_CA_FILE": caFile, "ENRICHER_SASL_MECHANISM": "SCRAM-SHA-256",
+		"ENRICHER_SASL_USERNAME": "enricher", "ENRICHER_SASL_PASSWORD": "s3cret",
+	})
+}
+
+func runAndStop(t *testing.T, opts embedded.Options, env map[string]string) {
+	const token, n = "tok-run-test-7Q2V", 60
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	opts.Programs = []simulator.ProgramConfig{{ID: "acme", Tokens: []string{token}, TPS: 1000, Credits: simulator.Unlimited}}
+	opts.LeadspaceLatency, opts.LeadspaceJitter = 5*time.Millisecond, -1
+	stack, err := embedded.Start(ctx, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stack.Close()
+
+	prod, err := processor.NewProducer(stack.Kafka, stack.Codec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer prod.Close()
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	if err := publishControl(ctx, prod, stack.Topics.Control, processor.ControlAuth{}, tenantControl("acme", "env:ACME_LEADSPACE_TOKEN", true, now)); err != nil {
+		t.Fatal(err)
+	}
+	var msgs []kafka.Message
+	for i := 0; i < n; i++ {
+		p := schemas.Profile{EventID: fmt.Sprint("ev-", i), TenantID: "acme", ProfileID: fmt.Sprint("p", i), Kind: "ACCOUNT",
+			Attributes: map[string]string{demoNameAttr: fmt.Sprintf("Fabrikam %d", i)}, UnifiedAt: now, Version: 1}
+		v, err := stack.Codec.Encode(schemas.ProfileUnified, p.Native())
+		if err != nil {
+			t.Fatal(err)
+		}
+		msgs = append(msgs, kafka.Message{Topic: stack.Topics.Profiles, Key: []byte("acme/" + p.ProfileID), Value: v})
+	}
+	if err := prod.Write(ctx, msgs...); err != nil {
+		t.Fatal(err)
+	}
+
+	cmd := exec.Command(enricherBin, "run")
+	cmd.Env = append(os.Environ(),
+		"ENRICHER_BROKERS="+strings.Join(stack.Kafka.Brokers, ","), "ENRICHER_SCHEMA_REGISTRY_URL="+stack.RegistryURL,
+		"ENRICHER_LEADSPACE_URL="+stack.LeadspaceURL, "ENRICHER_HTTP_ADDR=127.0.0.1:0", "ENRICHER_GROUP=run-test",
+		"ENRICHER_COMMIT_INTERVAL=200ms", "ACME_LEADSPACE_TOKEN="+token)
+	for k, v := range env {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	var logs bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	defer cmd.Process.Kill()
+
+	for {
+		keys := map[string]bool{}
+		if err := processor.ReadAll(ctx, stack.Kafka, stack.Topics.Enriched, func(m kafka.Message) { keys[string(m.Key)] = true }); err != nil {
+			t.Fatal(err)
+		}
+		if len(keys) == n {
+			break
+		}
+		select {
+		case err := <-exited:
+			t.Fatalf("enricher run exited early (%v):\n%s", err, logs.String())
+		case <-ctx.Done():
+			t.Fatalf("only %d of %d outputs:\n%s", len(keys), n, logs.String())
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Fatalf("enricher run exited with %v after SIGTERM, want 0:\n%s", err, logs.String())
+		}
+	case <-time.After(45 * time.Second):
+		t.Fatalf("enricher run did not stop within 45s of SIGTERM:\n%s", logs.String())
+	}
+
+	// Everything done was committed before the exit.
+	conn, err := stack.Kafka.Client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	committed := committedOffsets(t, ctx, stack, conn)
+	if committed != n {
+		t.Fatalf("the group committed %d of %d offsets before exiting", committed, n)
+	}
+	if strings.Contains(logs.String(), token) {
+		t.Fatal("the token appears in the service's logs")
+	}
+	if !strings.Contains(logs.String(), `"msg":"enricher stopped"`) {
+		t.Fatalf("no clean stop in the logs:\n%s", logs.String())
+	}
+}
+
+func committedOffsets(t *testing.T, ctx context.Context, stack *embedded.Stack, cl *kafka.Client) int64 {
+	t.Helper()
+	res, err := cl.OffsetFetch(ctx, &kafka.OffsetFetchRequest{GroupID: "run-test",
+		Topics: map[string][]int{stack.Topics.Profiles: {0, 1, 2}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum int64
+	for _, p := range res.Topics[stack.Topics.Profiles] {
+		if p.CommittedOffset > 0 {
+			sum += p.CommittedOffset
+		}
+	}
+	return sum
+}
+
+// selfSignedTLS makes a CA-signed-by-itself certificate for 127.0.0.1 and
+// writes the CA to a file, as an operator would hand it to the service.
+func selfSignedTLS(t *testing.T) (caFile string, server *tls.Config) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "kfake"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IsCA: true, BasicConstraintsValid: true,
+		KeyUsage:    x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}, IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caFile = filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return caFile, &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}}
+}

@@ -99,7 +99,7 @@ func (t *ControlTable) Apply(ev schemas.Control) error {
 	case ev.Connection != nil && newer(tc.connection, ev):
 		tc.connection = &e
 		tc.credentials, tc.tokenErr = leadspace.Credentials{}, nil
-		token, err := t.resolve(ev.Connection.TokenRef)
+		token, err := t.resolve(ev.TenantID, ev.Connection.TokenRef)
 		if err != nil {
 			tc.tokenErr = err
 		} else {

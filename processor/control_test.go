@@ -160,15 +160,30 @@ func TestTheTokenAppearsNowhere(t *testing.T) {
 	t.Setenv("ACME_LEADSPACE_TOKEN", acme.token)
 	initech.tokenRef = "env:INITECH_LEADSPACE_TOKEN"
 	t.Setenv("INITECH_LEADSPACE_TOKEN", "initech-expired-token-ZQ81")
-	e := newEnv(t, acme, initech)
+	// umbrella's admin sealed its token to the service's public key.
+	umbrella := tenant("umbrella")
+	private, public, err := processor.GenerateSealKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if umbrella.tokenRef, err = processor.SealToken(public, "umbrella", umbrella.token); err != nil {
+		t.Fatal(err)
+	}
+	e := newEnv(t, acme, initech, umbrella)
+	if e.sealKey, err = processor.ParseSealKey(private); err != nil {
+		t.Fatal(err)
+	}
 	e.start()
 	var ps []schemas.Profile
 	for i := 0; i < 30; i++ {
-		ps = append(ps, profile("acme", i, company(i)), profile("initech", i, company(i)))
+		ps = append(ps, profile("acme", i, company(i)), profile("initech", i, company(i)), profile("umbrella", i, company(i)))
 	}
 	e.produceProfiles(ps...)
 	e.produceRaw(kafka.Message{Key: []byte("acme/garbage"), Value: []byte("garbage")})
-	e.waitOutputs(60*time.Second, func(o outputs) bool { return len(o.enriched) == 30 && len(o.dead) == 31 })
+	e.waitOutputs(60*time.Second, func(o outputs) bool { return len(o.enriched) == 60 && len(o.dead) == 31 })
+	if len(e.callsFor("umbrella")) == 0 {
+		t.Fatal("the sealed token did not open: no request went out for umbrella")
+	}
 	e.waitStatus("initech", 10*time.Second, func(s processor.TenantStatus) bool { return s.State == schemas.StatePaused })
 
 	var captured bytes.Buffer
@@ -195,7 +210,7 @@ func TestTheTokenAppearsNowhere(t *testing.T) {
 	if captured.Len() < 10_000 {
 		t.Fatalf("captured only %d bytes: the scan would prove nothing", captured.Len())
 	}
-	for _, token := range []string{acme.token, "initech-expired-token-ZQ81"} {
+	for _, token := range []string{acme.token, "initech-expired-token-ZQ81", umbrella.token} {
 		if n := strings.Count(captured.String(), token); n != 0 {
 			t.Errorf("a token appears %d times in logs, topics or metrics", n)
 		}

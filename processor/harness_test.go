@@ -3,6 +3,7 @@ package processor_test
 import (
 	"bytes"
 	"context"
+	"crypto/ecdh"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -58,6 +59,7 @@ type env struct {
 	group   string
 	auth    processor.ControlAuth // signs what control() publishes, when set
 	logs    *syncBuffer           // everything every instance logged
+	sealKey *ecdh.PrivateKey      // opens sealed token references, when set
 	metrics *prometheus.Registry  // the last instance's metrics
 
 	mu        sync.Mutex
@@ -196,7 +198,7 @@ func (e *env) start(opts ...startOpt) *instance {
 	lsCfg := leadspace.Config{BaseURL: e.stack.LeadspaceURL, TPS: 1000, BackoffBase: 10 * time.Millisecond,
 		BackoffMax: 50 * time.Millisecond, Breaker: leadspace.BreakerConfig{OpenTimeout: 200 * time.Millisecond},
 		Logger: log.Named("leadspace"), Registerer: reg}
-	table := processor.NewControlTable(processor.TokenSources{AllowPlaintext: true}.Resolver())
+	table := processor.NewControlTable(processor.TokenSources{AllowPlaintext: true, SealKey: e.sealKey}.Resolver())
 	cfg := processor.Config{Kafka: e.stack.Kafka, Topics: e.stack.Topics, GroupID: e.group, Auth: e.auth,
 		Window: 500, CommitInterval: 100 * time.Millisecond, ShutdownTimeout: 10 * time.Second, RetryBackoff: 20 * time.Millisecond,
 		StatusInterval: 100 * time.Millisecond, Registerer: reg,

@@ -104,9 +104,10 @@ func (a *adminFlags) publish(ev schemas.Control) error {
 // the token first and refuses to publish a token Leadspace rejects.
 func cmdConnect(args []string) error {
 	s, a := newAdmin("connect")
-	var ref, display, url string
+	var ref, display, url, sealTo string
 	var skipVerify, allowPlain bool
-	s.StringVar(&ref, "token-ref", "", "where the service finds the token: env:NAME or file:PATH (required)")
+	s.StringVar(&ref, "token-ref", "", "where the token is: env:NAME or file:PATH (required); the service resolves the same reference unless --seal-to is given")
+	s.StringVar(&sealTo, "seal-to", "", "the service's public seal key: publish the token sealed to it (sealed:...) instead of the reference")
 	s.StringVar(&display, "display-name", "Leadspace", "name shown to admins")
 	s.StringVar(&url, "leadspace-url", leadspace.DefaultBaseURL, "Leadspace API gateway for the verification call")
 	s.BoolVar(&skipVerify, "skip-verify", false, "publish without the verification call (e.g. no network to Leadspace here)")
@@ -117,9 +118,14 @@ func cmdConnect(args []string) error {
 	if ref == "" {
 		return errors.New("token-ref: required (env:NAME or file:PATH)")
 	}
-	token, err := processor.TokenSources{AllowPlaintext: allowPlain}.Resolver()(ref)
+	token, err := processor.TokenSources{AllowPlaintext: allowPlain}.Resolver()(a.tenant, ref)
 	if err != nil {
 		return fmt.Errorf("token-ref: %w", err)
+	}
+	if sealTo != "" {
+		if ref, err = processor.SealToken(sealTo, a.tenant, token); err != nil {
+			return fmt.Errorf("seal-to: %w", err)
+		}
 	}
 	conn := &schemas.Connection{DisplayName: display, TokenRef: ref}
 	if !skipVerify {
@@ -216,4 +222,19 @@ func cmdRemove(args []string) error {
 		return err
 	}
 	return a.publish(schemas.Control{Removal: &schemas.Removal{Purge: purge}})
+}
+
+// cmdKeys makes the key pair for sealed tokens.
+func cmdKeys(args []string) error {
+	if len(args) == 0 || args[0] != "generate" {
+		return errors.New("usage: enricher keys generate")
+	}
+	private, public, err := processor.GenerateSealKey()
+	if err != nil {
+		return err
+	}
+	fmt.Printf("# Give the private key to the service only (ENRICHER_TOKEN_SEAL_KEY or --token-seal-key-file).\n")
+	fmt.Printf("# Admins seal tokens to the public key: enricher connect --seal-to PUBLIC ...\n")
+	fmt.Printf("private: %s\npublic:  %s\n", private, public)
+	return nil
 }

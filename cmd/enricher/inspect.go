@@ -43,7 +43,7 @@ func cmdControl(args []string) error {
 		return err
 	}
 	// The admin's machine need not hold the tokens: references are shown, not resolved.
-	table := processor.NewControlTable(func(string) (string, error) { return "unresolved", nil })
+	table := processor.NewControlTable(func(string, string) (string, error) { return "unresolved", nil })
 	if err := processor.LoadControl(ctx, k.kafka(), k.topics.Control, codec, auth, table); err != nil {
 		return err
 	}

@@ -20,6 +20,7 @@ var commands = []struct {
 	{"consent", "record that a tenant's admin gave or withdrew consent ('consent give|withdraw')", cmdConsent},
 	{"map", "set which profile attributes are sent: company name, website, location", cmdMap},
 	{"remove", "remove a tenant's enrichment; --purge also withdraws what was published", cmdRemove},
+	{"keys", "generate the key pair for sealed tokens ('keys generate')", cmdKeys},
 	{"control", "show every tenant's connection, consent and mapping ('control show'); tokens are never shown", cmdControl},
 	{"status", "show each tenant's enrichment status: state, enriched X of Y, skipped, failed, credits", cmdStatus},
 	{"profile", "show one profile's enriched data", cmdProfile},

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/ecdh"
 	"errors"
 	"fmt"
 	"net"
@@ -95,6 +96,7 @@ type serviceFlags struct {
 	httpAddr                             string
 	logFormat, logLevel                  string
 	allowPlaintextTokens                 bool
+	sealKey, sealKeyFile                 string
 }
 
 func (f *serviceFlags) bind(s *settings) {
@@ -114,6 +116,8 @@ func (f *serviceFlags) bind(s *settings) {
 	s.StringVar(&f.logFormat, "log-format", "json", "log format: json or console")
 	s.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	s.BoolVar(&f.allowPlaintextTokens, "allow-plaintext-tokens", false, "accept plain:TOKEN references in control events (development only)")
+	s.StringVar(&f.sealKey, "token-seal-key", "", "private key that opens sealed:... token references ('enricher keys generate'); prefer the environment or the file")
+	s.StringVar(&f.sealKeyFile, "token-seal-key-file", "", "file holding the token seal key")
 }
 
 func (f *serviceFlags) validate() error {
@@ -136,6 +140,28 @@ func (f *serviceFlags) validate() error {
 		}
 	}
 	return nil
+}
+
+// tokenSealKey reads the key that opens sealed token references, if any.
+func (f *serviceFlags) tokenSealKey() (*ecdh.PrivateKey, error) {
+	key := f.sealKey
+	switch {
+	case key != "" && f.sealKeyFile != "":
+		return nil, errors.New("token-seal-key, token-seal-key-file: set one, not both")
+	case f.sealKeyFile != "":
+		b, err := os.ReadFile(f.sealKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("token-seal-key-file: %w", err)
+		}
+		key = string(b)
+	case key == "":
+		return nil, nil
+	}
+	k, err := processor.ParseSealKey(key)
+	if err != nil {
+		return nil, fmt.Errorf("token-seal-key: %w", err)
+	}
+	return k, nil
 }
 
 // service is a wired, not yet running enricher.
@@ -167,7 +193,11 @@ func newService(ctx context.Context, f *serviceFlags, log *zap.Logger) (*service
 	if err != nil {
 		return nil, err
 	}
-	table := processor.NewControlTable(processor.TokenSources{AllowPlaintext: f.allowPlaintextTokens}.Resolver())
+	sources := processor.TokenSources{AllowPlaintext: f.allowPlaintextTokens}
+	if sources.SealKey, err = f.tokenSealKey(); err != nil {
+		return nil, err
+	}
+	table := processor.NewControlTable(sources.Resolver())
 	proc, err := processor.New(processor.Config{Kafka: f.kafka(), Topics: f.topics, GroupID: f.group, Window: f.window, Auth: auth,
 		CommitInterval: f.commitInterval, ShutdownTimeout: f.shutdownTimeout, Logger: log, Registerer: reg},
 		codec, table, processor.LeadspaceEnricher{Client: ls})

@@ -1,10 +1,6 @@
 package processor
 
-import (
-	"sync"
-
-	"github.com/prometheus/client_golang/prometheus"
-)
+import "github.com/prometheus/client_golang/prometheus"
 
 // metrics are the processor's Prometheus series. Labels carry tenants and
 // stable reason codes only: never tokens, never profile data.
@@ -40,55 +36,4 @@ func newMetrics(reg prometheus.Registerer, inFlight func() float64) *metrics {
 		reg.MustRegister(m.outcomes, m.records, m.inFlight, m.committed, m.ready)
 	}
 	return m
-}
-
-// Counts are one tenant's outcome totals since start.
-type Counts struct {
-	Enriched, NotMatched, Skipped, DeadLetters, Tombstones, Unchanged, Ignored, LeadspaceRecords int64
-}
-
-// counts keeps per-tenant totals in memory for Stats.
-type counts struct {
-	mu sync.Mutex
-	m  map[string]*Counts
-}
-
-func (c *counts) add(r result) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.m == nil {
-		c.m = map[string]*Counts{}
-	}
-	t := c.m[r.tenant]
-	if t == nil {
-		t = &Counts{}
-		c.m[r.tenant] = t
-	}
-	switch r.outcome {
-	case outEnriched:
-		t.Enriched++
-	case outNotMatched:
-		t.NotMatched++
-	case outSkipped:
-		t.Skipped++
-	case outDead:
-		t.DeadLetters++
-	case outTombstone:
-		t.Tombstones++
-	case outUnchanged:
-		t.Unchanged++
-	case outIgnored:
-		t.Ignored++
-	}
-	t.LeadspaceRecords += int64(r.records)
-}
-
-func (c *counts) snapshot() map[string]Counts {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	out := make(map[string]Counts, len(c.m))
-	for k, v := range c.m {
-		out[k] = *v
-	}
-	return out
 }

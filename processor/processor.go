@@ -37,7 +37,6 @@ type Processor struct {
 	window    *window
 	pub       *publisher
 	metrics   *metrics
-	counts    counts
 	log       *zap.Logger
 	ready     atomic.Bool
 	readyCh   chan struct{}
@@ -71,9 +70,6 @@ func (p *Processor) Ready() bool { return p.ready.Load() }
 
 // ReadyC is closed when the processor becomes ready.
 func (p *Processor) ReadyC() <-chan struct{} { return p.readyCh }
-
-// Stats returns per-tenant outcome totals since start.
-func (p *Processor) Stats() map[string]Counts { return p.counts.snapshot() }
 
 // Run processes until ctx ends, then stops fetching, lets in-flight work
 // finish within ShutdownTimeout, commits what is done and returns nil.
@@ -303,7 +299,6 @@ func (p *Processor) process(ctx context.Context, msg kafka.Message, tr *offsetTr
 		counted = res.countAs
 	}
 	tr.done(msg.Offset, finished{tenant: res.tenant, outcome: counted, records: res.records, at: time.Now().UTC().Truncate(time.Millisecond)})
-	p.counts.add(res)
 	p.metrics.outcomes.WithLabelValues(res.tenant, res.outcome, res.reason).Inc()
 	if res.records > 0 {
 		p.metrics.records.WithLabelValues(res.tenant).Add(float64(res.records))

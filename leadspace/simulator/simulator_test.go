@@ -341,11 +341,11 @@ func TestFaultsOverHTTPAndCallLog(t *testing.T) {
 	if st := ctl("/__sim/faults", `{"match":{"path":"/enrichment/enrich/single","company_name":"contoso"},"status":429,"count":1}`); st != 204 {
 		t.Fatalf("fault: %d", st)
 	}
-	st, hdr, _, _ := h.do("POST", pathSingle, "Bearer t1", "application/json", `{"company":{"name":"Other"}}`)
+	st, _, _, _ := h.do("POST", pathSingle, "Bearer t1", "application/json", `{"company":{"name":"Other"}}`)
 	if st != 200 {
 		t.Fatalf("fault matched another company: %d", st)
 	}
-	st, hdr, _, _ = h.do("POST", pathSingle, "Bearer t1", "application/json", `{"company":{"name":"Contoso"}}`)
+	st, hdr, _, _ := h.do("POST", pathSingle, "Bearer t1", "application/json", `{"company":{"name":"Contoso"}}`)
 	if st != 429 || hdr.Get("Retry-After") != "1" {
 		t.Fatalf("fault: %d %v", st, hdr)
 	}

@@ -2,7 +2,6 @@ package processor
 
 import (
 	"strconv"
-	"time"
 
 	"github.com/segmentio/kafka-go"
 
@@ -39,8 +38,9 @@ func replayCount(msg kafka.Message) int32 {
 
 // deadLetter wraps an input that failed: the original key, value and headers
 // untouched, and the failure's context in the value and in headers.
-func (h *handler) deadLetter(msg kafka.Message, se *stageError, tenant, profile string, firstFailure time.Time) (kafka.Message, error) {
+func (h *handler) deadLetter(msg kafka.Message, se *stageError, tenant, profile string) (kafka.Message, error) {
 	now := h.now()
+	firstFailure := se.firstFailure
 	if firstFailure.IsZero() {
 		firstFailure = now
 	}

@@ -2,6 +2,7 @@ package processor
 
 import (
 	"errors"
+	"time"
 
 	"github.com/enrichment/leadspace-enricher/leadspace"
 	"github.com/enrichment/leadspace-enricher/schemas"
@@ -22,7 +23,9 @@ type stageError struct {
 	class      string
 	replayable bool
 	attempts   int
-	err        error
+	// firstFailure is when the input first failed, if before the last attempt.
+	firstFailure time.Time
+	err          error
 }
 
 func (e *stageError) Error() string { return e.reason + ": " + e.err.Error() }

@@ -157,10 +157,11 @@ func (h *handler) enrich(ctx context.Context, msg kafka.Message, p schemas.Profi
 			return result{}, ctx.Err()
 		}
 		if permit.Ctx.Err() != nil { // consent withdrawn or program paused mid-call
-			if _, denial := h.control.Gate(p.TenantID); denial != nil {
+			next, denial := h.control.Gate(p.TenantID)
+			if denial != nil {
 				return h.denied(msg, p, denial)
 			}
-			permit, _ = h.control.Gate(p.TenantID)
+			permit = next
 			continue
 		}
 		if first.IsZero() {
@@ -174,7 +175,7 @@ func (h *handler) enrich(ctx context.Context, msg kafka.Message, p schemas.Profi
 			continue
 		}
 		se := enrichFailure(err)
-		se.attempts = attempt
+		se.attempts, se.firstFailure = attempt, first
 		if se.class == classAuth || se.class == classCredits {
 			if h.control.Pause(p.TenantID, permit.Credentials, se.reason) {
 				h.log.Warn("leadspace refused the tenant's program; tenant paused until a new connection event",
@@ -251,7 +252,7 @@ func (h *handler) output(msg kafka.Message, p schemas.Profile, e schemas.Enriche
 }
 
 func (h *handler) dead(msg kafka.Message, se *stageError, tenant, profile string) (result, error) {
-	out, err := h.deadLetter(msg, se, tenant, profile, time.Time{})
+	out, err := h.deadLetter(msg, se, tenant, profile)
 	if err != nil {
 		return result{}, fmt.Errorf("encode dead letter: %w", err)
 	}

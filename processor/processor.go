@@ -108,12 +108,32 @@ func (p *Processor) Run(ctx context.Context) error {
 	close(p.readyCh)
 	p.log.Info("ready: control table and dedupe cache loaded", zap.Int("tenants", len(p.control.Snapshot())),
 		zap.Int("dedupe_entries", p.handler.dedupe.size()))
+	// A table that stops following would leave the gate frozen (a consent
+	// withdrawal would never apply): stop the instance instead, so that it
+	// is restarted and reloads.
+	runCtx, stopRun := context.WithCancel(ctx)
+	defer stopRun()
+	var tableFailure error
 	var background sync.WaitGroup
 	background.Go(func() { p.publishTenantStates(tables) })
 	background.Go(func() { p.runPurges(tables) })
-	err := p.consume(ctx)
+	background.Go(func() {
+		select {
+		case err := <-tablesErr:
+			if tables.Err() == nil {
+				tableFailure = fmt.Errorf("a table stopped following its topic: %w", err)
+				p.log.Error("stopping: tables no longer follow their topics", zap.Error(err))
+				stopRun()
+			}
+		case <-tables.Done():
+		}
+	})
+	err := p.consume(runCtx)
 	stopTables()
 	background.Wait()
+	if tableFailure != nil {
+		return tableFailure
+	}
 	return err
 }
 

@@ -127,6 +127,9 @@ func (f *serviceFlags) validate() error {
 	if f.registryURL == "" {
 		return errors.New("schema-registry-url: required")
 	}
+	if f.window < 1 || f.window > 1_000_000 {
+		return fmt.Errorf("window: %d is outside 1..1000000", f.window)
+	}
 	if f.leadspaceTPS <= 0 || f.leadspaceTPS > 10_000 {
 		return fmt.Errorf("leadspace-tps: %v is outside (0, 10000]", f.leadspaceTPS)
 	}

@@ -10,13 +10,16 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"errors"
 	"fmt"
+	"maps"
 	"math/big"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -101,22 +104,13 @@ func runAndStop(t *testing.T, opts embedded.Options, env map[string]string) {
 		t.Fatal(err)
 	}
 
-	cmd := exec.Command(enricherBin, "run")
-	cmd.Env = append(os.Environ(),
-		"ENRICHER_BROKERS="+strings.Join(stack.Kafka.Brokers, ","), "ENRICHER_SCHEMA_REGISTRY_URL="+stack.RegistryURL,
-		"ENRICHER_LEADSPACE_URL="+stack.LeadspaceURL, "ENRICHER_HTTP_ADDR=127.0.0.1:0", "ENRICHER_GROUP=run-test",
-		"ENRICHER_COMMIT_INTERVAL=200ms", "ACME_LEADSPACE_TOKEN="+token)
-	for k, v := range env {
-		cmd.Env = append(cmd.Env, k+"="+v)
+	env = maps.Clone(env)
+	if env == nil {
+		env = map[string]string{}
 	}
-	var logs bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	defer cmd.Process.Kill()
+	env["ACME_LEADSPACE_TOKEN"] = token
+	svc := startRun(t, stack, env)
+	exited, logs := svc.exited, svc.logs
 
 	for {
 		keys := map[string]bool{}
@@ -135,17 +129,7 @@ func runAndStop(t *testing.T, opts embedded.Options, env map[string]string) {
 		}
 	}
 
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case err := <-exited:
-		if err != nil {
-			t.Fatalf("enricher run exited with %v after SIGTERM, want 0:\n%s", err, logs.String())
-		}
-	case <-time.After(45 * time.Second):
-		t.Fatalf("enricher run did not stop within 45s of SIGTERM:\n%s", logs.String())
-	}
+	svc.stop(t)
 
 	// Everything done was committed before the exit.
 	conn, err := stack.Kafka.Client()
@@ -178,6 +162,93 @@ func committedOffsets(t *testing.T, ctx context.Context, stack *embedded.Stack, 
 		}
 	}
 	return sum
+}
+
+// stackEnv is the environment that points a command at the stack.
+func stackEnv(stack *embedded.Stack, extra map[string]string) []string {
+	env := append(os.Environ(),
+		"ENRICHER_BROKERS="+strings.Join(stack.Kafka.Brokers, ","), "ENRICHER_SCHEMA_REGISTRY_URL="+stack.RegistryURL,
+		"ENRICHER_LEADSPACE_URL="+stack.LeadspaceURL, "ENRICHER_HTTP_ADDR=127.0.0.1:0", "ENRICHER_GROUP=run-test",
+		"ENRICHER_COMMIT_INTERVAL=200ms")
+	for k, v := range extra {
+		env = append(env, k+"="+v)
+	}
+	return env
+}
+
+// runningService is a running `enricher run` process.
+type runningService struct {
+	cmd    *exec.Cmd
+	logs   *syncBuffer
+	exited chan error
+}
+
+func startRun(t *testing.T, stack *embedded.Stack, env map[string]string) *runningService {
+	t.Helper()
+	s := &runningService{cmd: exec.Command(enricherBin, "run"), logs: &syncBuffer{}, exited: make(chan error, 1)}
+	s.cmd.Env = stackEnv(stack, env)
+	s.cmd.Stdout, s.cmd.Stderr = s.logs, s.logs
+	if err := s.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { s.exited <- s.cmd.Wait() }()
+	t.Cleanup(func() { _ = s.cmd.Process.Kill() })
+	return s
+}
+
+// stop sends SIGTERM and wants exit status 0.
+func (s *runningService) stop(t *testing.T) {
+	t.Helper()
+	if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-s.exited:
+		if err != nil {
+			t.Fatalf("enricher run exited with %v after SIGTERM, want 0:\n%s", err, s.logs.String())
+		}
+	case <-time.After(45 * time.Second):
+		t.Fatalf("enricher run did not stop within 45s of SIGTERM:\n%s", s.logs.String())
+	}
+}
+
+// cli runs one enricher command to completion.
+func cli(t *testing.T, stack *embedded.Stack, env map[string]string, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, enricherBin, args...)
+	cmd.Env = stackEnv(stack, env)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	var exit *exec.ExitError
+	switch {
+	case ctx.Err() != nil:
+		t.Fatalf("enricher %s did not finish within 90s:\n%s%s", strings.Join(args, " "), out.String(), errb.String())
+	case errors.As(err, &exit):
+		code = exit.ExitCode()
+	case err != nil:
+		t.Fatal(err)
+	}
+	return out.String(), errb.String(), code
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 // selfSignedTLS makes a CA-signed-by-itself certificate for 127.0.0.1 and

@@ -3,7 +3,10 @@ package schemas
 import (
 	"context"
 	"errors"
+	"net/http"
+	"net/http/httptest"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -167,4 +170,21 @@ func newTestCodecF(f *testing.F) *Codec {
 		f.Fatal(err)
 	}
 	return c
+}
+
+func TestNewCodecNamesTheSubjectARegistryRefuses(t *testing.T) {
+	refusing := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/vnd.schemaregistry.v1+json")
+		w.WriteHeader(http.StatusConflict)
+		_, _ = w.Write([]byte(`{"error_code":409,"message":"Schema being registered is incompatible with an earlier schema"}`))
+	}))
+	defer refusing.Close()
+	cl, err := sr.NewClient(sr.URLs(refusing.URL))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = NewCodec(context.Background(), cl, map[Type]string{EnrichedCompany: "enriched-company-value"})
+	if err == nil || !strings.Contains(err.Error(), `"enriched-company-value"`) || !strings.Contains(err.Error(), "incompatible") {
+		t.Fatalf("got %v; want an error naming the subject and the registry's reason", err)
+	}
 }

@@ -15,9 +15,10 @@ vet:
 	$(GO) vet ./...
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
-# Unit tests and the integration suite on the in-process broker (kfake).
+# Unit tests and the integration suite on the in-process broker (kfake),
+# under the race detector: the pipeline is concurrent by design.
 test: vet
-	$(GO) test -count=1 ./...
+	$(GO) test -race -count=1 ./...
 
 # The same integration suite against a real Apache Kafka 4.4.0 broker,
 # started here without Docker and always stopped afterwards.

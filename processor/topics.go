@@ -66,20 +66,25 @@ func ReadAll(ctx context.Context, k Kafka, topic string, apply func(kafka.Messag
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var mu sync.Mutex
+	returned := false // set when ReadAll returns: readers still winding down must not apply
+	defer func() {
+		mu.Lock()
+		returned = true
+		mu.Unlock()
+	}()
 	caught := make(chan struct{})
 	errc := make(chan error, 1)
 	go func() {
 		errc <- Follow(ctx, k, topic, func(m kafka.Message) {
 			mu.Lock()
 			defer mu.Unlock()
-			apply(m)
+			if !returned {
+				apply(m)
+			}
 		}, func() { close(caught) })
 	}()
 	select {
 	case <-caught:
-		cancel()
-		mu.Lock() // no apply runs after ReadAll returns
-		defer mu.Unlock()
 		return nil
 	case err := <-errc:
 		return fmt.Errorf("read %s: %w", topic, err)

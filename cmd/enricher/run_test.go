@@ -30,7 +30,6 @@ import (
 	"github.com/enrichment/leadspace-enricher/leadspace/simulator"
 	"github.com/enrichment/leadspace-enricher/processor"
 	"github.com/enrichment/leadspace-enricher/processor/embedded"
-	"github.com/enrichment/leadspace-enricher/schemas"
 )
 
 // These tests run the real `enricher run` binary, configured only through
@@ -90,19 +89,7 @@ func runAndStop(t *testing.T, opts embedded.Options, env map[string]string) {
 	if err := publishControl(ctx, prod, stack.Topics.Control, processor.ControlAuth{}, tenantControl("acme", "env:ACME_LEADSPACE_TOKEN", true, now)); err != nil {
 		t.Fatal(err)
 	}
-	var msgs []kafka.Message
-	for i := 0; i < n; i++ {
-		p := schemas.Profile{EventID: fmt.Sprint("ev-", i), TenantID: "acme", ProfileID: fmt.Sprint("p", i), Kind: "ACCOUNT",
-			Attributes: map[string]string{demoNameAttr: fmt.Sprintf("Fabrikam %d", i)}, UnifiedAt: now, Version: 1}
-		v, err := stack.Codec.Encode(schemas.ProfileUnified, p.Native())
-		if err != nil {
-			t.Fatal(err)
-		}
-		msgs = append(msgs, kafka.Message{Topic: stack.Topics.Profiles, Key: []byte("acme/" + p.ProfileID), Value: v})
-	}
-	if err := prod.Write(ctx, msgs...); err != nil {
-		t.Fatal(err)
-	}
+	seedProfiles(t, ctx, stack, n)
 
 	env = maps.Clone(env)
 	if env == nil {

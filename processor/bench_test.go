@@ -7,7 +7,6 @@ import (
 
 	"github.com/enrichment/leadspace-enricher/leadspace"
 	"github.com/enrichment/leadspace-enricher/processor"
-	"github.com/enrichment/leadspace-enricher/schemas"
 )
 
 // BenchmarkPipeline measures the performance model of the design brief,
@@ -35,10 +34,7 @@ func BenchmarkPipeline(b *testing.B) {
 				acme.tps = 30
 				e := newEnvWith(b, envOptions{latency: 120 * time.Millisecond}, acme)
 				e.start(c.opts...)
-				ps := make([]schemas.Profile, c.events)
-				for i := range ps {
-					ps[i] = profile("acme", i, company(i))
-				}
+				ps := companies(c.events, "acme")
 				if c.replay {
 					// Enrich once; the measured pass replays the same profiles
 					// under new event ids: nothing changed, so no call is due.

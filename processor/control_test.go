@@ -25,10 +25,7 @@ func TestConsentWithdrawnMidRunStopsRequestsWithinASecond(t *testing.T) {
 	e := newEnv(t, tenant("acme"))
 	e.start(singleCallsAt(50))
 	const n = 10_000
-	ps := make([]schemas.Profile, n)
-	for i := range ps {
-		ps[i] = profile("acme", i, company(i))
-	}
+	ps := companies(n, "acme")
 	e.produceProfiles(ps...)
 	for deadline := time.Now().Add(30 * time.Second); len(e.callsFor("acme")) < 20; time.Sleep(50 * time.Millisecond) {
 		if time.Now().After(deadline) {
@@ -81,10 +78,7 @@ func TestForgedOrReplayedControlEventsChangeNothing(t *testing.T) {
 	e.auth.Sign(&captured)
 	e.control(captured)
 
-	var ps []schemas.Profile
-	for i := 0; i < 50; i++ {
-		ps = append(ps, profile("acme", i, company(i)), profile("globex", i, company(i)))
-	}
+	ps := companies(50, "acme", "globex")
 	e.produceProfiles(ps...)
 	out := e.waitOutputs(60*time.Second, func(o outputs) bool { return len(o.enriched) == 100 })
 
@@ -116,10 +110,7 @@ func TestUnauthorizedTokenPausesOnlyItsTenantUntilANewConnection(t *testing.T) {
 	initech.tokenRef = "plain:revoked-token"
 	e := newEnv(t, acme, initech)
 	e.start()
-	var ps []schemas.Profile
-	for i := 0; i < 50; i++ {
-		ps = append(ps, profile("acme", i, company(i)), profile("initech", i, company(i)))
-	}
+	ps := companies(50, "acme", "initech")
 	e.produceProfiles(ps...)
 	out := e.waitOutputs(60*time.Second, func(o outputs) bool { return len(o.enriched) == 50 && len(o.dead) == 50 })
 	for _, d := range out.dead {
@@ -174,10 +165,7 @@ func TestTheTokenAppearsNowhere(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.start()
-	var ps []schemas.Profile
-	for i := 0; i < 30; i++ {
-		ps = append(ps, profile("acme", i, company(i)), profile("initech", i, company(i)), profile("umbrella", i, company(i)))
-	}
+	ps := companies(30, "acme", "initech", "umbrella")
 	e.produceProfiles(ps...)
 	e.produceRaw(kafka.Message{Key: []byte("acme/garbage"), Value: []byte("garbage")})
 	e.waitOutputs(60*time.Second, func(o outputs) bool { return len(o.enriched) == 60 && len(o.dead) == 31 })
@@ -221,10 +209,7 @@ func TestStatusCountsSurviveRestartsAndCrashes(t *testing.T) {
 	e := newEnv(t, tenant("acme"))
 	e.start(func(c *processor.Config, _ *leadspace.Config) { c.ShutdownTimeout = time.Millisecond })
 	const n = 600
-	ps := make([]schemas.Profile, n)
-	for i := range ps {
-		ps[i] = profile("acme", i, company(i))
-	}
+	ps := companies(n, "acme")
 	e.produceProfiles(ps...)
 	e.waitOutputs(60*time.Second, func(o outputs) bool { return len(o.enriched) >= n/4 })
 	e.shutdown() // abandons in-flight work, as a crash would
@@ -254,10 +239,7 @@ func TestStatusCountsSurviveRestartsAndCrashes(t *testing.T) {
 func TestRemovalWithPurgeWithdrawsPublishedDataAndStopsCalls(t *testing.T) {
 	e := newEnv(t, tenant("acme"), tenant("globex"))
 	e.start()
-	var ps []schemas.Profile
-	for i := 0; i < 20; i++ {
-		ps = append(ps, profile("acme", i, company(i)), profile("globex", i, company(i)))
-	}
+	ps := companies(20, "acme", "globex")
 	e.produceProfiles(ps...)
 	e.waitOutputs(30*time.Second, func(o outputs) bool { return len(o.enriched) == 40 })
 

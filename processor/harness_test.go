@@ -276,6 +276,18 @@ func profile(tenant string, i int, attrs map[string]string) schemas.Profile {
 		Kind: "ACCOUNT", Attributes: attrs, UnifiedAt: time.Now().UTC().Truncate(time.Millisecond), Version: 1}
 }
 
+// companies makes n company profiles for each tenant, interleaved by index
+// (p0 of every tenant, then p1, ...), as upstream would publish them.
+func companies(n int, tenants ...string) []schemas.Profile {
+	ps := make([]schemas.Profile, 0, n*len(tenants))
+	for i := 0; i < n; i++ {
+		for _, t := range tenants {
+			ps = append(ps, profile(t, i, company(i)))
+		}
+	}
+	return ps
+}
+
 func company(i int) map[string]string {
 	return map[string]string{"CompanyName": fmt.Sprintf("Contoso %d Ltd", i), "Website": fmt.Sprintf("contoso%d.com", i),
 		"Location": "Seattle, WA, US", "PrimaryEmail": fmt.Sprintf("secret%d@contoso.com", i), "Revenue": "confidential"}

@@ -20,10 +20,7 @@ func TestEveryProfileGetsExactlyOneEnrichment(t *testing.T) {
 	e := newEnv(t, acme)
 	e.start()
 	const n = 300
-	var ps []schemas.Profile
-	for i := 0; i < n; i++ {
-		ps = append(ps, profile("acme", i, company(i)))
-	}
+	ps := companies(n, "acme")
 	e.produceProfiles(ps...)
 
 	out := e.waitOutputs(60*time.Second, func(o outputs) bool { return len(o.enriched) == n })
@@ -195,10 +192,7 @@ func TestCrashLosesNothingAndDoesNotAskAgainForPublishedAnswers(t *testing.T) {
 	// test can get: whatever was not acked and committed must come back.
 	e.start(func(c *processor.Config, _ *leadspace.Config) { c.ShutdownTimeout = time.Millisecond })
 	const n = 600
-	var ps []schemas.Profile
-	for i := 0; i < n; i++ {
-		ps = append(ps, profile("acme", i, company(i)))
-	}
+	ps := companies(n, "acme")
 	e.produceProfiles(ps...)
 	e.waitOutputs(60*time.Second, func(o outputs) bool { return len(o.enriched) >= n/5 })
 	e.shutdown()

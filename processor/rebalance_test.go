@@ -5,17 +5,13 @@ import (
 	"time"
 
 	"github.com/enrichment/leadspace-enricher/processor"
-	"github.com/enrichment/leadspace-enricher/schemas"
 )
 
 func TestInstancesJoiningAndLeavingLoseNothingAndCountOnce(t *testing.T) {
 	e := newEnv(t, tenant("acme"))
 	first := e.start(singleCallsAt(400))
 	const n = 1500
-	ps := make([]schemas.Profile, n)
-	for i := range ps {
-		ps[i] = profile("acme", i, company(i))
-	}
+	ps := companies(n, "acme")
 	e.produceProfiles(ps...)
 	e.waitOutputs(60*time.Second, func(o outputs) bool { return len(o.enriched) >= n/5 })
 

@@ -122,3 +122,12 @@ func splitKey(key []byte) (tenant, profile string, ok bool) {
 	tenant, profile, ok = strings.Cut(string(key), "/")
 	return tenant, profile, ok && tenant != "" && profile != ""
 }
+
+// MapProfile applies a tenant's mapping to one profile as the pipeline does:
+// the fingerprint of what would leave for Leadspace, or the reason it would
+// be skipped, or the input error that would dead-letter it. Tools (the Run's
+// credits preview) use it to predict the pipeline without running it.
+func MapProfile(p schemas.Profile, m schemas.Mapping) (fingerprint, skipReason string, err error) {
+	got, skip, err := mapProfile(p, m)
+	return got.fingerprint, skip, err
+}

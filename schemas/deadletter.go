@@ -42,6 +42,12 @@ type Dead struct {
 	TenantID        string
 	ProfileID       string
 	ReplayCount     int32
+	// OriginalValueSize is the input value's size (-1 for null) and
+	// OriginalValueSHA256 its hash: a value cut to fit the topic
+	// (OriginalValueTruncated) can still be matched to its source.
+	OriginalValueSize      int64
+	OriginalValueSHA256    string
+	OriginalValueTruncated bool
 }
 
 // Native is the goavro form of d.
@@ -57,6 +63,8 @@ func (d Dead) Native() map[string]any {
 		"reason": d.Reason, "error_class": d.ErrorClass, "error_message": d.ErrorMessage, "replayable": d.Replayable,
 		"attempts": d.Attempts, "first_failure_at": d.FirstFailureAt, "last_failure_at": d.LastFailureAt,
 		"tenant_id": optString(d.TenantID), "profile_id": optString(d.ProfileID), "replay_count": d.ReplayCount,
+		"original_value_size": d.OriginalValueSize, "original_value_sha256": d.OriginalValueSHA256,
+		"original_value_truncated": d.OriginalValueTruncated,
 	}
 }
 
@@ -74,6 +82,8 @@ func (c *Codec) DecodeDead(ctx context.Context, value []byte) (Dead, error) {
 		ErrorClass: r.str("error_class"), ErrorMessage: r.str("error_message"), Replayable: r.boolean("replayable"),
 		Attempts: int32(r.long("attempts")), FirstFailureAt: r.time("first_failure_at"), LastFailureAt: r.time("last_failure_at"),
 		TenantID: r.str("tenant_id"), ProfileID: r.str("profile_id"), ReplayCount: int32(r.long("replay_count")),
+		OriginalValueSize: r.long("original_value_size"), OriginalValueSHA256: r.str("original_value_sha256"),
+		OriginalValueTruncated: r.boolean("original_value_truncated"),
 	}
 	items, _ := r.m["original_headers"].([]any)
 	for _, it := range items {

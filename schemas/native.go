@@ -165,3 +165,51 @@ func stringsNative(ss []string) []any {
 	}
 	return out
 }
+
+func longMap(m map[string]int64) map[string]any {
+	out := make(map[string]any, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
+
+func stringMap(m map[string]string) map[string]any {
+	out := make(map[string]any, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
+
+// longMap reads an Avro map of longs; nil when empty.
+func (r *record) longMap(name string) map[string]int64 {
+	m, _ := r.m[name].(map[string]any)
+	if len(m) == 0 {
+		return nil
+	}
+	out := make(map[string]int64, len(m))
+	for k, v := range m {
+		switch n := v.(type) {
+		case int64:
+			out[k] = n
+		case int32:
+			out[k] = int64(n)
+		default:
+			r.fail(name, "a map of numbers")
+		}
+	}
+	return out
+}
+
+// optStringMap reads an Avro map of strings that older records may lack.
+func (r *record) optStringMap(name string) map[string]string {
+	if _, ok := r.m[name]; !ok {
+		return nil
+	}
+	out := r.stringMap(name)
+	if len(out) == 0 {
+		return nil
+	}
+	return out
+}

@@ -110,6 +110,7 @@ func (a ControlAuth) mac(ev schemas.Control) []byte {
 	case ev.Refresh != nil:
 		field("run_id", ev.Refresh.RunID)
 		field("force", strconv.FormatBool(ev.Refresh.Force))
+		field("cancel", strconv.FormatBool(ev.Refresh.Cancel))
 	}
 	return h.Sum(nil)
 }

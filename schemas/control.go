@@ -41,10 +41,12 @@ type Mapping struct {
 // Removal removes the enrichment, optionally withdrawing what was published.
 type Removal struct{ Purge bool }
 
-// Refresh asks for a Run over the tenant's current profiles.
+// Refresh asks for a Run over the tenant's current profiles, or (Cancel)
+// stops the Run it names. The latest refresh event of a tenant wins.
 type Refresh struct {
-	RunID string
-	Force bool
+	RunID  string
+	Force  bool
+	Cancel bool
 }
 
 // Control is a ControlEvent. Exactly one of the payload pointers is set.
@@ -104,7 +106,7 @@ func (c Control) payloadNative() (any, error) {
 	case c.Removal != nil:
 		return map[string]any{controlNS + "EnrichmentRemoved": map[string]any{"purge": c.Removal.Purge}}, nil
 	case c.Refresh != nil:
-		return map[string]any{controlNS + "RefreshRequested": map[string]any{"run_id": c.Refresh.RunID, "force": c.Refresh.Force}}, nil
+		return map[string]any{controlNS + "RefreshRequested": map[string]any{"run_id": c.Refresh.RunID, "force": c.Refresh.Force, "cancel": c.Refresh.Cancel}}, nil
 	}
 	return nil, fmt.Errorf("schemas: control event for tenant %q has no payload", c.TenantID)
 }
@@ -145,7 +147,7 @@ func (c *Codec) DecodeControl(ctx context.Context, value []byte) (Control, error
 		case controlNS + "EnrichmentRemoved":
 			ev.Removal = &Removal{Purge: p.boolean("purge")}
 		case controlNS + "RefreshRequested":
-			ev.Refresh = &Refresh{RunID: p.str("run_id"), Force: p.boolean("force")}
+			ev.Refresh = &Refresh{RunID: p.str("run_id"), Force: p.boolean("force"), Cancel: p.boolean("cancel")}
 		}
 		if p.err != nil {
 			return Control{}, p.err

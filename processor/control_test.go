@@ -207,7 +207,7 @@ func TestTheTokenAppearsNowhere(t *testing.T) {
 
 func TestStatusCountsSurviveRestartsAndCrashes(t *testing.T) {
 	e := newEnv(t, tenant("acme"))
-	e.start(func(c *processor.Config, _ *leadspace.Config) { c.ShutdownTimeout = time.Millisecond })
+	e.start(func(c *processor.Config, _ *leadspace.Config) { c.DrainTimeout = time.Millisecond })
 	const n = 600
 	ps := companies(n, "acme")
 	e.produceProfiles(ps...)
@@ -257,9 +257,11 @@ func TestRemovalWithPurgeWithdrawsPublishedDataAndStopsCalls(t *testing.T) {
 	calls := len(e.callsFor("acme"))
 	e.produceProfiles(profile("acme", 99, company(99)), profile("globex", 99, company(99)))
 	e.waitOutputs(30*time.Second, func(o outputs) bool { _, ok := o.enriched["globex/p0099"]; return ok })
-	st := e.waitStatus("acme", 10*time.Second, func(s processor.TenantStatus) bool { return s.State == schemas.StateRemoved && s.Profiles == 21 })
-	if st.Skipped != 1 {
-		t.Fatalf("the removed tenant's new event was not counted as skipped: %+v", st.Status)
+	// Status counts the tenant's current profiles: the purge withdrew them
+	// all, and the removed tenant's new event publishes nothing.
+	st := e.waitStatus("acme", 10*time.Second, func(s processor.TenantStatus) bool { return s.State == schemas.StateRemoved && s.Profiles == 0 })
+	if st.Enriched != 0 || st.NotMatched != 0 || st.Skipped != 0 {
+		t.Fatalf("a purged tenant still counts profiles: %+v", st.Status)
 	}
 	if got := len(e.callsFor("acme")); got != calls {
 		t.Fatalf("%d requests for a removed tenant", got-calls)

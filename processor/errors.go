@@ -23,9 +23,10 @@ type stageError struct {
 	class      string
 	replayable bool
 	attempts   int
-	// firstFailure is when the input first failed, if before the last attempt.
-	firstFailure time.Time
-	err          error
+	// firstFailure and lastFailure bound the failed attempts; zero means
+	// the failure happened now, once.
+	firstFailure, lastFailure time.Time
+	err                       error
 }
 
 func (e *stageError) Error() string { return e.reason + ": " + e.err.Error() }
@@ -44,15 +45,17 @@ func decodeFailure(err error) *stageError {
 	return &stageError{stage: schemas.StageDecode, reason: schemas.ReasonBadAvro, class: classInput, attempts: 1, err: err}
 }
 
-// enrichFailure classifies a Leadspace error that the processor will not
-// retry itself. Auth and credits failures are replayable: once the admin
-// fixes the token or buys credits, replaying the dead letters completes them.
-func enrichFailure(err error) *stageError {
-	se := &stageError{stage: schemas.StageEnrich, reason: "leadspace.unknown", class: classRetryable, replayable: true, attempts: 1, err: err}
-	if r, ok := leadspace.ReasonOf(err); ok {
+// enrichFailure classifies a Leadspace outcome that failed for good. Auth
+// and credits failures are replayable: once the admin fixes the token or
+// buys credits, replaying the dead letters completes them. So are outages
+// that outlasted the give-up time.
+func enrichFailure(o leadspace.Outcome) *stageError {
+	se := &stageError{stage: schemas.StageEnrich, reason: "leadspace.unknown", class: classRetryable, replayable: true,
+		attempts: o.Attempts, firstFailure: o.FirstFailure, lastFailure: o.LastFailure, err: o.Err}
+	if r, ok := leadspace.ReasonOf(o.Err); ok {
 		se.reason = r
 	}
-	if c, ok := leadspace.ClassOf(err); ok {
+	if c, ok := leadspace.ClassOf(o.Err); ok {
 		switch c {
 		case leadspace.ClassInput:
 			se.class, se.replayable = classInput, false

@@ -13,13 +13,28 @@ import (
 // follow reads every partition of a compacted topic from its start, calls
 // apply for each record in partition order, calls caughtUp once every
 // partition reached the end it had when follow started, and then keeps
-// following new records until ctx ends. It is how an instance builds its
-// tables (control, dedupe) without a consumer group: every instance needs
-// all partitions.
+// following new records until ctx ends. It is how an instance builds the
+// tables every instance needs whole (control, status) without a consumer
+// group. It rides out broker outages of any length and returns only when
+// ctx ends.
 func follow(ctx context.Context, conn connection, topic string, apply func(kafka.Message), caughtUp func()) error {
-	ends, err := retryTransient(ctx, func() (map[int]span, error) { return partitionEnds(ctx, conn, topic) })
-	if err != nil {
+	return followWith(ctx, conn, topic, apply, caughtUp, nil)
+}
+
+// followWith is follow that reports its health: report(err) while it cannot
+// read the topic, report(nil) once it can again.
+func followWith(ctx context.Context, conn connection, topic string, apply func(kafka.Message), caughtUp func(), report func(error)) error {
+	if report == nil {
+		report = func(error) {}
+	}
+	var ends map[int]span
+	err := dependencyBackoff.retry(ctx, "list partitions of "+topic, func() (err error) {
+		ends, err = partitionEnds(ctx, conn, topic)
+		report(err)
 		return err
+	}, func(error) bool { return true }, nil)
+	if err != nil {
+		return nil // ctx ended
 	}
 	var pending sync.WaitGroup
 	pending.Add(len(ends))
@@ -29,44 +44,52 @@ func follow(ctx context.Context, conn connection, topic string, apply func(kafka
 			caughtUp()
 		}
 	}()
-	errs := make(chan error, len(ends))
+	var health partitionHealth
+	health.report = report
+	var wg sync.WaitGroup
 	for partition, end := range ends {
-		go func() {
-			errs <- followPartition(ctx, conn, topic, partition, end, apply, pending.Done)
-		}()
+		wg.Go(func() { followPartition(ctx, conn, topic, partition, end, apply, pending.Done, &health) })
 	}
-	var first error
-	for range ends {
-		if err := <-errs; err != nil && first == nil && !errors.Is(err, context.Canceled) {
-			first = err
+	wg.Wait()
+	return nil
+}
+
+// partitionHealth folds the partitions' read errors into one report: healthy
+// only when no partition is failing.
+type partitionHealth struct {
+	mu      sync.Mutex
+	failing map[int]error
+	report  func(error)
+}
+
+func (h *partitionHealth) set(partition int, err error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.failing == nil {
+		h.failing = map[int]error{}
+	}
+	_, was := h.failing[partition]
+	if err == nil {
+		if !was {
+			return
 		}
+		delete(h.failing, partition)
+	} else {
+		h.failing[partition] = err
 	}
-	return first
+	for p, e := range h.failing {
+		h.report(fmt.Errorf("partition %d: %w", p, e))
+		return
+	}
+	h.report(nil)
 }
 
 type span struct{ first, end int64 }
 
-// retryTransient retries what a broker may refuse for a moment: a topic just
-// created has no leader yet, a leader moves during a roll. It gives up after
-// 30 s or on the first error that is not temporary.
-func retryTransient[T any](ctx context.Context, f func() (T, error)) (T, error) {
-	deadline := time.Now().Add(30 * time.Second)
-	wait := 50 * time.Millisecond
-	for {
-		v, err := f()
-		var kerr kafka.Error
-		temporary := errors.As(err, &kerr) && kerr.Temporary()
-		if err == nil || !temporary || time.Now().After(deadline) {
-			return v, err
-		}
-		select {
-		case <-ctx.Done():
-			return v, ctx.Err()
-		case <-time.After(wait):
-		}
-		wait = min(wait*2, time.Second)
-	}
-}
+// idleEnd is how long a read waits for the next record below a partition's
+// end before it takes the rest for gaps: compaction can remove the records
+// just below the end of an idle partition.
+const idleEnd = 5 * time.Second
 
 // partitionEnds lists each partition's first and next offset now.
 func partitionEnds(ctx context.Context, conn connection, topic string) (map[int]span, error) {
@@ -80,7 +103,7 @@ func partitionEnds(ctx context.Context, conn connection, topic string) (map[int]
 		if len(meta.Topics) == 1 {
 			terr = meta.Topics[0].Error
 		}
-		return nil, fmt.Errorf("topic %s is not available: %v", topic, terr)
+		return nil, fmt.Errorf("topic %s is not available: %w", topic, terr)
 	}
 	var reqs []kafka.OffsetRequest
 	for _, p := range meta.Topics[0].Partitions {
@@ -100,26 +123,136 @@ func partitionEnds(ctx context.Context, conn connection, topic string) (map[int]
 	return ends, nil
 }
 
-func followPartition(ctx context.Context, conn connection, topic string, partition int, s span, apply func(kafka.Message), caughtUp func()) error {
-	r := kafka.NewReader(kafka.ReaderConfig{
+// partitionSpan is one partition's first and next offset now, retried
+// through outages until ctx ends.
+func partitionSpan(ctx context.Context, conn connection, topic string, partition int) (span, error) {
+	var s span
+	err := dependencyBackoff.retry(ctx, fmt.Sprintf("offsets of %s/%d", topic, partition), func() error {
+		res, err := conn.client().ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{
+			topic: {kafka.FirstOffsetOf(partition), kafka.LastOffsetOf(partition)}}})
+		if err != nil {
+			return err
+		}
+		for _, po := range res.Topics[topic] {
+			if po.Error != nil {
+				return po.Error
+			}
+			if po.Partition == partition {
+				s = span{first: po.FirstOffset, end: po.LastOffset}
+				return nil
+			}
+		}
+		return fmt.Errorf("no offsets for %s/%d", topic, partition)
+	}, transient, nil)
+	return s, err
+}
+
+// newPartitionReader reads one partition without a consumer group. maxBytes
+// bounds one fetch, and so the reader's memory.
+func newPartitionReader(conn connection, topic string, partition int, maxBytes int) *kafka.Reader {
+	return kafka.NewReader(kafka.ReaderConfig{
 		Brokers: conn.brokers, Dialer: conn.dialer, Topic: topic, Partition: partition,
-		MinBytes: 1, MaxBytes: 8 << 20,
+		MinBytes: 1, MaxBytes: maxBytes, QueueCapacity: 1000,
 		// Short waits keep changes (a consent withdrawal) visible within a second.
-		MaxWait: 200 * time.Millisecond, ReadBackoffMin: 50 * time.Millisecond, ReadBackoffMax: 500 * time.Millisecond,
+		MaxWait: 200 * time.Millisecond, ReadBackoffMin: 50 * time.Millisecond, ReadBackoffMax: 2 * time.Second,
 	})
-	defer r.Close()
-	if err := r.SetOffset(kafka.FirstOffset); err != nil {
-		return err
+}
+
+// readPartition reads one partition from offset from (or its first offset,
+// if later) up to the end it has when called, and returns the next offset
+// to read. It rides out outages until ctx ends.
+func readPartition(ctx context.Context, conn connection, topic string, partition int, from int64, apply func(kafka.Message)) (int64, error) {
+	return readRange(ctx, conn, topic, partition, from, -1, apply)
+}
+
+// readPartitionTo reads one partition from its first offset up to end.
+func readPartitionTo(ctx context.Context, conn connection, topic string, partition int, end int64, apply func(kafka.Message)) (int64, error) {
+	return readRange(ctx, conn, topic, partition, 0, end, apply)
+}
+
+// readRange reads [from, until) of a partition; until < 0 means its end now.
+func readRange(ctx context.Context, conn connection, topic string, partition int, from, until int64, apply func(kafka.Message)) (int64, error) {
+	s, err := partitionSpan(ctx, conn, topic, partition)
+	if err != nil {
+		return from, err
 	}
+	if until >= 0 && until < s.end {
+		s.end = until
+	}
+	start := max(from, s.first)
+	if start >= s.end {
+		return max(from, s.end), nil
+	}
+	r := newPartitionReader(conn, topic, partition, 4<<20)
+	defer r.Close()
+	if err := r.SetOffset(start); err != nil {
+		return from, err
+	}
+	next := start
+	for failures := 0; next < s.end; {
+		fctx, cancel := context.WithTimeout(ctx, idleEnd)
+		msg, err := r.FetchMessage(fctx)
+		cancel()
+		if err != nil {
+			if ctx.Err() != nil {
+				return next, ctx.Err()
+			}
+			if errors.Is(err, context.DeadlineExceeded) && failures == 0 {
+				// Nothing more arrives: the offsets left below the end are
+				// gaps (compacted records, transaction markers).
+				return s.end, nil
+			}
+			// The reader retries by itself; this only paces our loop.
+			failures++
+			if err := dependencyBackoff.wait(ctx, failures); err != nil {
+				return next, err
+			}
+			continue
+		}
+		failures = 0
+		if msg.Offset >= s.end {
+			break
+		}
+		apply(msg)
+		next = msg.Offset + 1
+	}
+	return next, nil
+}
+
+func followPartition(ctx context.Context, conn connection, topic string, partition int, s span, apply func(kafka.Message), caughtUp func(), health *partitionHealth) {
+	r := newPartitionReader(conn, topic, partition, 1<<20)
+	defer r.Close()
 	var once sync.Once
-	if s.end <= s.first {
+	if err := r.SetOffset(kafka.FirstOffset); err != nil || s.end <= s.first {
 		once.Do(caughtUp)
 	}
+	failures := 0
 	for {
-		msg, err := r.FetchMessage(ctx)
+		fctx, cancel := context.WithTimeout(ctx, idleEnd)
+		msg, err := r.FetchMessage(fctx)
+		cancel()
 		if err != nil {
-			once.Do(caughtUp) // release waiters; ctx is over
-			return err
+			if ctx.Err() != nil {
+				once.Do(caughtUp) // release waiters; ctx is over
+				return
+			}
+			if errors.Is(err, context.DeadlineExceeded) && failures == 0 {
+				once.Do(caughtUp) // idle: what is left below the end are gaps
+				continue
+			}
+			// kafka-go's reader keeps reconnecting by itself; it surfaces
+			// the errors it meets, which only pace this loop.
+			health.set(partition, err)
+			failures++
+			if errors.Is(dependencyBackoff.wait(ctx, failures), context.Canceled) {
+				once.Do(caughtUp)
+				return
+			}
+			continue
+		}
+		if failures > 0 {
+			failures = 0
+			health.set(partition, nil)
 		}
 		apply(msg)
 		if msg.Offset+1 >= s.end {

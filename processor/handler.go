@@ -4,9 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
@@ -15,22 +15,33 @@ import (
 	"github.com/enrichment/leadspace-enricher/schemas"
 )
 
-// Enricher asks Leadspace about one company under a program's credentials.
-// *leadspace.Client satisfies it through LeadspaceEnricher.
+// Enricher is the Leadspace side as the pipeline sees it: one Program per
+// set of credentials, and the size of the fleet sharing their rate.
 type Enricher interface {
-	Enrich(ctx context.Context, creds leadspace.Credentials, req leadspace.Request) (leadspace.Result, error)
+	Program(creds leadspace.Credentials) Program
+	SetFleetSize(n int)
 }
 
-// LeadspaceEnricher routes each call to the program (rate limiter, breaker,
-// batcher) of its credentials.
+// Program is one Leadspace program: it takes records and calls back with
+// each one's outcome, and says how many records it wants in flight.
+type Program interface {
+	Submit(ctx context.Context, req leadspace.Request, done func(leadspace.Outcome))
+	Capacity() int
+	Key() string
+}
+
+// LeadspaceEnricher adapts *leadspace.Client to Enricher.
 type LeadspaceEnricher struct{ Client *leadspace.Client }
 
-// Enrich implements Enricher.
-func (e LeadspaceEnricher) Enrich(ctx context.Context, creds leadspace.Credentials, req leadspace.Request) (leadspace.Result, error) {
-	return e.Client.Program(creds).Enrich(ctx, req)
+// Program implements Enricher.
+func (e LeadspaceEnricher) Program(creds leadspace.Credentials) Program {
+	return e.Client.Program(creds)
 }
 
-// Outcomes of one input, as counted in metrics and status.
+// SetFleetSize implements Enricher.
+func (e LeadspaceEnricher) SetFleetSize(n int) { e.Client.SetFleetSize(n) }
+
+// Outcomes of one input, as counted in metrics.
 const (
 	outEnriched   = "enriched"
 	outNotMatched = "not_matched"
@@ -39,61 +50,152 @@ const (
 	outTombstone  = "tombstone"
 	outUnchanged  = "unchanged"
 	outIgnored    = "ignored"
+	// outSuperseded: the key already holds the outcome of this input or of
+	// a newer one (a redelivery after a crash or a rebalance, or an older
+	// version arriving late): nothing is called and nothing published, so
+	// the key never moves backwards and no credit is spent twice.
+	outSuperseded = "superseded"
 )
 
-// result is what one input turns into: the messages to publish (all or
-// nothing before the offset is done) and what to count.
-type result struct {
-	messages []kafka.Message
-	outcome  string
-	// countAs is the status bucket when it differs from outcome: an
-	// unchanged profile counts as what its standing answer was.
-	countAs string
+// Stable reasons of the decode, validate and internal stages added here.
+const (
+	ReasonEmptyValue = "decode.empty_value"
+	ReasonPanic      = "internal.panic"
+)
+
+// step is what one stage decided for an input: the messages to publish
+// (all acknowledged before the input counts as done), how the key's state
+// changes once they are, and what to count. call, when set, means Leadspace
+// must answer first.
+type step struct {
+	out     []kafka.Message
+	state   *keyState // the key's new state; nil: unchanged
+	remove  bool      // the key's profile was deleted
+	outcome string
 	reason  string
 	tenant  string
-	records int // records sent to Leadspace
+	call    *callPlan
+	// retryAfter asks for the input to be tried again after a wait (the
+	// schema registry is unreachable: the value may well be fine).
+	retryAfter time.Duration
 }
 
-// handler turns one input record into its outputs. It holds no per-record
-// state; side effects are its return value, so it is easy to test.
+// callPlan is an input that needs Leadspace.
+type callPlan struct {
+	permit  Permit
+	profile schemas.Profile
+	mapped  mapped
+	req     leadspace.Request
+}
+
+// handler decides what each input becomes. It holds no per-record state:
+// its answers are steps, so it is easy to test.
 type handler struct {
-	codec    *schemas.Codec
-	control  *ControlTable
-	enricher Enricher
-	dedupe   *dedupe
-	topics   Topics
-	log      *zap.Logger
-	now      func() time.Time
-	// backoff between calls while the breaker is open or the registry is down.
-	backoff time.Duration
+	codec   *schemas.Codec
+	control *ControlTable
+	topics  Topics
+	log     *zap.Logger
+	now     func() time.Time
+	names   *interner
+	// deadLetterLimit is the largest dead letter the DLQ topic accepts.
+	deadLetterLimit int
+	backoff         time.Duration
 }
 
-// handle processes one input. It returns an error only when ctx ended first:
-// the input then stays unfinished and is not committed.
-func (h *handler) handle(ctx context.Context, msg kafka.Message) (result, error) {
+// prepare is the first stage: decode, validate, gate, map, and check the
+// key's table for an answer that still stands.
+func (h *handler) prepare(j *job) step {
+	msg := j.msg
 	if msg.Value == nil {
-		return h.tombstone(msg)
+		return h.tombstone(j)
 	}
-	var profile schemas.Profile
-	for attempt := 1; ; attempt++ {
-		var err error
-		profile, err = h.codec.DecodeProfile(ctx, msg.Value)
-		if err == nil {
-			break
-		}
+	if len(msg.Value) == 0 {
+		// Only a null value deletes a profile; an empty one is a mistake.
+		return h.dead(j, &stageError{stage: schemas.StageDecode, reason: ReasonEmptyValue, class: classInput,
+			err: errors.New("the value is empty (0 bytes); only a null value is a tombstone")}, schemas.Profile{})
+	}
+	profile, err := h.codec.DecodeProfile(context.Background(), msg.Value)
+	if err != nil {
 		se := decodeFailure(err)
-		if !se.replayable { // a bad value never gets better: dead letter, move on
-			return h.dead(msg, se, "", "")
+		if se.replayable { // the registry is unreachable: the value may be fine
+			j.attempts++
+			h.log.Warn("schema registry unavailable; the input waits", zap.Error(err), zap.Int("attempt", j.attempts))
+			return step{retryAfter: min(h.backoff<<min(j.attempts-1, 6), 30*time.Second)}
 		}
-		h.log.Warn("schema registry unavailable, retrying", zap.Error(err), zap.Int("attempt", attempt))
-		if err := h.sleep(ctx, attempt); err != nil {
-			return result{}, err
-		}
+		return h.dead(j, se, schemas.Profile{})
 	}
 	if se := validate(msg, profile); se != nil {
-		return h.dead(msg, se, profile.TenantID, profile.ProfileID)
+		return h.dead(j, se, profile)
 	}
-	return h.enrich(ctx, msg, profile)
+	st, held := j.w.table.get(j.key)
+	if j.run == nil && held && (msg.Offset <= st.offset || (profile.Version > 0 && st.version > profile.Version)) {
+		return step{outcome: outSuperseded, tenant: profile.TenantID}
+	}
+	if j.run != nil && held && st.offset > msg.Offset {
+		// Live traffic brought a newer version since the Run was asked for.
+		return step{outcome: outSuperseded, tenant: profile.TenantID}
+	}
+	permit, denial := h.control.Gate(profile.TenantID)
+	if denial != nil {
+		return h.denied(j, profile, denial, st, held)
+	}
+	m, skip, err := mapProfile(profile, permit.Mapping)
+	if err != nil {
+		var se *stageError
+		errors.As(err, &se)
+		return h.dead(j, se, profile)
+	}
+	if skip != "" {
+		return h.skipped(j, profile, m.fingerprint, skip, st, held)
+	}
+	if held && !st.failed && st.fingerprint == fingerprintBits(m.fingerprint) &&
+		(st.outcome == outcomeEnriched || st.outcome == outcomeNotMatched) && h.stands(j, st, permit.Mapping) {
+		next := st
+		next.offset, next.version = msg.Offset, profile.Version
+		return step{outcome: outUnchanged, tenant: profile.TenantID, state: &next}
+	}
+	return step{tenant: profile.TenantID, call: &callPlan{permit: permit, profile: profile, mapped: m,
+		req: leadspace.Request{ExternalID: enrichmentID(profile.TenantID, profile.ProfileID), Company: m.input}}}
+}
+
+// stands says whether a key's answer for an unchanged input still holds:
+// fresh under the tenant's refresh interval, and, in a forced Run, made
+// after the Run was asked for.
+func (h *handler) stands(j *job, st keyState, m schemas.Mapping) bool {
+	at := time.UnixMilli(st.answeredAt)
+	if j.run != nil && j.run.force {
+		return !at.Before(j.run.requestedAt)
+	}
+	return m.RefreshInterval <= 0 || h.now().Sub(at) < m.RefreshInterval
+}
+
+// answered is the second stage: Leadspace's outcome becomes the output.
+func (h *handler) answered(j *job, plan *callPlan, o leadspace.Outcome) step {
+	p := plan.profile
+	if o.Err == nil {
+		if _, denial := h.control.Gate(p.TenantID); denial != nil {
+			// Consent went, or the tenant was removed or paused, while the
+			// call was out: publish nothing the tenant no longer allows.
+			st, held := j.w.table.get(j.key)
+			return h.denied(j, p, denial, st, held)
+		}
+		e := schemas.Enriched{Sent: sentOf(plan.mapped.input), InputFingerprint: plan.mapped.fingerprint, Confidence: o.Confidence}
+		outcome, code := outEnriched, outcomeEnriched
+		if !o.Matched || belowConfidence(o.Confidence, plan.permit.Mapping.MinConfidence) {
+			e.Status, outcome, code = schemas.StatusNotMatched, outNotMatched, outcomeNotMatched
+		} else {
+			e.Status, e.Company = schemas.StatusEnriched, firmographics(o.Company)
+		}
+		return h.output(j, p, e, outcome, "", code)
+	}
+	se := enrichFailure(o)
+	if se.class == classAuth || se.class == classCredits {
+		if h.control.Pause(p.TenantID, plan.permit.Credentials, se.reason) {
+			h.log.Warn("leadspace refused the tenant's program; tenant paused until a new connection event",
+				zap.String("tenant", p.TenantID), zap.String("reason", se.reason), zap.Stringer("program", plan.permit.Credentials))
+		}
+	}
+	return h.dead(j, se, p)
 }
 
 func validate(msg kafka.Message, p schemas.Profile) *stageError {
@@ -101,180 +203,127 @@ func validate(msg kafka.Message, p schemas.Profile) *stageError {
 		return &stageError{stage: schemas.StageValidate, reason: ReasonMissingIDs, class: classInput,
 			err: errors.New("event_id, tenant_id and profile_id are required")}
 	}
+	if !utf8.ValidString(p.TenantID) || !utf8.ValidString(p.ProfileID) || !utf8.ValidString(p.EventID) {
+		return &stageError{stage: schemas.StageValidate, reason: ReasonInvalidText, class: classInput,
+			err: errors.New("event_id, tenant_id and profile_id must be valid UTF-8")}
+	}
+	if strings.Contains(p.TenantID, "/") {
+		return &stageError{stage: schemas.StageValidate, reason: ReasonMalformedKey, class: classInput,
+			err: errors.New("tenant_id must not contain '/'")}
+	}
 	if string(msg.Key) != p.TenantID+"/"+p.ProfileID {
 		return &stageError{stage: schemas.StageValidate, reason: ReasonKeyMismatch, class: classInput,
-			err: fmt.Errorf("key %q does not name the value's tenant/profile", truncate(string(msg.Key), 200))}
+			err: fmt.Errorf("key %q does not name the value's tenant/profile", truncate(strings.ToValidUTF8(string(msg.Key), "\uFFFD"), 200))}
 	}
 	return nil
 }
 
 // tombstone withdraws a deleted profile's enrichment.
-func (h *handler) tombstone(msg kafka.Message) (result, error) {
-	tenant, _, ok := splitKey(msg.Key)
+func (h *handler) tombstone(j *job) step {
+	tenant, _, ok := splitKey(j.msg.Key)
 	if !ok {
-		return h.dead(msg, &stageError{stage: schemas.StageValidate, reason: ReasonMalformedKey, class: classInput,
-			err: errors.New("a tombstone's key must be tenant/profile")}, "", "")
+		return h.dead(j, &stageError{stage: schemas.StageValidate, reason: ReasonMalformedKey, class: classInput,
+			err: errors.New("a tombstone's key must be tenant/profile")}, schemas.Profile{})
 	}
-	if !h.control.Known(tenant) {
-		return result{outcome: outIgnored, tenant: tenant, reason: ReasonNotConnected}, nil
+	st, held := j.w.table.get(j.key)
+	if held && j.msg.Offset <= st.offset {
+		return step{outcome: outSuperseded, tenant: tenant}
 	}
-	h.dedupe.forget(string(msg.Key))
-	return result{outcome: outTombstone, tenant: tenant,
-		messages: []kafka.Message{{Topic: h.topics.Enriched, Key: msg.Key, Value: nil}}}, nil
-}
-
-func (h *handler) enrich(ctx context.Context, msg kafka.Message, p schemas.Profile) (result, error) {
-	permit, denial := h.control.Gate(p.TenantID)
-	if denial != nil {
-		return h.denied(msg, p, denial)
+	if !held && !h.control.Known(tenant) {
+		return step{outcome: outIgnored, tenant: tenant, reason: ReasonNotConnected}
 	}
-	m, skip, err := mapProfile(p, permit.Mapping)
-	if err != nil {
-		var se *stageError
-		errors.As(err, &se)
-		return h.dead(msg, se, p.TenantID, p.ProfileID)
-	}
-	if skip != "" {
-		return h.output(msg, p, schemas.Enriched{Status: schemas.StatusSkipped, SkipReason: skip}, outSkipped, skip)
-	}
-	key := string(msg.Key)
-	if prior := h.dedupe.fresh(key, m.fingerprint, permit.Mapping.RefreshInterval, h.now()); prior != "" {
-		return result{outcome: outUnchanged, countAs: prior, tenant: p.TenantID}, nil
-	}
-
-	req := leadspace.Request{ExternalID: enrichmentID(p.TenantID, p.ProfileID), Company: m.input}
-	var first time.Time
-	for attempt := 1; ; attempt++ {
-		res, err := h.call(ctx, permit, req)
-		if err == nil {
-			r, err := h.answered(msg, p, m, res)
-			if err == nil && (r.outcome == outEnriched || r.outcome == outNotMatched) {
-				h.dedupe.remember(key, m.fingerprint, r.outcome, h.now())
-			}
-			return r, err
-		}
-		if ctx.Err() != nil {
-			return result{}, ctx.Err()
-		}
-		if permit.Ctx.Err() != nil { // consent withdrawn or program paused mid-call
-			next, denial := h.control.Gate(p.TenantID)
-			if denial != nil {
-				return h.denied(msg, p, denial)
-			}
-			permit = next
-			continue
-		}
-		if first.IsZero() {
-			first = h.now()
-		}
-		if errors.Is(err, leadspace.ErrBreakerOpen) {
-			// Leadspace is down for this program: wait, do not flood the DLQ.
-			if err := h.sleep(ctx, attempt); err != nil {
-				return result{}, err
-			}
-			continue
-		}
-		se := enrichFailure(err)
-		se.attempts, se.firstFailure = attempt, first
-		if se.class == classAuth || se.class == classCredits {
-			if h.control.Pause(p.TenantID, permit.Credentials, se.reason) {
-				h.log.Warn("leadspace refused the tenant's program; tenant paused until a new connection event",
-					zap.String("tenant", p.TenantID), zap.String("reason", se.reason), zap.Stringer("program", permit.Credentials))
-			}
-		}
-		r, derr := h.dead(msg, se, p.TenantID, p.ProfileID)
-		r.records = 1
-		return r, derr
-	}
-}
-
-// call runs one Leadspace call under both the job's and the tenant's grant.
-func (h *handler) call(ctx context.Context, permit Permit, req leadspace.Request) (leadspace.Result, error) {
-	callCtx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	stop := context.AfterFunc(permit.Ctx, cancel)
-	defer stop()
-	return h.enricher.Enrich(callCtx, permit.Credentials, req)
+	rs := recordState{offset: j.msg.Offset}
+	return step{outcome: outTombstone, tenant: tenant, remove: true,
+		out: []kafka.Message{{Topic: h.topics.Enriched, Partition: j.msg.Partition, Key: j.msg.Key, Value: nil,
+			Headers: []kafka.Header{{Key: HeaderState, Value: rs.encode()}}}}}
 }
 
 // denied handles a tenant whose data may not leave: connected tenants get a
-// SKIPPED event saying why; tenants never connected (or removed) get none.
-func (h *handler) denied(msg kafka.Message, p schemas.Profile, d *Denial) (result, error) {
+// SKIPPED event saying why; tenants never connected or removed get none;
+// paused tenants' inputs wait in the DLQ for a replay.
+func (h *handler) denied(j *job, p schemas.Profile, d *Denial, st keyState, held bool) step {
 	switch {
 	case d.Reason == ReasonRemoved:
-		// Nothing is published for a removed tenant, but its pending events
-		// are counted as skipped.
-		return result{outcome: outSkipped, tenant: p.TenantID, reason: d.Reason}, nil
+		return step{outcome: outSkipped, tenant: p.TenantID, reason: d.Reason}
 	case !d.Connected:
-		return result{outcome: outIgnored, tenant: p.TenantID, reason: d.Reason}, nil
-	}
-	if d.Reason == ReasonPaused {
-		// Paused by Leadspace (401/427) or an unresolvable token: replayable once fixed.
-		se := &stageError{stage: schemas.StageEnrich, reason: ReasonPaused, class: classAuth, replayable: true, attempts: 0,
+		return step{outcome: outIgnored, tenant: p.TenantID, reason: d.Reason}
+	case d.Reason == ReasonPaused:
+		se := &stageError{stage: schemas.StageEnrich, reason: ReasonPaused, class: classAuth, replayable: true,
 			err: fmt.Errorf("tenant paused: %s", d.Detail)}
-		return h.dead(msg, se, p.TenantID, p.ProfileID)
+		return h.dead(j, se, p)
 	}
-	return h.output(msg, p, schemas.Enriched{Status: schemas.StatusSkipped, SkipReason: d.Reason}, outSkipped, d.Reason)
+	// Without a permit the mapping is not applied: the skip's fingerprint is
+	// empty, so a tenant without consent gets one SKIPPED event per profile.
+	return h.skipped(j, p, "", d.Reason, st, held)
 }
 
-// answered turns a Leadspace result into an ENRICHED or NOT_MATCHED event.
-func (h *handler) answered(msg kafka.Message, p schemas.Profile, m mapped, res leadspace.Result) (result, error) {
-	permit, _ := h.control.Gate(p.TenantID)
-	e := schemas.Enriched{Sent: sentOf(m.input), InputFingerprint: m.fingerprint, Confidence: res.Confidence}
-	outcome := outEnriched
-	if !res.Matched || belowConfidence(res.Confidence, permit.Mapping.MinConfidence) {
-		e.Status, outcome = schemas.StatusNotMatched, outNotMatched
-	} else {
-		e.Status, e.Company = schemas.StatusEnriched, firmographics(res.Company)
+// skipped publishes a SKIPPED event, unless the key's standing output is
+// the same skip of the same input: then nothing new is published.
+func (h *handler) skipped(j *job, p schemas.Profile, fp, reason string, st keyState, held bool) step {
+	bits := fingerprintBits(fp)
+	if held && !st.failed && st.outcome == outcomeSkipped && st.reason == h.names.id(reason) && st.fingerprint == bits {
+		next := st
+		next.offset, next.version = j.msg.Offset, p.Version
+		return step{outcome: outUnchanged, tenant: p.TenantID, reason: reason, state: &next}
 	}
-	r, err := h.output(msg, p, e, outcome, "")
-	r.records = 1
-	return r, err
+	return h.output(j, p, schemas.Enriched{Status: schemas.StatusSkipped, SkipReason: reason, InputFingerprint: fp},
+		outSkipped, reason, outcomeSkipped)
 }
 
-// output encodes one EnrichedCompany event for the input.
-func (h *handler) output(msg kafka.Message, p schemas.Profile, e schemas.Enriched, outcome, reason string) (result, error) {
+// output encodes one EnrichedCompany event for the input, on the input's
+// partition number of enriched-company (the topics are co-partitioned).
+func (h *handler) output(j *job, p schemas.Profile, e schemas.Enriched, outcome, reason string, code uint8) step {
+	msg := j.msg
+	now := h.now().UTC().Truncate(time.Millisecond)
 	e.EventID = outputEventID(p.EventID)
 	e.EnrichmentID = enrichmentID(p.TenantID, p.ProfileID)
 	e.TenantID, e.ProfileID = p.TenantID, p.ProfileID
 	if e.InputFingerprint == "" {
 		e.InputFingerprint = "-"
 	}
-	e.EnrichedAt = h.now()
+	e.EnrichedAt = now
 	e.Lineage = schemas.Lineage{SourceTopic: msg.Topic, SourcePartition: int32(msg.Partition), SourceOffset: msg.Offset,
 		SourceEventID: p.EventID, ProfileVersion: p.Version}
 	value, err := h.codec.Encode(schemas.EnrichedCompany, e.Native())
 	if err != nil {
-		return h.dead(msg, &stageError{stage: schemas.StageEncode, reason: "encode.failed", class: classInput, err: err}, p.TenantID, p.ProfileID)
+		return h.dead(j, &stageError{stage: schemas.StageEncode, reason: "encode.failed", class: classInput, err: err}, p)
 	}
-	return result{outcome: outcome, reason: reason, tenant: p.TenantID,
-		messages: []kafka.Message{{Topic: h.topics.Enriched, Key: msg.Key, Value: value}}}, nil
+	st := keyState{fingerprint: fingerprintBits(e.InputFingerprint), offset: msg.Offset, version: p.Version,
+		answeredAt: now.UnixMilli(), tenant: h.names.id(p.TenantID), reason: h.names.id(reason), outcome: code}
+	rs := recordState{outcome: code, fingerprint: st.fingerprint, offset: st.offset, version: st.version,
+		answeredAt: st.answeredAt, reason: reason}
+	return step{outcome: outcome, reason: reason, tenant: p.TenantID, state: &st,
+		out: []kafka.Message{{Topic: h.topics.Enriched, Partition: msg.Partition, Key: msg.Key, Value: value,
+			Headers: []kafka.Header{{Key: HeaderState, Value: rs.encode()}}}}}
 }
 
-func (h *handler) dead(msg kafka.Message, se *stageError, tenant, profile string) (result, error) {
-	out, err := h.deadLetter(msg, se, tenant, profile)
-	if err != nil {
-		return result{}, fmt.Errorf("encode dead letter: %w", err)
-	}
+// dead turns a failure into a dead letter; a key with a valid profile keeps
+// its standing answer but is marked failed until a later input succeeds.
+func (h *handler) dead(j *job, se *stageError, p schemas.Profile) step {
+	tenant, profile := p.TenantID, p.ProfileID
 	if tenant == "" {
-		tenant, _, _ = splitKey(msg.Key)
+		tenant, profile, _ = splitKey(j.msg.Key)
 	}
-	h.log.Info("dead letter", zap.String("tenant", tenant), zap.String("profile", profile), zap.String("topic", msg.Topic),
-		zap.Int("partition", msg.Partition), zap.Int64("offset", msg.Offset), zap.String("stage", se.stage),
+	out, err := h.deadLetter(j.msg, se, tenant, profile)
+	if err != nil {
+		// The contract's own encoder failed: nothing can be published for
+		// this input; it stays unfinished and the instance reports why.
+		h.log.Error("dead letter not encodable", zap.Error(err))
+		return step{outcome: outDead, reason: se.reason, tenant: tenant, retryAfter: time.Minute}
+	}
+	h.log.Info("dead letter", zap.String("tenant", tenant), zap.String("profile", profile), zap.String("topic", j.msg.Topic),
+		zap.Int("partition", j.msg.Partition), zap.Int64("offset", j.msg.Offset), zap.String("stage", se.stage),
 		zap.String("reason", se.reason), zap.String("class", se.class))
-	return result{outcome: outDead, reason: se.reason, tenant: tenant, messages: []kafka.Message{out}}, nil
-}
-
-// sleep waits a capped, jittered backoff.
-func (h *handler) sleep(ctx context.Context, attempt int) error {
-	d := h.backoff << min(attempt-1, 5)
-	d = d/2 + rand.N(d/2+1)
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-time.After(d):
-		return nil
+	s := step{outcome: outDead, reason: se.reason, tenant: tenant, out: []kafka.Message{out}}
+	if tenant != "" && p.TenantID != "" {
+		st, held := j.w.table.get(j.key)
+		if !held {
+			st = keyState{tenant: h.names.id(tenant)}
+		}
+		st.offset, st.version, st.failed = j.msg.Offset, p.Version, true
+		s.state = &st
 	}
+	return s
 }
 
 var confidenceRank = map[string]int{"VERY LOW": 1, "LOW": 2, "MEDIUM": 3, "HIGH": 4}
@@ -290,23 +339,29 @@ func belowConfidence(level, minimum string) bool {
 	return ok && got < want
 }
 
+// firmographics copies Leadspace's company into the contract, keeping only
+// valid UTF-8 (a malformed answer must not make our output undecodable).
 func firmographics(c leadspace.Company) *schemas.Firmographics {
+	v := func(s string) string { return strings.ToValidUTF8(s, "\uFFFD") }
 	f := &schemas.Firmographics{
-		LeadspaceID: c.ID, Name: c.Name, Website: c.Website, Description: c.Description,
-		Industry: c.Industry, SubIndustry: c.SubIndustry, SIC: c.SIC, SICDesc: c.SICDescription,
-		NAICS: c.NAICS, NAICSDesc: c.NAICSDescription, EmployeesRange: c.EmployeesRange, RevenueRange: c.RevenueRange,
-		Phone: c.Phone, LinkedInURL: c.LinkedInURL, Ownership: c.Ownership, Technologies: c.Technologies,
+		LeadspaceID: v(c.ID), Name: v(c.Name), Website: v(c.Website), Description: v(c.Description),
+		Industry: v(c.Industry), SubIndustry: v(c.SubIndustry), SIC: v(c.SIC), SICDesc: v(c.SICDescription),
+		NAICS: v(c.NAICS), NAICSDesc: v(c.NAICSDescription), EmployeesRange: v(c.EmployeesRange), RevenueRange: v(c.RevenueRange),
+		Phone: v(c.Phone), LinkedInURL: v(c.LinkedInURL), Ownership: v(c.Ownership),
+	}
+	for _, t := range c.Technologies {
+		f.Technologies = append(f.Technologies, v(t))
 	}
 	if c.Employees > 0 {
-		v := c.Employees
-		f.Employees = &v
+		n := c.Employees
+		f.Employees = &n
 	}
 	if c.Revenue > 0 {
-		v := c.Revenue
-		f.RevenueUSD = &v
+		n := c.Revenue
+		f.RevenueUSD = &n
 	}
 	if a := c.Address; a != (leadspace.Address{}) {
-		f.Address = &schemas.Address{Street: a.Street, City: a.City, State: a.State, PostalCode: a.PostalCode, Country: a.Country}
+		f.Address = &schemas.Address{Street: v(a.Street), City: v(a.City), State: v(a.State), PostalCode: v(a.PostalCode), Country: v(a.Country)}
 	}
 	return f
 }
@@ -314,6 +369,9 @@ func firmographics(c leadspace.Company) *schemas.Firmographics {
 func truncate(s string, n int) string {
 	if len(s) <= n {
 		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
 	}
 	return s[:n] + "..."
 }

@@ -199,8 +199,9 @@ func (e *env) start(opts ...startOpt) *instance {
 		BackoffMax: 50 * time.Millisecond, Breaker: leadspace.BreakerConfig{OpenTimeout: 200 * time.Millisecond},
 		Logger: log.Named("leadspace"), Registerer: reg}
 	table := processor.NewControlTable(processor.TokenSources{AllowPlaintext: true, SealKey: e.sealKey}.Resolver())
-	cfg := processor.Config{Kafka: e.stack.Kafka, Topics: e.stack.Topics, GroupID: e.group, Auth: e.auth,
-		Window: 500, CommitInterval: 100 * time.Millisecond, ShutdownTimeout: 10 * time.Second, RetryBackoff: 20 * time.Millisecond,
+	cfg := processor.Config{Kafka: e.stack.Kafka, Topics: e.stack.Topics, Auth: e.auth,
+		Group: processor.GroupConfig{ID: e.group, SessionTimeout: 6 * time.Second, HeartbeatInterval: time.Second, RebalanceTimeout: 15 * time.Second},
+		CommitInterval: 100 * time.Millisecond, DrainTimeout: 10 * time.Second, RetryBackoff: 20 * time.Millisecond, StallAfter: time.Second,
 		StatusInterval: 100 * time.Millisecond, Registerer: reg,
 		Logger: zap.New(zapcore.NewTee(log.Core(), zaptest.NewLogger(e.t, zaptest.Level(zap.WarnLevel)).Core()))}
 	for _, opt := range opts {

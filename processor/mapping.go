@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/enrichment/leadspace-enricher/leadspace"
@@ -32,32 +33,41 @@ type mapped struct {
 
 // mapProfile applies a mapping. A blank name is not an error but a skip
 // (the profile cannot be matched); oversized or non-UTF-8 values are input
-// errors, because Leadspace would reject or mangle them.
+// errors, because Leadspace would reject or mangle them. Skips carry a
+// fingerprint too, so an unchanged skipped profile publishes nothing new.
+//
+// Control characters (Unicode category Cc: tabs, newlines, NUL, escapes) in
+// a mapped value are replaced by spaces and the value is trimmed; the
+// cleaned value is what leaves and what is fingerprinted.
 func mapProfile(p schemas.Profile, m schemas.Mapping) (mapped, string, error) {
 	if p.Kind != "" && p.Kind != "ACCOUNT" {
-		return mapped{}, ReasonNotAnAccount, nil
+		return mapped{fingerprint: fingerprint(leadspace.CompanyInput{Name: "\x00kind=" + p.Kind})}, ReasonNotAnAccount, nil
 	}
 	get := func(attr string) (string, error) {
 		if attr == "" {
 			return "", nil
 		}
-		v := strings.TrimSpace(p.Attributes[attr])
+		raw := p.Attributes[attr]
 		switch {
-		case len(v) > maxMappedValueBytes:
-			return "", &stageError{stage: schemas.StageValidate, reason: ReasonFieldTooLong, class: classInput,
-				err: fmt.Errorf("attribute %q is %d bytes, the limit is %d", attr, len(v), maxMappedValueBytes)}
-		case !utf8.ValidString(v):
+		case !utf8.ValidString(raw):
 			return "", &stageError{stage: schemas.StageValidate, reason: ReasonInvalidText, class: classInput,
 				err: fmt.Errorf("attribute %q is not valid UTF-8", attr)}
+		}
+		v := strings.TrimSpace(strings.Map(func(r rune) rune {
+			if unicode.IsControl(r) {
+				return ' '
+			}
+			return r
+		}, raw))
+		if len(v) > maxMappedValueBytes {
+			return "", &stageError{stage: schemas.StageValidate, reason: ReasonFieldTooLong, class: classInput,
+				err: fmt.Errorf("attribute %q is %d bytes, the limit is %d", attr, len(v), maxMappedValueBytes)}
 		}
 		return v, nil
 	}
 	name, err := get(m.NameAttribute)
 	if err != nil {
 		return mapped{}, "", err
-	}
-	if name == "" {
-		return mapped{}, ReasonMissingName, nil
 	}
 	website, err := get(m.WebsiteAttribute)
 	if err != nil {
@@ -68,7 +78,11 @@ func mapProfile(p schemas.Profile, m schemas.Mapping) (mapped, string, error) {
 		return mapped{}, "", err
 	}
 	in := leadspace.CompanyInput{Name: name, Website: website, Address: parseLocation(location)}
-	return mapped{input: in, fingerprint: fingerprint(in)}, "", nil
+	out := mapped{input: in, fingerprint: fingerprint(in)}
+	if name == "" {
+		return out, ReasonMissingName, nil
+	}
+	return out, "", nil
 }
 
 // parseLocation reads a free-text company location, most specific part first:
@@ -117,10 +131,14 @@ func sentOf(in leadspace.CompanyInput) *schemas.Sent {
 	return s
 }
 
-// splitKey reads a tenant/profile key.
+// splitKey reads a tenant/profile key. A key that is not valid UTF-8, or
+// has no '/', names no tenant: it never creates one in status.
 func splitKey(key []byte) (tenant, profile string, ok bool) {
 	tenant, profile, ok = strings.Cut(string(key), "/")
-	return tenant, profile, ok && tenant != "" && profile != ""
+	if !ok || tenant == "" || profile == "" || !utf8.Valid(key) {
+		return "", "", false
+	}
+	return tenant, profile, true
 }
 
 // MapProfile applies a tenant's mapping to one profile as the pipeline does:

@@ -1,115 +1,142 @@
 package processor
 
 import (
-	"sort"
 	"sync"
 	"time"
-
-	"github.com/enrichment/leadspace-enricher/schemas"
 )
 
-// finished is what became of one offset, for the partition's counts.
-type finished struct {
-	tenant  string
-	outcome string
-	records int
-	at      time.Time
-}
-
-// offsetTracker follows one partition's fetched offsets and says how far it
-// is safe to commit: up to, not past, the lowest offset whose output has not
-// been acknowledged. Completions arrive out of order (different keys run in
-// parallel); commits never do.
-//
-// It also keeps the partition's per-tenant counts exactly in step with the
-// commit point: an outcome is counted when the commit point passes it, and
-// only from the offset the tenant's last status record covered, so a
-// redelivery after a crash is never counted twice.
+// offsetTracker follows one partition's offsets from the commit point up to
+// the highest fetched, one byte each, and says how far it is safe to commit:
+// up to, not past, the lowest offset whose output has not been acknowledged.
+// Completions arrive out of order (different keys run in parallel); commits
+// never do. A deferred offset (its program is stalled, see window.go) holds
+// the commit point like an unfinished one, so a crash redelivers it.
 type offsetTracker struct {
-	mu        sync.Mutex
-	partition int32
-	pending   map[int64]*finished // fetched offset -> outcome once done
-	order     []int64             // fetched offsets in ascending order, done or not
-	next      int64               // next offset to commit: everything below it is done
-	committed int64               // last offset handed to a successful commit
-	counts    map[string]*schemas.Status
-	dirty     map[string]bool
+	mu       sync.Mutex
+	base     int64   // next offset to commit: everything below it is done
+	states   []uint8 // states[i] is offset base+i
+	inFlight int
+	deferred int
+	// committed is the last offset handed to a successful commit.
+	committed int64
+	// advanced is when base last moved (or the partition was caught up),
+	// for the stall metric and the readiness check.
+	advanced time.Time
 }
 
-// newOffsetTracker starts at the group's committed offset, with the counts
-// the status topic holds for this partition.
-func newOffsetTracker(partition int32, start int64, counts map[string]schemas.Status) *offsetTracker {
-	t := &offsetTracker{partition: partition, pending: map[int64]*finished{}, next: start, committed: start,
-		counts: map[string]*schemas.Status{}, dirty: map[string]bool{}}
-	for tenant, s := range counts {
-		s := s
-		t.counts[tenant] = &s
+// Offset states. A gap (an offset compaction removed, which a fetch skips)
+// counts as done.
+const (
+	stateGap uint8 = iota
+	stateInFlight
+	stateDone
+	stateDeferred
+)
+
+// newOffsetTracker starts at the group's committed offset.
+func newOffsetTracker(start int64) *offsetTracker {
+	return &offsetTracker{base: start, committed: start, advanced: time.Now()}
+}
+
+// slot returns the index of offset, growing states with gaps up to it; -1
+// for an offset below the commit point.
+func (t *offsetTracker) slot(offset int64) int {
+	i := offset - t.base
+	if i < 0 {
+		return -1
 	}
-	return t
+	for int64(len(t.states)) <= i {
+		t.states = append(t.states, stateGap)
+	}
+	return int(i)
 }
 
-// fetched records that an offset entered the pipeline. Offsets arrive in
-// ascending order from one partition reader.
-func (t *offsetTracker) fetched(offset int64) {
+// admitted records that an offset entered the pipeline.
+func (t *offsetTracker) admitted(offset int64) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if len(t.order) == 0 && offset > t.next {
-		// Gaps (compacted or transactional offsets) below the first fetched
-		// offset are nothing we own; skipping them is safe.
-		t.next = offset
+	if i := t.slot(offset); i >= 0 {
+		if t.states[i] == stateDeferred {
+			t.deferred--
+		}
+		t.states[i] = stateInFlight
+		t.inFlight++
 	}
-	t.pending[offset] = nil
-	t.order = append(t.order, offset)
+}
+
+// deferred records that an offset was fetched but left for later.
+func (t *offsetTracker) deferOffset(offset int64) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if i := t.slot(offset); i >= 0 && t.states[i] != stateDeferred {
+		if t.states[i] == stateInFlight {
+			t.inFlight--
+		}
+		t.states[i] = stateDeferred
+		t.deferred++
+	}
 }
 
 // done marks an offset's output acknowledged and advances the commit point
-// over every contiguous finished offset.
-func (t *offsetTracker) done(offset int64, f finished) {
+// over every finished offset in a row.
+func (t *offsetTracker) done(offset int64) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if _, ok := t.pending[offset]; !ok {
+	i := t.slot(offset)
+	if i < 0 || t.states[i] != stateInFlight {
 		return
 	}
-	t.pending[offset] = &f
-	i := 0
-	for ; i < len(t.order) && t.pending[t.order[i]] != nil; i++ {
-		o := t.order[i]
-		t.count(o, t.pending[o])
-		delete(t.pending, o)
-		t.next = o + 1
+	t.states[i] = stateDone
+	t.inFlight--
+	n := 0
+	for n < len(t.states) && (t.states[n] == stateDone || t.states[n] == stateGap) {
+		n++
 	}
-	t.order = t.order[i:]
+	if n == 0 {
+		return
+	}
+	t.base += int64(n)
+	t.states = t.states[n:]
+	if cap(t.states) > 4096 && len(t.states) < cap(t.states)/4 {
+		t.states = append([]uint8(nil), t.states...) // let the old array go
+	}
+	t.advanced = time.Now()
 }
 
-// count folds one outcome into its tenant's counts.
-func (t *offsetTracker) count(offset int64, f *finished) {
-	if f.tenant == "" || f.outcome == outIgnored || f.outcome == outTombstone {
-		return
+// abandon forgets an in-flight offset that will not finish in this
+// generation (a drain ran out of time): it stays below the commit point's
+// reach and is redelivered.
+func (t *offsetTracker) abandon(offset int64) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if i := t.slot(offset); i >= 0 && t.states[i] == stateInFlight {
+		t.states[i] = stateDeferred
+		t.inFlight--
+		t.deferred++
 	}
-	s := t.counts[f.tenant]
-	if s == nil {
-		s = &schemas.Status{TenantID: f.tenant, Partition: t.partition}
-		t.counts[f.tenant] = s
+}
+
+// isDeferred says whether an offset waits to be re-read.
+func (t *offsetTracker) isDeferred(offset int64) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	i := offset - t.base
+	return i >= 0 && i < int64(len(t.states)) && t.states[i] == stateDeferred
+}
+
+// lowestDeferred is the first deferred offset, if any.
+func (t *offsetTracker) lowestDeferred() (int64, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.deferred == 0 {
+		return 0, false
 	}
-	if offset < s.CommittedOffset {
-		return // counted before the last restart
+	for i, s := range t.states {
+		if s == stateDeferred {
+			return t.base + int64(i), true
+		}
 	}
-	s.Profiles++
-	switch f.outcome {
-	case outEnriched:
-		s.Enriched++
-	case outNotMatched:
-		s.NotMatched++
-	case outSkipped:
-		s.Skipped++
-	case outDead:
-		s.Failed++
-	}
-	s.CreditsSpent += int64(f.records)
-	if f.outcome == outEnriched || f.outcome == outNotMatched {
-		s.LastEnrichedAt = f.at
-	}
-	t.dirty[f.tenant] = true
+	return 0, false
 }
 
 // commitPoint is the offset to commit (the next one to consume) and whether
@@ -117,55 +144,39 @@ func (t *offsetTracker) count(offset int64, f *finished) {
 func (t *offsetTracker) commitPoint() (int64, bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return t.next, t.next > t.committed
-}
-
-// statusAt takes the status records of tenants whose counts changed, as of
-// commit point next. They are written before the commit; if that fails, the
-// caller hands them back with redo.
-func (t *offsetTracker) statusAt(next int64) []schemas.Status {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	var out []schemas.Status
-	for tenant := range t.dirty {
-		s := *t.counts[tenant]
-		s.CommittedOffset = next
-		out = append(out, s)
-	}
-	clear(t.dirty)
-	return out
-}
-
-// redo marks tenants whose status write or commit failed for the next round.
-func (t *offsetTracker) redo(written []schemas.Status) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	for _, s := range written {
-		t.dirty[s.TenantID] = true
-	}
+	return t.base, t.base > t.committed
 }
 
 // committedTo records a successful commit.
 func (t *offsetTracker) committedTo(offset int64) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if offset > t.committed {
-		t.committed = offset
+	t.committed = max(t.committed, offset)
+}
+
+// pending is the number of offsets in flight or deferred.
+func (t *offsetTracker) pending() (inFlight, deferred int) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.inFlight, t.deferred
+}
+
+// caughtUp marks the partition as advancing although nothing moved: it has
+// nothing to do (the stall clock must not run while idle).
+func (t *offsetTracker) caughtUp() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.inFlight == 0 && t.deferred == 0 {
+		t.advanced = time.Now()
 	}
 }
 
-// inFlight is the number of fetched offsets not yet done.
-func (t *offsetTracker) inFlight() int {
+// sinceAdvance is how long the commit point has not moved while work waited.
+func (t *offsetTracker) sinceAdvance(now time.Time) time.Duration {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return len(t.order)
-}
-
-// unfinished lists offsets still open, lowest first (for shutdown logs).
-func (t *offsetTracker) unfinished() []int64 {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	out := append([]int64(nil), t.order...)
-	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
-	return out
+	if t.inFlight == 0 && t.deferred == 0 {
+		return 0
+	}
+	return now.Sub(t.advanced)
 }

@@ -190,7 +190,7 @@ func TestCrashLosesNothingAndDoesNotAskAgainForPublishedAnswers(t *testing.T) {
 	e := newEnv(t, tenant("acme"))
 	// A stop that abandons in-flight work at once is as close to a crash as a
 	// test can get: whatever was not acked and committed must come back.
-	e.start(func(c *processor.Config, _ *leadspace.Config) { c.ShutdownTimeout = time.Millisecond })
+	e.start(func(c *processor.Config, _ *leadspace.Config) { c.DrainTimeout = time.Millisecond })
 	const n = 600
 	ps := companies(n, "acme")
 	e.produceProfiles(ps...)

@@ -3,17 +3,21 @@
 // the allowed fields, asks Leadspace, and publishes enriched-company events
 // or dead letters, committing an offset only after its output was acked.
 //
-// The flow, one file each: follow.go (control and dedupe tables) ->
-// processor.go (consumer group, fetch) -> window.go (ordering, backpressure)
-// -> handler.go (decode, gate, map, dedupe, enrich) -> publish.go (produce)
-// -> offsets.go (commit point).
+// The flow, one file each: processor.go (tables, consumer group,
+// generations) -> group.go + assign.go (membership) -> partition.go (per
+// partition: restore its table, fetch, defer) -> window.go (memory bound,
+// program shares) -> pipeline.go (key order, stages) -> handler.go (decode,
+// gate, map, dedupe, outputs) -> publish.go (produce) -> offsets.go (commit
+// point) -> status.go. table.go and restore.go hold each partition's keys;
+// run.go is the Run (refresh); follow.go reads whole topics.
 package processor
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
+	"runtime"
+	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -26,21 +30,46 @@ import (
 
 // Processor runs the pipeline for one instance of the consumer group.
 type Processor struct {
-	cfg       Config
-	conn      connection
-	codec     *schemas.Codec
-	control   *ControlTable
-	handler   *handler
-	status    *statusTable
-	published *published
-	purges    *purger
-	window    *window
-	pub       *publisher
-	metrics   *metrics
-	log       *zap.Logger
-	ready     atomic.Bool
-	readyCh   chan struct{}
-	inFlight  sync.WaitGroup // partition fetchers of the current generation
+	cfg      Config
+	conn     connection
+	codec    *schemas.Codec
+	control  *ControlTable
+	enricher Enricher
+	handler  *handler
+	status   *statusTable
+	runs     *runRequests
+	purges   *removals
+	names    *interner
+	window   *window
+	pub      *publisher
+	pool     *pool
+	metrics  *metrics
+	health   *health
+	log      *zap.Logger
+	ready    atomic.Bool
+	readyCh  chan struct{}
+
+	// fail stops Run with an error that names an unrecoverable state.
+	fail     func(error)
+	failOnce sync.Once
+	failure  error
+
+	// programs maps credentials keys to their Program, for window shares.
+	programs sync.Map
+
+	mu      sync.Mutex
+	states  map[int]*partitionState // partitions kept between generations
+	workers map[int]*partitionWorker
+	owned   ownership
+}
+
+// ownership is what this member holds, for metrics and readiness.
+type ownership struct {
+	generation int
+	partitions int
+	members    int
+	since      time.Time // when the member last owned something (or started)
+	joined     bool
 }
 
 // New builds a processor. The codec must have the profile, control, enriched
@@ -54,13 +83,14 @@ func New(cfg Config, codec *schemas.Codec, control *ControlTable, enricher Enric
 	if err != nil {
 		return nil, err
 	}
-	p := &Processor{cfg: cfg, conn: conn, codec: codec, control: control, window: newWindow(cfg.Window), status: newStatusTable(),
-		published: newPublished(), purges: newPurger(),
-		log: cfg.Logger, readyCh: make(chan struct{})}
-	p.handler = &handler{codec: codec, control: control, enricher: enricher, dedupe: newDedupe(), topics: cfg.Topics,
-		log: cfg.Logger, now: time.Now, backoff: cfg.RetryBackoff}
-	p.pub = newPublisher(conn, cfg.ProduceBatchTimeout, cfg.RetryBackoff, cfg.Logger)
-	p.metrics = newMetrics(cfg.Registerer, func() float64 { return float64(p.window.inFlight()) })
+	p := &Processor{cfg: cfg, conn: conn, codec: codec, control: control, enricher: enricher, status: newStatusTable(),
+		runs: newRunRequests(), purges: newRemovals(), names: newInterner(), log: cfg.Logger, readyCh: make(chan struct{}),
+		states: map[int]*partitionState{}, workers: map[int]*partitionWorker{}, health: newHealth()}
+	p.owned.since = time.Now()
+	p.window = newWindow(cfg.Window, cfg.MaxInFlightBytes, cfg.StallAfter, p.share)
+	p.handler = &handler{codec: codec, control: control, topics: cfg.Topics, log: cfg.Logger, now: time.Now, names: p.names,
+		backoff: cfg.RetryBackoff}
+	p.metrics = newMetrics(cfg.Registerer, p)
 	return p, nil
 }
 
@@ -71,70 +101,136 @@ func (p *Processor) Ready() bool { return p.ready.Load() }
 // ReadyC is closed when the processor becomes ready.
 func (p *Processor) ReadyC() <-chan struct{} { return p.readyCh }
 
+// Health says why the instance cannot do its work now, or nil. /readyz
+// answers 503 with it.
+func (p *Processor) Health() error {
+	if !p.ready.Load() {
+		return errors.New("loading the control and status tables")
+	}
+	if err := p.health.err(); err != nil {
+		return err
+	}
+	p.mu.Lock()
+	o := p.owned
+	p.mu.Unlock()
+	idleLimit := 3 * p.cfg.Group.SessionTimeout
+	if o.partitions == 0 && time.Since(o.since) > idleLimit && (o.members == 0 || o.members <= p.partitionCount()) {
+		return fmt.Errorf("this member has owned no partition for %s (generation %d, %d members)",
+			time.Since(o.since).Truncate(time.Second), o.generation, o.members)
+	}
+	return nil
+}
+
 // Run processes until ctx ends, then stops fetching, lets in-flight work
-// finish within ShutdownTimeout, commits what is done and returns nil.
+// finish within DrainTimeout, commits what is done, leaves the group and
+// returns nil. It returns an error only for a state it cannot recover from,
+// which it names; broker and Leadspace outages are waited out.
 func (p *Processor) Run(ctx context.Context) error {
-	defer p.pub.close()
-	tables, stopTables := context.WithCancel(context.Background())
-	defer stopTables()
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
+	p.fail = func(err error) {
+		p.failOnce.Do(func() {
+			p.failure = err
+			p.log.Error("stopping: unrecoverable", zap.Error(err))
+			stop()
+		})
+	}
 	if !p.cfg.Auth.Enabled() {
 		p.log.Warn("control events are not authenticated: anyone who can write to the control topic can change consent and tokens; set an admin key",
 			zap.String("topic", p.cfg.Topics.Control))
 	}
-	// Three tables must be loaded before any profile is processed: control
-	// (the gate), enriched (dedupe) and status (counts to resume from).
-	loaders := []struct {
-		topic string
-		apply func(kafka.Message)
-	}{{p.cfg.Topics.Control, p.applyControl}, {p.cfg.Topics.Enriched, p.applyEnriched}, {p.cfg.Topics.Status, p.applyStatus}}
-	tablesErr := make(chan error, len(loaders))
-	var loaded []chan struct{}
-	for _, l := range loaders {
-		ch := make(chan struct{})
-		loaded = append(loaded, ch)
-		go func() { tablesErr <- follow(tables, p.conn, l.topic, l.apply, func() { close(ch) }) }()
+	limits, err := p.checkTopics(ctx)
+	if err != nil {
+		if ctx.Err() != nil {
+			return p.failure
+		}
+		return err
 	}
-	for _, ch := range loaded {
+	p.handler.deadLetterLimit = limits.deadLetter
+	p.pub = newPublisher(p.conn, limits.batch, p.log, func(err error) { p.health.set("produce", err) }, p.fail)
+	p.pool = newPool(max(4, 2*runtime.GOMAXPROCS(0)))
+	defer func() {
+		p.pool.close()
+		_ = p.pub.close()
+	}()
+
+	tables, stopTables := context.WithCancel(context.Background())
+	defer stopTables()
+	var background sync.WaitGroup
+	defer background.Wait()
+	defer stopTables()
+	controlLoaded, statusLoaded := make(chan struct{}), make(chan struct{})
+	background.Go(func() {
+		_ = followWith(tables, p.conn, p.cfg.Topics.Control, p.applyControl, func() { close(controlLoaded) },
+			func(err error) { p.health.set("control table", err) })
+	})
+	background.Go(func() {
+		_ = followWith(tables, p.conn, p.cfg.Topics.Status, p.applyStatus, func() { close(statusLoaded) },
+			func(err error) { p.health.set("status table", err) })
+	})
+	for _, ch := range []chan struct{}{controlLoaded, statusLoaded} {
 		select {
 		case <-ch:
-		case err := <-tablesErr:
-			return fmt.Errorf("load tables: %w", err)
 		case <-ctx.Done():
-			return nil
+			return p.failure
 		}
 	}
 	p.ready.Store(true)
 	p.metrics.ready.Set(1)
 	close(p.readyCh)
-	p.log.Info("ready: control table and dedupe cache loaded", zap.Int("tenants", len(p.control.Snapshot())),
-		zap.Int("dedupe_entries", p.handler.dedupe.size()))
-	// A table that stops following would leave the gate frozen (a consent
-	// withdrawal would never apply): stop the instance instead, so that it
-	// is restarted and reloads.
-	runCtx, stopRun := context.WithCancel(ctx)
-	defer stopRun()
-	var tableFailure error
-	var background sync.WaitGroup
+	p.log.Info("ready: control and status tables loaded", zap.Int("tenants", len(p.control.Snapshot())))
 	background.Go(func() { p.publishTenantStates(tables) })
-	background.Go(func() { p.runPurges(tables) })
-	background.Go(func() {
-		select {
-		case err := <-tablesErr:
-			if tables.Err() == nil {
-				tableFailure = fmt.Errorf("a table stopped following its topic: %w", err)
-				p.log.Error("stopping: tables no longer follow their topics", zap.Error(err))
-				stopRun()
-			}
-		case <-tables.Done():
-		}
-	})
-	err := p.consume(runCtx)
-	stopTables()
-	background.Wait()
-	if tableFailure != nil {
-		return tableFailure
+	err = p.consume(ctx)
+	if p.failure != nil {
+		return p.failure
 	}
 	return err
+}
+
+// topicLimits are what the output topics accept.
+type topicLimits struct {
+	batch      int // bytes of one produce batch
+	deadLetter int // bytes of one dead letter
+}
+
+// checkTopics refuses to start on topics that break the design's
+// assumptions, and reads the size limits outputs must respect. A broker
+// that cannot be reached is waited for.
+func (p *Processor) checkTopics(ctx context.Context) (topicLimits, error) {
+	t := p.cfg.Topics
+	var counts map[string]int
+	var maxBytes map[string]int
+	err := dependencyBackoff.retry(ctx, "read the topics", func() error {
+		var err error
+		counts, err = partitionCounts(ctx, p.conn, t.Profiles, t.Enriched, t.DeadLetters)
+		if err == nil {
+			maxBytes, err = maxMessageBytes(ctx, p.conn, t.Enriched, t.DeadLetters, t.Status)
+		}
+		p.health.set("topics", err)
+		return err
+	}, func(err error) bool { return transient(err) || errors.Is(err, errTopicMissing) }, func(err error, n int) {
+		p.log.Warn("waiting for the topics", zap.Error(err), zap.Int("attempt", n))
+	})
+	if err != nil {
+		return topicLimits{}, err
+	}
+	// enriched-company and the DLQ mirror the input's partitions: a key's
+	// outputs are on the same partition number as its input, so an instance
+	// rebuilds a partition's table from those partitions alone.
+	for _, other := range []string{t.Enriched, t.DeadLetters} {
+		if counts[other] != counts[t.Profiles] {
+			return topicLimits{}, fmt.Errorf("topic %s has %d partitions but %s has %d; the enricher needs the same number (outputs are co-partitioned with the input): recreate %s with %d partitions",
+				other, counts[other], t.Profiles, counts[t.Profiles], other, counts[t.Profiles])
+		}
+	}
+	smallest := int(^uint(0) >> 1)
+	for _, n := range maxBytes {
+		smallest = min(smallest, n)
+	}
+	// Room for the batch's framing, and for the batch that kafka-go fills
+	// up to BatchBytes before it checks.
+	batch := smallest - 16<<10
+	return topicLimits{batch: batch, deadLetter: min(maxBytes[t.DeadLetters], smallest) - 32<<10}, nil
 }
 
 func (p *Processor) applyControl(msg kafka.Message) {
@@ -144,240 +240,324 @@ func (p *Processor) applyControl(msg kafka.Message) {
 		p.log.Warn("control event refused", zap.String("key", string(msg.Key)), zap.Int64("offset", msg.Offset), zap.Error(err))
 	case ev != nil:
 		p.log.Info("control event applied", zap.String("tenant", ev.TenantID), zap.String("kind", ev.Kind()), zap.Int64("offset", msg.Offset))
-		if ev.Removal != nil && ev.Removal.Purge {
-			p.purges.add(*ev)
-		}
+		p.runs.apply(*ev)
+		p.purges.apply(*ev)
 	}
 }
 
-// applyEnriched warms the dedupe cache and the published-keys table from
-// the enriched topic.
-func (p *Processor) applyEnriched(msg kafka.Message) {
-	if msg.Value == nil {
-		p.handler.dedupe.forget(string(msg.Key))
-		p.published.remove(string(msg.Key))
-		return
+// programOf is the program a tenant's records call now, "" if none: what
+// their share of the window is accounted against before they are decoded.
+func (p *Processor) programOf(tenant string) string {
+	permit, denial := p.control.Gate(tenant)
+	if denial != nil {
+		return ""
 	}
-	e, err := p.codec.DecodeEnriched(context.Background(), msg.Value)
-	if err != nil {
-		return
+	key := permit.Credentials.Key()
+	if _, ok := p.programs.Load(key); !ok {
+		p.programs.Store(key, p.enricher.Program(permit.Credentials))
 	}
-	p.published.put(e.TenantID, string(msg.Key), e.EnrichedAt)
-	switch e.Status {
-	case schemas.StatusEnriched:
-		p.handler.dedupe.remember(string(msg.Key), e.InputFingerprint, outEnriched, e.EnrichedAt)
-	case schemas.StatusNotMatched:
-		p.handler.dedupe.remember(string(msg.Key), e.InputFingerprint, outNotMatched, e.EnrichedAt)
-	}
+	return key
 }
 
-// consume joins the group and runs one generation after another. kafka-go's
-// ConsumerGroup makes generation boundaries explicit: a generation's context
-// ends at a rebalance, and its commits carry its generation id, so the broker
-// refuses them once another member owns the partitions (kafka-go issue 1398
-// is what the Reader-with-GroupID path gets wrong).
+// share is a program's share of the window: what it needs in flight to
+// keep its admitted rate busy with full bulks.
+func (p *Processor) share(program string) int {
+	if prog, ok := p.programs.Load(program); ok {
+		return prog.(Program).Capacity()
+	}
+	return p.cfg.Window
+}
+
+// consume joins the group and runs one generation after another until ctx
+// ends, then leaves the group.
 func (p *Processor) consume(ctx context.Context) error {
-	group, err := kafka.NewConsumerGroup(kafka.ConsumerGroupConfig{
-		ID: p.cfg.GroupID, Brokers: p.conn.brokers, Dialer: p.conn.dialer, Topics: []string{p.cfg.Topics.Profiles},
-		StartOffset: kafka.FirstOffset, WatchPartitionChanges: true, JoinGroupBackoff: time.Second,
-		HeartbeatInterval: 3 * time.Second, SessionTimeout: 30 * time.Second, RebalanceTimeout: 30 * time.Second,
-		ErrorLogger: kafka.LoggerFunc(func(msg string, args ...any) { p.log.Debug(fmt.Sprintf(msg, args...)) }),
-	})
-	if err != nil {
-		return fmt.Errorf("consumer group %s: %w", p.cfg.GroupID, err)
-	}
+	member := newGroupMember(p.conn, p.cfg.Group, p.cfg.Topics.Profiles, p.log)
+	var owned []int
 	for {
-		gen, err := group.Next(ctx)
+		a, err := member.join(ctx, owned)
 		if err != nil {
-			if ctx.Err() != nil || errors.Is(err, kafka.ErrGroupClosed) {
-				break
+			if ctx.Err() != nil {
+				member.leave(context.Background())
+				return nil
 			}
-			p.log.Warn("join group failed, retrying", zap.String("group", p.cfg.GroupID), zap.Error(err))
+			return fmt.Errorf("consumer group %s: %w", p.cfg.Group.ID, err)
+		}
+		if a.members == 0 {
+			if n, err := member.members(ctx); err == nil {
+				a.members = n
+			}
+		}
+		p.enricher.SetFleetSize(max(a.members, 1))
+		end := p.generation(ctx, member, a)
+		owned = a.partitions
+		if errors.Is(end, errFenced) {
+			return fmt.Errorf("consumer group %s: %w", p.cfg.Group.ID, errFenced)
+		}
+		if ctx.Err() != nil {
+			member.leave(context.Background())
+			p.releaseAll()
+			return nil
+		}
+	}
+}
+
+// generation runs one assignment until the group rebalances, the member is
+// dropped, or ctx ends. It then finishes the in-flight work (heartbeats go
+// on meanwhile), commits it, and returns why it ended.
+func (p *Processor) generation(ctx context.Context, member *groupMember, a assignment) error {
+	log := p.log.With(zap.Int("generation", a.generation))
+	committed, err := member.committed(ctx, a.partitions)
+	if err != nil {
+		return err
+	}
+	workers := p.assign(ctx, a, committed)
+	log.Info("generation started", zap.String("member", a.memberID), zap.Ints("partitions", a.partitions),
+		zap.Int("members", a.members), zap.Bool("leader", a.leader))
+	p.metrics.generation.Set(float64(a.generation))
+
+	heartbeat := time.NewTicker(p.cfg.Group.HeartbeatInterval)
+	defer heartbeat.Stop()
+	commit := time.NewTicker(p.cfg.CommitInterval)
+	defer commit.Stop()
+	lastBeat := time.Now()
+	var end error
+	for end == nil {
+		select {
+		case <-ctx.Done():
+			end = errShutdown
+		case <-commit.C:
+			p.commit(ctx, member, a, workers, false)
+		case <-heartbeat.C:
+			err := member.heartbeat(ctx, a)
+			switch {
+			case err == nil:
+				lastBeat = time.Now()
+				p.health.set("group", nil)
+			case errors.Is(err, kafka.RebalanceInProgress):
+				end = errRebalance
+			case errors.Is(err, kafka.UnknownMemberId), errors.Is(err, kafka.IllegalGeneration), errors.Is(err, errFenced):
+				end = err
+			case time.Since(lastBeat) > p.cfg.Group.SessionTimeout:
+				// No heartbeat got through for a whole session: the group
+				// has moved on without us. Stop before a new owner's work
+				// and ours overlap.
+				end = fmt.Errorf("no heartbeat reached the coordinator for %s: %w", time.Since(lastBeat).Truncate(time.Second), err)
+			default:
+				p.health.set("group", fmt.Errorf("heartbeat: %w", err))
+			}
+		}
+	}
+	dropped := !errors.Is(end, errShutdown) && !errors.Is(end, errRebalance)
+	log.Info("generation ending", zap.String("why", generationEnd(end)))
+	// Keep the session alive while the work drains, unless we were dropped.
+	drained := make(chan struct{})
+	if !dropped {
+		go func() {
+			t := time.NewTicker(p.cfg.Group.HeartbeatInterval)
+			defer t.Stop()
+			for {
+				select {
+				case <-drained:
+					return
+				case <-t.C:
+					_ = member.heartbeat(context.Background(), a)
+				}
+			}
+		}()
+	}
+	var wg sync.WaitGroup
+	for _, w := range workers {
+		if dropped {
+			w.cancel() // another member may own it already: stop at once
+		}
+		wg.Go(func() { w.drain(p.cfg.DrainTimeout) })
+	}
+	wg.Wait()
+	if !dropped {
+		p.commit(context.Background(), member, a, workers, true)
+	}
+	close(drained)
+	p.release(workers)
+	log.Info("generation ended", zap.String("why", generationEnd(end)))
+	if errors.Is(end, errShutdown) || errors.Is(end, errRebalance) {
+		return end
+	}
+	if errors.Is(end, errFenced) {
+		return errFenced
+	}
+	return end
+}
+
+var (
+	errShutdown  = errors.New("shutdown")
+	errRebalance = errors.New("rebalance")
+)
+
+// generationEnd says in words why a generation ended, for the log.
+func generationEnd(err error) string {
+	switch {
+	case errors.Is(err, errShutdown):
+		return "the instance is stopping"
+	case errors.Is(err, errRebalance):
+		return "the coordinator started a rebalance (a member joined, left or timed out, or partitions changed)"
+	case errors.Is(err, kafka.UnknownMemberId), errors.Is(err, kafka.IllegalGeneration):
+		return "the coordinator dropped this member (its session expired): " + err.Error()
+	case errors.Is(err, errFenced):
+		return errFenced.Error()
+	}
+	return err.Error()
+}
+
+// assign starts a worker per assigned partition, reusing what the instance
+// kept of partitions it owned before.
+func (p *Processor) assign(ctx context.Context, a assignment, committed map[int]int64) map[int]*partitionWorker {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	keep := map[int]bool{}
+	for _, id := range a.partitions {
+		keep[id] = true
+	}
+	for id := range p.states {
+		if !keep[id] {
+			delete(p.states, id) // another member has it: memory follows ownership
+		}
+	}
+	workers := map[int]*partitionWorker{}
+	for _, id := range a.partitions {
+		st := p.states[id]
+		if st == nil {
+			st = p.newPartitionState(id)
+			p.states[id] = st
+		}
+		start := committed[id]
+		if start < 0 {
+			if s, err := partitionSpan(ctx, p.conn, p.cfg.Topics.Profiles, id); err == nil {
+				start = s.first
+			} else {
+				start = 0
+			}
+		}
+		w := newPartitionWorker(p, st, start)
+		workers[id] = w
+		w.start()
+	}
+	p.workers = workers
+	p.owned.generation, p.owned.partitions, p.owned.members, p.owned.joined = a.generation, len(a.partitions), a.members, true
+	if len(a.partitions) > 0 {
+		p.owned.since = time.Now()
+	}
+	return workers
+}
+
+// newPartitionState starts a partition's memory: an empty table, and the
+// counts of its last status records (credits, Runs) to go on from.
+func (p *Processor) newPartitionState(id int) *partitionState {
+	st := &partitionState{id: id, table: newTable(p.names, 0), credits: map[string]int64{},
+		runs: map[string]*schemas.RunProgress{}, refresh: map[string]time.Time{},
+		restorer: &restorer{conn: p.conn, codec: p.codec, topics: p.cfg.Topics, names: p.names, partition: id}}
+	for tenant, s := range p.status.partition(int32(id)) {
+		st.credits[tenant] = s.CreditsSpent
+		st.refresh[tenant] = s.LastRefreshAt
+		if s.Run != nil {
+			r := *s.Run
+			st.runs[tenant] = &r
+		}
+	}
+	return st
+}
+
+// release keeps the released partitions' state for the next generation,
+// marking how far their tables are: everything this instance wrote is in
+// them, so the next restore starts at the topics' current ends.
+func (p *Processor) release(workers map[int]*partitionWorker) {
+	for id, w := range workers {
+		if !w.restored.Load() {
 			continue
 		}
-		p.startGeneration(ctx, gen)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		if s, err := partitionSpan(ctx, p.conn, p.cfg.Topics.Enriched, id); err == nil {
+			w.state.restorer.enrichedNext = s.end
+		}
+		if s, err := partitionSpan(ctx, p.conn, p.cfg.Topics.DeadLetters, id); err == nil {
+			w.state.restorer.deadNext = s.end
+		}
+		cancel()
 	}
-	// Drain before leaving the group: closing it would revoke the generation
-	// and abandon the work we are about to finish and commit.
-	p.inFlight.Wait()
-	return group.Close()
+	p.mu.Lock()
+	p.workers = map[int]*partitionWorker{}
+	p.owned.partitions = 0
+	p.mu.Unlock()
 }
 
-// startGeneration starts one fetcher per assigned partition and a committer.
-func (p *Processor) startGeneration(ctx context.Context, gen *kafka.Generation) {
-	topic := p.cfg.Topics.Profiles
-	assigned := gen.Assignments[topic]
-	p.log.Info("generation started", zap.Int32("generation", gen.ID), zap.String("member", gen.MemberID), zap.Int("partitions", len(assigned)))
-	c := &committer{proc: p, gen: gen, topic: topic, trackers: map[int]*offsetTracker{}}
-	for _, a := range assigned {
-		tr := newOffsetTracker(int32(a.ID), a.Offset, p.status.partition(int32(a.ID)))
-		c.trackers[a.ID] = tr
-		p.inFlight.Add(1)
-		gen.Start(func(genCtx context.Context) {
-			defer p.inFlight.Done()
-			p.fetchPartition(ctx, genCtx, gen, a, tr, c)
-		})
-	}
-	gen.Start(func(genCtx context.Context) {
-		t := time.NewTicker(p.cfg.CommitInterval)
-		defer t.Stop()
-		for {
-			select {
-			case <-genCtx.Done():
-				return
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				c.commit(ctx)
-			}
-		}
-	})
+// releaseAll drops every partition's state (the instance is leaving).
+func (p *Processor) releaseAll() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.states = map[int]*partitionState{}
 }
 
-// fetchPartition feeds one partition into the window until the generation
-// or the run ends, then settles the partition's in-flight work.
-func (p *Processor) fetchPartition(runCtx, genCtx context.Context, gen *kafka.Generation, a kafka.PartitionAssignment, tr *offsetTracker, c *committer) {
-	topic := p.cfg.Topics.Profiles
-	log := p.log.With(zap.String("topic", topic), zap.Int("partition", a.ID), zap.Int32("generation", gen.ID))
-	fetchCtx, stopFetch := context.WithCancel(runCtx)
-	defer stopFetch()
-	stopOnRevoke := context.AfterFunc(genCtx, stopFetch)
-	defer stopOnRevoke()
-	// Jobs outlive fetching on shutdown (to finish and commit) but not a
-	// revoke: the new owner must not race our late outputs for the same keys.
-	jobCtx, cancelJobs := context.WithCancel(context.Background())
-	defer cancelJobs()
-	cancelOnRevoke := context.AfterFunc(genCtx, func() {
-		if runCtx.Err() == nil {
-			cancelJobs()
-		}
-	})
-	defer cancelOnRevoke()
-
-	r := kafka.NewReader(kafka.ReaderConfig{
-		Brokers: p.conn.brokers, Dialer: p.conn.dialer, Topic: topic, Partition: a.ID,
-		MinBytes: 1, MaxBytes: 8 << 20, MaxWait: 250 * time.Millisecond,
-	})
-	defer r.Close()
-	if err := r.SetOffset(a.Offset); err != nil {
-		log.Error("set offset", zap.Int64("offset", a.Offset), zap.Error(err))
-		return
-	}
-	log.Info("partition assigned", zap.Int64("offset", a.Offset))
-
-	var jobs sync.WaitGroup
-	for {
-		msg, err := r.FetchMessage(fetchCtx)
-		if err != nil {
-			if fetchCtx.Err() == nil {
-				log.Error("fetch failed", zap.Error(err))
-			}
-			break
-		}
-		tr.fetched(msg.Offset)
-		jobs.Add(1)
-		key := string(msg.Key)
-		if msg.Key == nil {
-			key = "\x00" + strconv.Itoa(msg.Partition) + "/" + strconv.FormatInt(msg.Offset, 10)
-		}
-		if err := p.window.submit(fetchCtx, key, func() {
-			defer jobs.Done()
-			p.process(jobCtx, msg, tr)
-		}); err != nil {
-			jobs.Done()
-			break
-		}
-	}
-
-	// Settle: on shutdown give in-flight work ShutdownTimeout to finish; on a
-	// revoke it was cancelled above and returns at once.
-	settled := make(chan struct{})
-	go func() { jobs.Wait(); close(settled) }()
-	select {
-	case <-settled:
-	case <-time.After(p.cfg.ShutdownTimeout):
-		log.Warn("in-flight work did not finish in time; it will be redelivered", zap.Int64s("unfinished", tr.unfinished()))
-		cancelJobs()
-		<-settled
-	}
-	c.commitPartition(context.Background(), a.ID)
-	log.Info("partition released", zap.Int64s("unfinished", tr.unfinished()))
-}
-
-// process runs one input through the handler and the publisher, then marks
-// its offset done. Anything short of an acked output leaves it unfinished.
-func (p *Processor) process(ctx context.Context, msg kafka.Message, tr *offsetTracker) {
-	res, err := p.handler.handle(ctx, msg)
-	if err != nil {
-		return
-	}
-	if err := p.pub.publish(ctx, res.messages); err != nil {
-		return
-	}
-	counted := res.outcome
-	if res.countAs != "" {
-		counted = res.countAs
-	}
-	tr.done(msg.Offset, finished{tenant: res.tenant, outcome: counted, records: res.records, at: time.Now().UTC().Truncate(time.Millisecond)})
-	p.metrics.outcomes.WithLabelValues(res.tenant, res.outcome, res.reason).Inc()
-	if res.records > 0 {
-		p.metrics.records.WithLabelValues(res.tenant).Add(float64(res.records))
-	}
-}
-
-// committer commits the generation's finished offsets, each partition's
-// status records first: counts then always cover at least what was committed.
-type committer struct {
-	mu       sync.Mutex
-	proc     *Processor
-	gen      *kafka.Generation
-	topic    string
-	trackers map[int]*offsetTracker
-}
-
-func (c *committer) commit(ctx context.Context) { c.commitOnly(ctx, nil) }
-
-func (c *committer) commitPartition(ctx context.Context, id int) { c.commitOnly(ctx, &id) }
-
-func (c *committer) commitOnly(ctx context.Context, only *int) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	p := c.proc
+// commit writes the status records of every partition whose counts moved,
+// then commits the partitions' commit points: the status topic always
+// covers at least what was committed.
+func (p *Processor) commit(ctx context.Context, member *groupMember, a assignment, workers map[int]*partitionWorker, final bool) {
 	offsets := map[int]int64{}
-	var statuses []schemas.Status
-	for id, tr := range c.trackers {
-		if only != nil && id != *only {
-			continue
-		}
-		if next, moved := tr.commitPoint(); moved {
+	var records []schemas.Status
+	for id, w := range workers {
+		next, moved := w.tracker.commitPoint()
+		if moved {
 			offsets[id] = next
-			statuses = append(statuses, tr.statusAt(next)...)
 		}
+		records = append(records, w.statusRecords(next, false)...)
+		w.tracker.caughtUp()
 	}
-	if len(offsets) == 0 {
+	if len(offsets) == 0 && len(records) == 0 {
 		return
 	}
-	redo := func() {
-		for _, s := range statuses {
-			c.trackers[int(s.Partition)].redo([]schemas.Status{s})
-		}
-	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
-	if err := p.writeStatus(ctx, statuses); err != nil {
+	if err := p.writeStatus(wctx, records); err != nil {
 		p.log.Warn("status not written; commit postponed", zap.Error(err))
-		redo()
+		for _, s := range records {
+			if w := workers[int(s.Partition)]; w != nil {
+				w.table.markDirty(s.TenantID)
+			}
+		}
 		return
 	}
-	if err := c.gen.CommitOffsets(map[string]map[int]int64{c.topic: offsets}); err != nil {
-		// Refused after a rebalance: the partitions are someone else's now.
+	if err := member.commit(wctx, a, offsets); err != nil {
 		p.metrics.committed.WithLabelValues("refused").Inc()
-		p.log.Info("commit not accepted", zap.Int32("generation", c.gen.ID), zap.Error(err))
-		redo()
+		p.log.Info("commit not accepted", zap.Int("generation", a.generation), zap.Error(err), zap.Bool("final", final))
 		return
 	}
 	p.metrics.committed.WithLabelValues("ok").Inc()
 	for id, next := range offsets {
-		c.trackers[id].committedTo(next)
+		workers[id].tracker.committedTo(next)
 	}
 }
+
+// partitionCount is the input topic's partition count, as last seen.
+func (p *Processor) partitionCount() int {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	counts, err := partitionCounts(ctx, p.conn, p.cfg.Topics.Profiles)
+	if err != nil {
+		return 0
+	}
+	return counts[p.cfg.Topics.Profiles]
+}
+
+// ownedPartitions lists the partitions this member works on, for metrics.
+func (p *Processor) ownedPartitions() []*partitionWorker {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make([]*partitionWorker, 0, len(p.workers))
+	for _, w := range p.workers {
+		out = append(out, w)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].id < out[j].id })
+	return out
+}
+
+// purgeRule says which tenants' published enrichments a removal with purge
+// withdraws.
+func (p *Processor) purgeRule() purgeRule { return p.purges.before }

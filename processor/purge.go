@@ -1,107 +1,93 @@
 package processor
 
 import (
-	"context"
 	"sync"
 	"time"
 
 	"github.com/segmentio/kafka-go"
-	"go.uber.org/zap"
 
 	"github.com/enrichment/leadspace-enricher/schemas"
 )
 
-// published remembers, per tenant, which keys hold an enrichment on the
-// enriched topic and since when. Removing a tenant with purge withdraws them.
-type published struct {
-	mu   sync.Mutex
-	keys map[string]map[string]time.Time // tenant -> key -> enriched_at
+// removals are the tenants whose enrichment was removed with purge: every
+// enrichment they had published before the removal is withdrawn
+// (tombstoned) on each partition, by whoever owns it. Purging again (after
+// a restart, or when a partition moves) finds nothing left to withdraw.
+type removals struct {
+	mu       sync.Mutex
+	byTenant map[string]time.Time
+	version  int
 }
 
-func newPublished() *published { return &published{keys: map[string]map[string]time.Time{}} }
+func newRemovals() *removals { return &removals{byTenant: map[string]time.Time{}} }
 
-func (p *published) put(tenant, key string, at time.Time) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.keys[tenant] == nil {
-		p.keys[tenant] = map[string]time.Time{}
-	}
-	p.keys[tenant][key] = at
-}
-
-func (p *published) remove(key string) {
-	tenant, _, ok := splitKey([]byte(key))
-	if !ok {
+func (r *removals) apply(ev schemas.Control) {
+	if ev.Removal == nil || !ev.Removal.Purge {
 		return
 	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	delete(p.keys[tenant], key)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if ev.IssuedAt.After(r.byTenant[ev.TenantID]) {
+		r.byTenant[ev.TenantID] = ev.IssuedAt
+		r.version++
+	}
 }
 
-// before lists a tenant's keys enriched before t.
-func (p *published) before(tenant string, t time.Time) []string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	var out []string
-	for key, at := range p.keys[tenant] {
-		if at.Before(t) {
-			out = append(out, key)
+// before says whether a tenant's enrichments published before a time must
+// go.
+func (r *removals) before(tenant string) (time.Time, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	t, ok := r.byTenant[tenant]
+	return t, ok
+}
+
+// snapshot is the removals in effect and a version that changes with them.
+func (r *removals) snapshot() (map[string]time.Time, int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return maps(r.byTenant), r.version
+}
+
+// checkPurges withdraws, on this partition, what removals with purge that
+// arrived since the partition was restored cover.
+func (w *partitionWorker) checkPurges(seen *int) {
+	rules, version := w.p.purges.snapshot()
+	if version == *seen {
+		return
+	}
+	*seen = version
+	var keys []string
+	latest := map[string]int64{} // key -> answer time of its standing record, -1 when deleted
+	_, err := readPartition(w.fetchCtx, w.p.conn, w.p.cfg.Topics.Enriched, w.id, 0, func(m kafka.Message) {
+		tenant, _, ok := splitKey(m.Key)
+		if _, purge := rules[tenant]; !ok || !purge {
+			return
 		}
-	}
-	return out
-}
-
-// purger queues removals with purge until the tables are loaded, then
-// tombstones what each removal covers: enrichments published before it.
-// Running it again (a restart reloads the removal) finds nothing left.
-type purger struct {
-	mu      sync.Mutex
-	pending []schemas.Control
-	wake    chan struct{}
-}
-
-func newPurger() *purger { return &purger{wake: make(chan struct{}, 1)} }
-
-func (q *purger) add(ev schemas.Control) {
-	q.mu.Lock()
-	q.pending = append(q.pending, ev)
-	q.mu.Unlock()
-	select {
-	case q.wake <- struct{}{}:
-	default:
-	}
-}
-
-func (q *purger) take() []schemas.Control {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	out := q.pending
-	q.pending = nil
-	return out
-}
-
-// runPurges withdraws removed tenants' enrichments until ctx ends.
-func (p *Processor) runPurges(ctx context.Context) {
-	for {
-		for _, ev := range p.purges.take() {
-			keys := p.published.before(ev.TenantID, ev.IssuedAt)
-			msgs := make([]kafka.Message, len(keys))
-			for i, k := range keys {
-				msgs[i] = kafka.Message{Topic: p.cfg.Topics.Enriched, Key: []byte(k), Value: nil}
-			}
-			if err := p.pub.publish(ctx, msgs); err != nil {
+		if m.Value == nil {
+			latest[string(m.Key)] = -1
+			return
+		}
+		if b, ok := header(m, HeaderState); ok {
+			if st, err := decodeState(b); err == nil {
+				latest[string(m.Key)] = st.answeredAt
 				return
 			}
-			for _, k := range keys {
-				p.published.remove(k)
-			}
-			p.log.Info("enrichment removed with purge: published enrichments withdrawn", zap.String("tenant", ev.TenantID), zap.Int("tombstones", len(keys)))
 		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-p.purges.wake:
+		if st, ok := (&restorer{codec: w.p.codec}).stateOf(m); ok {
+			latest[string(m.Key)] = st.answeredAt
 		}
+	})
+	if err != nil {
+		return
+	}
+	for key, at := range latest {
+		tenant, _, _ := splitKey([]byte(key))
+		if at >= 0 && at < rules[tenant].UnixMilli() {
+			keys = append(keys, key)
+		}
+	}
+	if len(keys) > 0 {
+		w.purge(keys)
 	}
 }

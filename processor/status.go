@@ -57,7 +57,8 @@ type TenantStatus struct {
 }
 
 // SumStatus folds status records into per-tenant totals: counts add up over
-// partitions; state, reason and refusals come from the tenant's control record.
+// partitions (keys are partition-disjoint, so distinct profiles add up too);
+// state, reason and refusals come from the tenant's control record.
 func SumStatus(records []schemas.Status) map[string]*TenantStatus {
 	out := map[string]*TenantStatus{}
 	for _, s := range records {
@@ -68,6 +69,7 @@ func SumStatus(records []schemas.Status) map[string]*TenantStatus {
 		}
 		if s.Partition == schemas.ControlPartition {
 			t.State, t.StateReason, t.RefusedControl, t.LastRefused = s.State, s.StateReason, s.RefusedControl, s.LastRefused
+			t.RefusedByReason, t.ControlSequences, t.AppliedControl = s.RefusedByReason, s.ControlSequences, s.AppliedControl
 			if s.UpdatedAt.After(t.UpdatedAt) {
 				t.UpdatedAt = s.UpdatedAt
 			}
@@ -80,8 +82,17 @@ func SumStatus(records []schemas.Status) map[string]*TenantStatus {
 		t.Skipped += s.Skipped
 		t.Failed += s.Failed
 		t.CreditsSpent += s.CreditsSpent
+		for r, n := range s.SkippedReasons {
+			if t.SkippedReasons == nil {
+				t.SkippedReasons = map[string]int64{}
+			}
+			t.SkippedReasons[r] += n
+		}
 		if s.LastEnrichedAt.After(t.LastEnrichedAt) {
 			t.LastEnrichedAt = s.LastEnrichedAt
+		}
+		if s.LastRefreshAt.After(t.LastRefreshAt) {
+			t.LastRefreshAt = s.LastRefreshAt
 		}
 		if s.UpdatedAt.After(t.UpdatedAt) {
 			t.UpdatedAt = s.UpdatedAt
@@ -130,9 +141,9 @@ func (p *Processor) writeStatus(ctx context.Context, records []schemas.Status) e
 		if err != nil {
 			return err
 		}
-		msgs = append(msgs, kafka.Message{Topic: p.cfg.Topics.Status, Key: []byte(statusKey(s.TenantID, s.Partition)), Value: value})
+		msgs = append(msgs, kafka.Message{Topic: p.cfg.Topics.Status, Partition: -1, Key: []byte(statusKey(s.TenantID, s.Partition)), Value: value})
 	}
-	if err := p.pub.w.WriteMessages(ctx, msgs...); err != nil {
+	if err := p.pub.publish(ctx, msgs); err != nil {
 		return fmt.Errorf("write status: %w", err)
 	}
 	for _, s := range records {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"sync"
 
 	"github.com/segmentio/kafka-go"
@@ -100,4 +101,67 @@ func Follow(ctx context.Context, k Kafka, topic string, apply func(kafka.Message
 		return err
 	}
 	return follow(ctx, conn, topic, apply, caughtUp)
+}
+
+// errTopicMissing means a topic the service needs does not exist (yet):
+// `enricher topics create` makes it. It is waited for, like an outage.
+var errTopicMissing = errors.New("topic does not exist (create it with 'enricher topics create')")
+
+// partitionCounts reads how many partitions each topic has.
+func partitionCounts(ctx context.Context, conn connection, topics ...string) (map[string]int, error) {
+	meta, err := conn.client().Metadata(ctx, &kafka.MetadataRequest{Topics: topics})
+	if err != nil {
+		return nil, fmt.Errorf("metadata: %w", err)
+	}
+	out := map[string]int{}
+	for _, t := range meta.Topics {
+		if t.Error != nil {
+			if errors.Is(t.Error, kafka.UnknownTopicOrPartition) {
+				return nil, fmt.Errorf("%s: %w", t.Name, errTopicMissing)
+			}
+			return nil, fmt.Errorf("topic %s: %w", t.Name, t.Error)
+		}
+		out[t.Name] = len(t.Partitions)
+	}
+	for _, t := range topics {
+		if out[t] == 0 {
+			return nil, fmt.Errorf("%s: %w", t, errTopicMissing)
+		}
+	}
+	return out, nil
+}
+
+// defaultMaxMessageBytes is the broker's default message.max.bytes, which a
+// topic without max.message.bytes inherits.
+const defaultMaxMessageBytes = 1048588
+
+// maxMessageBytes reads each topic's max.message.bytes: the largest record
+// batch it accepts, which our batches and dead letters must stay under.
+func maxMessageBytes(ctx context.Context, conn connection, topics ...string) (map[string]int, error) {
+	req := &kafka.DescribeConfigsRequest{}
+	for _, t := range topics {
+		req.Resources = append(req.Resources, kafka.DescribeConfigRequestResource{ResourceType: kafka.ResourceTypeTopic,
+			ResourceName: t, ConfigNames: []string{"max.message.bytes"}})
+	}
+	res, err := conn.client().DescribeConfigs(ctx, req)
+	if err != nil {
+		return nil, fmt.Errorf("describe configs: %w", err)
+	}
+	out := map[string]int{}
+	for _, t := range topics {
+		out[t] = defaultMaxMessageBytes
+	}
+	for _, r := range res.Resources {
+		if r.Error != nil {
+			return nil, fmt.Errorf("configs of %s: %w", r.ResourceName, r.Error)
+		}
+		for _, e := range r.ConfigEntries {
+			if e.ConfigName == "max.message.bytes" {
+				if n, err := strconv.Atoi(e.ConfigValue); err == nil && n > 0 {
+					out[r.ResourceName] = n
+				}
+			}
+		}
+	}
+	return out, nil
 }

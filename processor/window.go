@@ -3,64 +3,158 @@ package processor
 import (
 	"context"
 	"sync"
+	"time"
 )
 
-// window runs jobs with a bounded number in flight across all partitions,
-// in order per key and in parallel across keys. When it is full, submit
-// blocks, which stops the fetch loops: backpressure instead of unbounded
-// memory. Concurrency is therefore bounded by the window, not by the number
-// of partitions.
+// window bounds the inputs in flight — fetched, not yet finished — in
+// three ways:
+//
+//   - a global memory bound in bytes (MaxInFlightBytes), which is what a
+//     backlog would otherwise exhaust;
+//   - a global event bound (Window), an upper limit only;
+//   - a share per Leadspace program: enough records to keep the program's
+//     admitted rate busy with full bulks (Little's law; the program measures
+//     it, see leadspace.Program.Capacity), and no more.
+//
+// The share is what isolates tenants. A fetcher that meets a record of a
+// program at its share waits while the program makes progress (plain
+// backpressure); a program that stopped making progress — its breaker is
+// open, its calls hang — is stalled, and its further records are deferred
+// (re-read later, see partition.go) so that other programs' tenants keep
+// their throughput.
 type window struct {
-	slots chan struct{}
+	maxEvents int
+	maxBytes  int64
+	// stallAfter is how long a program with work in flight may go without
+	// finishing anything before it counts as stalled.
+	stallAfter time.Duration
+	share      func(program string) int
 
-	mu     sync.Mutex
-	queues map[string][]func() // key -> jobs waiting behind the running one
+	mu       sync.Mutex
+	events   int
+	bytes    int64
+	programs map[string]*programLoad
+	changed  chan struct{} // closed and replaced whenever room may have appeared
 }
 
-func newWindow(size int) *window {
-	return &window{slots: make(chan struct{}, size), queues: map[string][]func(){}}
+// programLoad is one program's part of the window.
+type programLoad struct {
+	inFlight int
+	finished time.Time // last time one of its records finished
 }
 
-// submit queues job behind earlier jobs of the same key. It blocks while the
-// window is full and returns ctx's error if ctx ends first (the job is then
-// not queued).
-func (w *window) submit(ctx context.Context, key string, job func()) error {
-	select {
-	case w.slots <- struct{}{}:
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	w.mu.Lock()
-	q, running := w.queues[key]
-	w.queues[key] = append(q, job)
-	w.mu.Unlock()
-	if !running {
-		go w.drain(key)
-	}
-	return nil
+func newWindow(maxEvents int, maxBytes int64, stallAfter time.Duration, share func(string) int) *window {
+	return &window{maxEvents: maxEvents, maxBytes: maxBytes, stallAfter: stallAfter, share: share,
+		programs: map[string]*programLoad{}, changed: make(chan struct{})}
 }
 
-// drain runs a key's jobs one after another until its queue is empty.
-func (w *window) drain(key string) {
+// verdict of an admission attempt.
+type verdict int
+
+const (
+	admitted verdict = iota
+	deferIt          // the program is stalled: leave the record for later
+)
+
+// admit takes room for one record of size bytes whose tenant calls program
+// ("" for records that will not call Leadspace), waiting while the window
+// or a busy program is full. It returns deferIt for a stalled program, and
+// ctx's error if ctx ends first.
+func (w *window) admit(ctx context.Context, program string, size int) (verdict, error) {
 	for {
 		w.mu.Lock()
-		q := w.queues[key]
-		if len(q) == 0 {
-			delete(w.queues, key)
-			w.mu.Unlock()
-			return
+		v, wait := w.tryLocked(program, size)
+		changed := w.changed
+		w.mu.Unlock()
+		if !wait {
+			return v, nil
 		}
-		job := q[0]
-		w.mu.Unlock()
-
-		job()
-		<-w.slots
-
-		w.mu.Lock()
-		w.queues[key] = w.queues[key][1:]
-		w.mu.Unlock()
+		// Re-check at least every stallAfter/4: a busy program can become
+		// stalled without anything else happening.
+		t := time.NewTimer(max(w.stallAfter/4, 50*time.Millisecond))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return 0, ctx.Err()
+		case <-changed:
+		case <-t.C:
+		}
+		t.Stop()
 	}
 }
 
-// inFlight is the number of jobs queued or running.
-func (w *window) inFlight() int { return len(w.slots) }
+// tryLocked decides one admission; wait means try again later.
+func (w *window) tryLocked(program string, size int) (v verdict, wait bool) {
+	if w.events > 0 && (w.events >= w.maxEvents || w.bytes+int64(size) > w.maxBytes) {
+		return 0, true
+	}
+	if program != "" {
+		pl := w.programs[program]
+		if pl == nil {
+			pl = &programLoad{finished: time.Now()}
+			w.programs[program] = pl
+		}
+		if pl.inFlight == 0 {
+			pl.finished = time.Now() // the stall clock starts with the first record
+		}
+		if pl.inFlight >= max(w.share(program), 1) {
+			if w.stalledLocked(pl) {
+				return deferIt, false
+			}
+			return 0, true
+		}
+		pl.inFlight++
+	}
+	w.events++
+	w.bytes += int64(size)
+	return admitted, false
+}
+
+// stalled says whether a program has work in flight but finished nothing
+// for stallAfter.
+func (w *window) stalled(program string) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	pl := w.programs[program]
+	return pl != nil && w.stalledLocked(pl)
+}
+
+func (w *window) stalledLocked(pl *programLoad) bool {
+	return pl.inFlight > 0 && time.Since(pl.finished) > w.stallAfter
+}
+
+// hasRoom says whether a record of program could be admitted now without
+// waiting; the re-reader of deferred records asks before it starts.
+func (w *window) hasRoom(program string) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.events >= w.maxEvents || w.bytes >= w.maxBytes {
+		return false
+	}
+	if program == "" {
+		return true
+	}
+	pl := w.programs[program]
+	return pl == nil || (pl.inFlight < max(w.share(program), 1)/2 && !w.stalledLocked(pl))
+}
+
+// release gives back a finished (or abandoned) record's room.
+func (w *window) release(program string, size int) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.events--
+	w.bytes -= int64(size)
+	if pl := w.programs[program]; program != "" && pl != nil {
+		pl.inFlight--
+		pl.finished = time.Now()
+	}
+	close(w.changed)
+	w.changed = make(chan struct{})
+}
+
+// inFlight is the number of records in the window, for the metric.
+func (w *window) inFlight() (events int, bytes int64) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.events, w.bytes
+}

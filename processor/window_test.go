@@ -2,67 +2,75 @@ package processor
 
 import (
 	"context"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 )
 
-func TestWindowKeepsOrderPerKeyAndRunsKeysInParallel(t *testing.T) {
-	w := newWindow(64)
-	var mu sync.Mutex
-	seen := map[string][]int{}
-	var running, maxRunning atomic.Int32
-	var wg sync.WaitGroup
-	for i := 0; i < 200; i++ {
-		key := []string{"a", "b", "c", "d"}[i%4]
-		i := i
-		wg.Add(1)
-		if err := w.submit(context.Background(), key, func() {
-			defer wg.Done()
-			n := running.Add(1)
-			for m := maxRunning.Load(); n > m && !maxRunning.CompareAndSwap(m, n); m = maxRunning.Load() {
-			}
-			time.Sleep(time.Millisecond)
-			mu.Lock()
-			seen[key] = append(seen[key], i)
-			mu.Unlock()
-			running.Add(-1)
-		}); err != nil {
-			t.Fatal(err)
+func TestWindowHoldsAProgramToItsShareAndDefersItOnceStalled(t *testing.T) {
+	w := newWindow(1000, 1<<30, 200*time.Millisecond, func(string) int { return 2 })
+	ctx := context.Background()
+	for range 2 {
+		if v, err := w.admit(ctx, "slow", 10); err != nil || v != admitted {
+			t.Fatalf("admit: %v %v", v, err)
 		}
 	}
-	wg.Wait()
-	for key, order := range seen {
-		for j := 1; j < len(order); j++ {
-			if order[j] < order[j-1] {
-				t.Fatalf("key %s ran out of order: %v", key, order)
-			}
-		}
+	// At its share and still young: the fetcher waits (backpressure)...
+	short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	if _, err := w.admit(short, "slow", 10); err == nil {
+		t.Fatal("a program over its share was admitted")
 	}
-	if maxRunning.Load() < 2 {
-		t.Fatalf("at most %d jobs ran at once; different keys should run in parallel", maxRunning.Load())
+	cancel()
+	// ...while other programs and records without a program go on.
+	if v, err := w.admit(ctx, "fast", 10); err != nil || v != admitted {
+		t.Fatalf("another program: %v %v", v, err)
 	}
-	if maxRunning.Load() > 4 {
-		t.Fatalf("%d jobs ran at once with only 4 keys; one key ran twice at a time", maxRunning.Load())
+	if v, err := w.admit(ctx, "", 10); err != nil || v != admitted {
+		t.Fatalf("no program: %v %v", v, err)
+	}
+	// Nothing finished for stallAfter: stalled, its next record is deferred.
+	time.Sleep(250 * time.Millisecond)
+	if v, err := w.admit(ctx, "slow", 10); err != nil || v != deferIt {
+		t.Fatalf("stalled program: %v %v, want deferred", v, err)
+	}
+	if w.hasRoom("slow") {
+		t.Fatal("a stalled program has room")
+	}
+	// One finishes: no longer stalled, and it waits for room again.
+	w.release("slow", 10)
+	if w.stalled("slow") {
+		t.Fatal("still stalled after a record finished")
+	}
+	if v, err := w.admit(ctx, "slow", 10); err != nil || v != admitted {
+		t.Fatalf("after progress: %v %v", v, err)
 	}
 }
 
-func TestFullWindowBlocksSubmitUntilASlotFrees(t *testing.T) {
-	w := newWindow(2)
-	release := make(chan struct{})
-	for _, k := range []string{"a", "b"} {
-		if err := w.submit(context.Background(), k, func() { <-release }); err != nil {
+func TestWindowBoundsMemory(t *testing.T) {
+	w := newWindow(1000, 100, time.Second, func(string) int { return 1000 })
+	ctx := context.Background()
+	if v, err := w.admit(ctx, "", 60); err != nil || v != admitted {
+		t.Fatal(err)
+	}
+	short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer cancel()
+	if _, err := w.admit(short, "", 60); err == nil {
+		t.Fatal("admitted past the memory bound")
+	}
+	done := make(chan error, 1)
+	go func() { _, err := w.admit(ctx, "", 60); done <- err }()
+	w.release("", 60)
+	select {
+	case err := <-done:
+		if err != nil {
 			t.Fatal(err)
 		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("a release did not wake the waiting fetcher")
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
-	defer cancel()
-	if err := w.submit(ctx, "c", func() {}); err == nil {
-		t.Fatal("submit to a full window returned before a slot freed")
-	}
-	close(release)
-	if err := w.submit(context.Background(), "c", func() {}); err != nil {
-		t.Fatal(err)
+	// A single record bigger than the bound still gets in when the window
+	// is empty: nothing could ever make room for it otherwise.
+	w2 := newWindow(1000, 100, time.Second, func(string) int { return 10 })
+	if v, err := w2.admit(ctx, "", 500); err != nil || v != admitted {
+		t.Fatal("an oversized record must not block an empty window")
 	}
 }

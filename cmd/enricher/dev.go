@@ -85,8 +85,8 @@ func runDev(ctx context.Context, f devFlags, log *zap.Logger) error {
 	}
 
 	sf := &serviceFlags{kafkaFlags: kafkaFlags{brokers: stack.Kafka.Brokers, registryURL: stack.RegistryURL, topics: stack.Topics},
-		group: "leadspace-enricher-dev", window: 2000, commitInterval: time.Second, shutdownTimeout: 30 * time.Second,
-		leadspaceURL: stack.LeadspaceURL, leadspaceTPS: f.tps, leadspaceTimeout: 30 * time.Second, leadspaceAttempts: 4,
+		group: "leadspace-enricher-dev", window: 50000, maxInFlightBytes: 64 << 20, commitInterval: time.Second, shutdownTimeout: 20 * time.Second,
+		leadspaceURL: stack.LeadspaceURL, leadspaceTPS: f.tps, leadspaceTimeout: 15 * time.Second,
 		leadspaceBulkFrom: 20, breakerOpen: 10 * time.Second, allowPlaintextTokens: true}
 	svc, err := newService(ctx, sf, log)
 	if err != nil {

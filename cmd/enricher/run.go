@@ -85,9 +85,14 @@ func (k *kafkaFlags) codec(ctx context.Context) (*schemas.Codec, error) {
 type serviceFlags struct {
 	kafkaFlags
 	adminKeyFlags
-	group                                string
+	group, instanceID                    string
+	sessionTimeout, heartbeatInterval    time.Duration
+	rebalanceTimeout                     time.Duration
 	window                               int
+	maxInFlightBytes                     int64
+	stallAfter                           time.Duration
 	commitInterval, shutdownTimeout      time.Duration
+	leadspaceGiveUpAfter                 time.Duration
 	leadspaceURL                         string
 	leadspaceTPS                         float64
 	leadspaceTimeout                     time.Duration
@@ -103,13 +108,20 @@ func (f *serviceFlags) bind(s *settings) {
 	f.kafkaFlags.bind(s)
 	f.adminKeyFlags.bind(s)
 	s.StringVar(&f.group, "group", "leadspace-enricher", "consumer group of the profiles topic")
-	s.IntVar(&f.window, "window", 2000, "inputs in flight across all partitions; a full window stops fetching")
+	s.StringVar(&f.instanceID, "group-instance-id", "", "static group membership: a stable id unique to this instance (e.g. the pod name); a restart within the session timeout keeps its partitions without a rebalance")
+	s.DurationVar(&f.sessionTimeout, "session-timeout", 10*time.Second, "the group drops a member silent this long; a crashed instance holds its partitions this long")
+	s.DurationVar(&f.heartbeatInterval, "heartbeat-interval", 3*time.Second, "time between heartbeats; at most a third of session-timeout")
+	s.DurationVar(&f.rebalanceTimeout, "rebalance-timeout", 30*time.Second, "how long a rebalance waits for members to finish their work and rejoin; above shutdown-timeout")
+	s.IntVar(&f.window, "window", 50000, "upper bound of inputs in flight across all partitions (they are sized per Leadspace program by its measured rate and bounded by max-in-flight-bytes)")
+	s.Int64Var(&f.maxInFlightBytes, "max-in-flight-bytes", 64<<20, "memory bound of the inputs in flight; a full window stops fetching")
+	s.DurationVar(&f.stallAfter, "stall-after", 5*time.Second, "a Leadspace program that finishes nothing this long is stalled: its tenants' further inputs wait aside so others keep flowing")
 	s.DurationVar(&f.commitInterval, "commit-interval", time.Second, "how often finished offsets are committed")
-	s.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 30*time.Second, "time in-flight work gets to finish on SIGTERM")
+	s.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 20*time.Second, "time in-flight work gets to finish on SIGTERM or when a rebalance takes partitions away; below rebalance-timeout")
 	s.StringVar(&f.leadspaceURL, "leadspace-url", leadspace.DefaultBaseURL, "Leadspace API gateway")
 	s.Float64Var(&f.leadspaceTPS, "leadspace-tps", 30, "transactions per second per Leadspace program (the published tier is 30)")
-	s.DurationVar(&f.leadspaceTimeout, "leadspace-timeout", 30*time.Second, "timeout of one Leadspace HTTP exchange")
-	s.IntVar(&f.leadspaceAttempts, "leadspace-max-attempts", 4, "attempts per record; every attempt may spend a credit")
+	s.DurationVar(&f.leadspaceTimeout, "leadspace-timeout", 15*time.Second, "timeout of one Leadspace HTTP exchange; at most shutdown-timeout")
+	s.DurationVar(&f.leadspaceGiveUpAfter, "leadspace-give-up-after", 15*time.Minute, "a record that keeps failing retryably (5xx, timeouts, resets, open breaker) goes to the DLQ after this long")
+	s.IntVar(&f.leadspaceAttempts, "leadspace-max-attempts", 0, "cap on attempts per record (0: none, give-up-after bounds them); every attempt may spend a credit")
 	s.IntVar(&f.leadspaceBulkFrom, "leadspace-bulk-threshold", 20, "records waiting per program at which bulk calls replace single calls")
 	s.DurationVar(&f.breakerOpen, "leadspace-breaker-open", 10*time.Second, "how long an open breaker waits before probing Leadspace")
 	s.StringVar(&f.httpAddr, "http-addr", ":8080", "address of /metrics, /healthz and /readyz (empty: off)")
@@ -133,16 +145,29 @@ func (f *serviceFlags) validate() error {
 	if f.leadspaceTPS <= 0 || f.leadspaceTPS > 10_000 {
 		return fmt.Errorf("leadspace-tps: %v is outside (0, 10000]", f.leadspaceTPS)
 	}
-	if f.leadspaceAttempts < 1 || f.leadspaceAttempts > 20 {
-		return fmt.Errorf("leadspace-max-attempts: %d is outside 1..20", f.leadspaceAttempts)
+	if f.leadspaceAttempts < 0 || f.leadspaceAttempts > 100 {
+		return fmt.Errorf("leadspace-max-attempts: %d is outside 0..100", f.leadspaceAttempts)
 	}
 	for name, d := range map[string]time.Duration{"commit-interval": f.commitInterval, "leadspace-timeout": f.leadspaceTimeout,
-		"leadspace-breaker-open": f.breakerOpen} {
+		"leadspace-breaker-open": f.breakerOpen, "leadspace-give-up-after": f.leadspaceGiveUpAfter, "shutdown-timeout": f.shutdownTimeout} {
 		if err := positive(name, d); err != nil {
 			return err
 		}
 	}
-	return nil
+	if f.leadspaceTimeout > f.shutdownTimeout {
+		return fmt.Errorf("leadspace-timeout: %s must not exceed shutdown-timeout (%s): a call in flight when partitions are revoked must be able to finish",
+			f.leadspaceTimeout, f.shutdownTimeout)
+	}
+	return f.processorConfig(nil, nil).Check()
+}
+
+// processorConfig is the pipeline's configuration from the flags.
+func (f *serviceFlags) processorConfig(log *zap.Logger, reg prometheus.Registerer) processor.Config {
+	return processor.Config{Kafka: f.kafka(), Topics: f.topics.WithDefaults(),
+		Group: processor.GroupConfig{ID: f.group, InstanceID: f.instanceID, SessionTimeout: f.sessionTimeout,
+			HeartbeatInterval: f.heartbeatInterval, RebalanceTimeout: f.rebalanceTimeout},
+		Window: f.window, MaxInFlightBytes: f.maxInFlightBytes, StallAfter: f.stallAfter,
+		CommitInterval: f.commitInterval, DrainTimeout: f.shutdownTimeout, Logger: log, Registerer: reg}
 }
 
 // tokenSealKey reads the key that opens sealed token references, if any.
@@ -201,9 +226,9 @@ func newService(ctx context.Context, f *serviceFlags, log *zap.Logger) (*service
 		return nil, err
 	}
 	table := processor.NewControlTable(sources.Resolver())
-	proc, err := processor.New(processor.Config{Kafka: f.kafka(), Topics: f.topics, GroupID: f.group, Window: f.window, Auth: auth,
-		CommitInterval: f.commitInterval, ShutdownTimeout: f.shutdownTimeout, Logger: log, Registerer: reg},
-		codec, table, processor.LeadspaceEnricher{Client: ls})
+	cfg := f.processorConfig(log, reg)
+	cfg.Auth = auth
+	proc, err := processor.New(cfg, codec, table, processor.LeadspaceEnricher{Client: ls})
 	if err != nil {
 		return nil, err
 	}
@@ -220,8 +245,8 @@ func (s *service) serveHTTP() error {
 	mux.Handle("/metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
-		if !s.proc.Ready() {
-			http.Error(w, "loading control table", http.StatusServiceUnavailable)
+		if err := s.proc.Health(); err != nil {
+			http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
 			return
 		}
 		fmt.Fprintln(w, "ready")

@@ -1,0 +1,334 @@
+package processor
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+	"go.uber.org/zap"
+)
+
+// groupMember is this instance's membership in the consumer group of the
+// profiles topic, written on kafka-go's protocol client rather than its
+// ConsumerGroup, for three things the latter does not give:
+//
+//   - static membership (group.instance.id, KIP-345): an instance restarted
+//     with the same id within the session timeout takes its partitions back
+//     without a rebalance of the whole group;
+//   - control over a rebalance: the member keeps heartbeating while it
+//     finishes and commits its in-flight work, and only then rejoins, so
+//     nothing is cancelled and nothing is paid for twice;
+//   - a sticky assignment that keeps partitions where they are, and tells
+//     every member how many members share the Leadspace programs' rate.
+//
+// The protocol is the classic (eager) one; the assignment protocol is our
+// own sticky one, with kafka-go's "range" advertised as well so a group can
+// be upgraded from older versions of the enricher one instance at a time.
+type groupMember struct {
+	client   *kafka.Client
+	cfg      GroupConfig
+	topic    string
+	log      *zap.Logger
+	memberID string
+}
+
+// GroupConfig configures the consumer group membership.
+type GroupConfig struct {
+	// ID of the consumer group. Default: leadspace-enricher.
+	ID string
+	// InstanceID enables static membership: give each instance a stable,
+	// unique id (e.g. its StatefulSet pod name). Two running instances with
+	// the same id fence each other. Needs Kafka 2.3+; the in-process test
+	// broker does not implement it. Default: "" (dynamic membership).
+	InstanceID string
+	// SessionTimeout is how long the coordinator waits for a heartbeat
+	// before it considers the member dead and rebalances. A killed instance
+	// holds its partitions this long, and every join waits for it: lower is
+	// faster recovery from crashes, higher tolerates longer pauses. Must be
+	// within the broker's group.min/max.session.timeout.ms (6s..30m by
+	// default). Default: 10s.
+	SessionTimeout time.Duration
+	// HeartbeatInterval between heartbeats; at most a third of the session
+	// timeout, so two may be lost without losing the session. Default: 3s.
+	HeartbeatInterval time.Duration
+	// RebalanceTimeout bounds how long the coordinator waits for members to
+	// rejoin after a rebalance starts, and so how long a member may take to
+	// finish and commit its in-flight work (DrainTimeout must be below it).
+	// Default: 30s.
+	RebalanceTimeout time.Duration
+}
+
+func (c *GroupConfig) setDefaults() {
+	if c.ID == "" {
+		c.ID = "leadspace-enricher"
+	}
+	if c.SessionTimeout == 0 {
+		c.SessionTimeout = 10 * time.Second
+	}
+	if c.HeartbeatInterval == 0 {
+		c.HeartbeatInterval = 3 * time.Second
+	}
+	if c.RebalanceTimeout == 0 {
+		c.RebalanceTimeout = 30 * time.Second
+	}
+}
+
+// Validate checks the relations the group protocol needs.
+func (c *GroupConfig) Validate() error {
+	switch {
+	case c.SessionTimeout < 6*time.Second || c.SessionTimeout > 30*time.Minute:
+		return fmt.Errorf("session-timeout: %s is outside the broker's default bounds 6s..30m", c.SessionTimeout)
+	case c.HeartbeatInterval <= 0 || c.HeartbeatInterval > c.SessionTimeout/3:
+		return fmt.Errorf("heartbeat-interval: %s must be positive and at most a third of session-timeout (%s)", c.HeartbeatInterval, c.SessionTimeout)
+	case c.RebalanceTimeout < c.SessionTimeout:
+		return fmt.Errorf("rebalance-timeout: %s must not be below session-timeout (%s)", c.RebalanceTimeout, c.SessionTimeout)
+	}
+	return nil
+}
+
+const (
+	protocolSticky = "enricher-sticky"
+	protocolRange  = "range" // kafka-go's RangeGroupBalancer, for mixed-version groups
+)
+
+// assignment is one generation's outcome for this member.
+type assignment struct {
+	generation int
+	memberID   string
+	leader     bool
+	partitions []int
+	members    int // members of the group; 0 when the leader did not say
+}
+
+// errFenced means another process joined with this member's instance id.
+var errFenced = errors.New("another instance joined the group with the same group-instance-id; each instance needs its own")
+
+func newGroupMember(conn connection, cfg GroupConfig, topic string, log *zap.Logger) *groupMember {
+	cl := conn.client()
+	// JoinGroup blocks until the rebalance completes; give it the time.
+	cl.Timeout = cfg.RebalanceTimeout + 10*time.Second
+	return &groupMember{client: cl, cfg: cfg, topic: topic, log: log}
+}
+
+// join joins the group and waits for this member's assignment. owned lists
+// the partitions it held before, a hint for the sticky assignment. It
+// retries through coordinator moves and outages until ctx ends; only a
+// fenced instance id is returned as an error besides ctx's.
+func (m *groupMember) join(ctx context.Context, owned []int) (assignment, error) {
+	for attempt := 1; ; attempt++ {
+		a, err := m.joinOnce(ctx, owned)
+		if err == nil {
+			return a, nil
+		}
+		switch {
+		case ctx.Err() != nil:
+			return assignment{}, ctx.Err()
+		case errors.Is(err, errFenced):
+			return assignment{}, err
+		case errors.Is(err, kafka.MemberIDRequired), errors.Is(err, kafka.RebalanceInProgress):
+			continue // the broker told us what to do next; no wait
+		case errors.Is(err, kafka.UnknownMemberId), errors.Is(err, kafka.IllegalGeneration):
+			m.memberID = ""
+			continue
+		}
+		m.log.Warn("joining the consumer group failed; retrying", zap.String("group", m.cfg.ID), zap.Int("attempt", attempt), zap.Error(err))
+		if err := dependencyBackoff.wait(ctx, attempt); err != nil {
+			return assignment{}, err
+		}
+	}
+}
+
+func (m *groupMember) joinOnce(ctx context.Context, owned []int) (assignment, error) {
+	sub := kafka.GroupProtocolSubscription{Topics: []string{m.topic}, OwnedPartitions: map[string][]int{m.topic: owned}}
+	jctx, cancel := context.WithTimeout(ctx, m.cfg.RebalanceTimeout+10*time.Second)
+	defer cancel()
+	res, err := m.client.JoinGroup(jctx, &kafka.JoinGroupRequest{
+		GroupID: m.cfg.ID, MemberID: m.memberID, GroupInstanceID: m.cfg.InstanceID,
+		SessionTimeout: m.cfg.SessionTimeout, RebalanceTimeout: m.cfg.RebalanceTimeout, ProtocolType: "consumer",
+		Protocols: []kafka.GroupProtocol{{Name: protocolSticky, Metadata: sub}, {Name: protocolRange, Metadata: sub}},
+	})
+	if err != nil {
+		return assignment{}, fmt.Errorf("join group: %w", err)
+	}
+	if res.Error != nil {
+		if errors.Is(res.Error, kafka.MemberIDRequired) {
+			m.memberID = res.MemberID // KIP-394: join again with the id the broker gave
+		}
+		if errors.Is(res.Error, kafka.FencedInstanceID) {
+			return assignment{}, errFenced
+		}
+		return assignment{}, fmt.Errorf("join group: %w", res.Error)
+	}
+	m.memberID = res.MemberID
+	a := assignment{generation: res.GenerationID, memberID: res.MemberID, leader: res.LeaderID == res.MemberID}
+	var plan []kafka.SyncGroupRequestAssignment
+	if a.leader {
+		if plan, err = m.plan(ctx, res); err != nil {
+			return assignment{}, err
+		}
+	}
+	sres, err := m.client.SyncGroup(jctx, &kafka.SyncGroupRequest{GroupID: m.cfg.ID, GenerationID: res.GenerationID,
+		MemberID: res.MemberID, GroupInstanceID: m.cfg.InstanceID, ProtocolType: "consumer", ProtocolName: res.ProtocolName,
+		Assignments: plan})
+	if err != nil {
+		return assignment{}, fmt.Errorf("sync group: %w", err)
+	}
+	if sres.Error != nil {
+		if errors.Is(sres.Error, kafka.FencedInstanceID) {
+			return assignment{}, errFenced
+		}
+		return assignment{}, fmt.Errorf("sync group: %w", sres.Error)
+	}
+	a.partitions = append([]int(nil), sres.Assignment.AssignedPartitions[m.topic]...)
+	sort.Ints(a.partitions)
+	if n, k := binary.Uvarint(sres.Assignment.UserData); k > 0 {
+		a.members = int(n)
+	}
+	return a, nil
+}
+
+// plan is the leader's assignment of the topic's partitions to members.
+func (m *groupMember) plan(ctx context.Context, res *kafka.JoinGroupResponse) ([]kafka.SyncGroupRequestAssignment, error) {
+	meta, err := m.client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{m.topic}})
+	if err != nil {
+		return nil, fmt.Errorf("metadata of %s: %w", m.topic, err)
+	}
+	if len(meta.Topics) != 1 || meta.Topics[0].Error != nil {
+		return nil, fmt.Errorf("topic %s is not available", m.topic)
+	}
+	partitions := make([]int, 0, len(meta.Topics[0].Partitions))
+	for _, p := range meta.Topics[0].Partitions {
+		partitions = append(partitions, p.ID)
+	}
+	members := make([]groupPeer, len(res.Members))
+	for i, mem := range res.Members {
+		members[i] = groupPeer{id: mem.ID, instance: mem.GroupInstanceID, owned: mem.Metadata.OwnedPartitions[m.topic]}
+	}
+	var plan map[string][]int
+	if res.ProtocolName == protocolRange {
+		plan = assignRange(members, partitions)
+	} else {
+		plan = assignSticky(members, partitions)
+	}
+	count := binary.AppendUvarint(nil, uint64(len(members)))
+	out := make([]kafka.SyncGroupRequestAssignment, 0, len(members))
+	for _, mem := range members {
+		out = append(out, kafka.SyncGroupRequestAssignment{MemberID: mem.id, Assignment: kafka.GroupProtocolAssignment{
+			AssignedPartitions: map[string][]int{m.topic: plan[mem.id]}, UserData: count}})
+	}
+	return out, nil
+}
+
+// heartbeat tells the coordinator the member is alive. It returns
+// kafka.RebalanceInProgress when the group is rebalancing (the member must
+// finish its work, commit and rejoin), kafka.UnknownMemberId or
+// kafka.IllegalGeneration when the member was dropped, errFenced when its
+// instance id was taken, or a transport error.
+func (m *groupMember) heartbeat(ctx context.Context, a assignment) error {
+	hctx, cancel := context.WithTimeout(ctx, m.cfg.HeartbeatInterval+5*time.Second)
+	defer cancel()
+	res, err := m.client.Heartbeat(hctx, &kafka.HeartbeatRequest{GroupID: m.cfg.ID, GenerationID: int32(a.generation),
+		MemberID: a.memberID, GroupInstanceID: m.cfg.InstanceID})
+	if err != nil {
+		return err
+	}
+	if errors.Is(res.Error, kafka.FencedInstanceID) {
+		return errFenced
+	}
+	return res.Error
+}
+
+// commit commits the next offsets to consume, with the generation: the
+// broker refuses it once the partitions belong to a newer generation.
+func (m *groupMember) commit(ctx context.Context, a assignment, offsets map[int]int64) error {
+	if len(offsets) == 0 {
+		return nil
+	}
+	commits := make([]kafka.OffsetCommit, 0, len(offsets))
+	for p, o := range offsets {
+		commits = append(commits, kafka.OffsetCommit{Partition: p, Offset: o})
+	}
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	res, err := m.client.OffsetCommit(cctx, &kafka.OffsetCommitRequest{GroupID: m.cfg.ID, GenerationID: a.generation,
+		MemberID: a.memberID, InstanceID: m.cfg.InstanceID, Topics: map[string][]kafka.OffsetCommit{m.topic: commits}})
+	if err != nil {
+		return err
+	}
+	for _, p := range res.Topics[m.topic] {
+		if p.Error != nil {
+			return fmt.Errorf("partition %d: %w", p.Partition, p.Error)
+		}
+	}
+	return nil
+}
+
+// committed reads the group's committed offsets of partitions; a partition
+// without one gets -1.
+func (m *groupMember) committed(ctx context.Context, partitions []int) (map[int]int64, error) {
+	out := map[int]int64{}
+	if len(partitions) == 0 {
+		return out, nil
+	}
+	err := dependencyBackoff.retry(ctx, "fetch committed offsets", func() error {
+		fctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		res, err := m.client.OffsetFetch(fctx, &kafka.OffsetFetchRequest{GroupID: m.cfg.ID, Topics: map[string][]int{m.topic: partitions}})
+		if err != nil {
+			return err
+		}
+		if res.Error != nil {
+			return res.Error
+		}
+		for _, p := range res.Topics[m.topic] {
+			if p.Error != nil {
+				return p.Error
+			}
+			out[p.Partition] = p.CommittedOffset
+		}
+		return nil
+	}, transient, nil)
+	return out, err
+}
+
+// leave tells the coordinator the member is going, so its partitions move
+// at once instead of after the session timeout. Static members leave too:
+// a stopped instance should not hold its partitions.
+func (m *groupMember) leave(ctx context.Context) {
+	if m.memberID == "" && m.cfg.InstanceID == "" {
+		return
+	}
+	lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	res, err := m.client.LeaveGroup(lctx, &kafka.LeaveGroupRequest{GroupID: m.cfg.ID,
+		Members: []kafka.LeaveGroupRequestMember{{ID: m.memberID, GroupInstanceID: m.cfg.InstanceID}}})
+	if err == nil && res.Error != nil {
+		err = res.Error
+	}
+	if err != nil {
+		m.log.Info("leaving the consumer group failed; the session timeout will release the partitions", zap.Error(err))
+	}
+	m.memberID = ""
+}
+
+// members counts the group's members (DescribeGroups), for a generation
+// whose leader did not say (an older enricher led it).
+func (m *groupMember) members(ctx context.Context) (int, error) {
+	res, err := m.client.DescribeGroups(ctx, &kafka.DescribeGroupsRequest{GroupIDs: []string{m.cfg.ID}})
+	if err != nil {
+		return 0, err
+	}
+	for _, g := range res.Groups {
+		if g.GroupID == m.cfg.ID {
+			if g.Error != nil {
+				return 0, g.Error
+			}
+			return len(g.Members), nil
+		}
+	}
+	return 0, fmt.Errorf("group %s not described", m.cfg.ID)
+}

@@ -1,0 +1,340 @@
+package processor
+
+import (
+	"context"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+	"go.uber.org/zap"
+
+	"github.com/enrichment/leadspace-enricher/schemas"
+)
+
+// partitionState is what an instance keeps of an input partition between
+// generations: its table and how far it was restored. A partition the
+// group gives back after a rebalance is caught up from there, not reloaded.
+type partitionState struct {
+	id       int
+	table    *table
+	restorer *restorer
+	credits  map[string]int64 // tenant -> records Leadspace accepted, cumulative
+	runs     map[string]*schemas.RunProgress
+	refresh  map[string]time.Time // tenant -> last Run finished here
+}
+
+// partitionWorker processes one assigned partition for one generation:
+// it restores the partition's table, then fetches, admits each record into
+// the window (or defers it, see window.go), runs it through the pipeline in
+// key order, and knows the offset up to which everything is done.
+type partitionWorker struct {
+	p       *Processor
+	id      int
+	log     *zap.Logger
+	state   *partitionState
+	table   *table
+	tracker *offsetTracker
+
+	ctx       context.Context // the jobs'; cancelled when a drain runs out of time
+	cancel    context.CancelFunc
+	fetchCtx  context.Context // the readers'; cancelled when the partition is released
+	stopFetch context.CancelFunc
+	readers   sync.WaitGroup
+	restored  atomic.Bool
+	highWater atomic.Int64 // next offset the live reader reads
+	idle      chan struct{}
+
+	mu               sync.Mutex
+	keys             map[string][]*job // per key, in offset order; the head is running
+	running          int
+	fenced           bool // released: late callbacks change nothing
+	deferredKeys     map[string]int
+	deferredPrograms map[string]int
+	credits          map[string]int64
+	runs             map[string]*runPass
+}
+
+func newPartitionWorker(p *Processor, st *partitionState, committed int64) *partitionWorker {
+	w := &partitionWorker{p: p, id: st.id, state: st, table: st.table, tracker: newOffsetTracker(committed),
+		log: p.log.With(zap.String("topic", p.cfg.Topics.Profiles), zap.Int("partition", st.id)),
+		idle: make(chan struct{}, 1), keys: map[string][]*job{}, deferredKeys: map[string]int{},
+		deferredPrograms: map[string]int{}, credits: st.credits, runs: map[string]*runPass{}}
+	w.ctx, w.cancel = context.WithCancel(context.Background())
+	w.fetchCtx, w.stopFetch = context.WithCancel(context.Background())
+	w.highWater.Store(committed)
+	return w
+}
+
+// start restores the table, then fetches from the committed offset. It
+// returns at once.
+func (w *partitionWorker) start() {
+	w.readers.Go(func() {
+		begin := time.Now()
+		_, purgesSeen := w.p.purges.snapshot()
+		res, err := w.state.restorer.catchUp(w.fetchCtx, w.table, w.p.purgeRule())
+		if err != nil {
+			return // released before the restore ended
+		}
+		if len(res.purge) > 0 {
+			w.purge(res.purge)
+		}
+		w.restored.Store(true)
+		w.log.Info("partition restored", zap.Int("records_read", res.records), zap.Int("keys", w.table.len()),
+			zap.Duration("took", time.Since(begin)))
+		w.p.metrics.restoreSeconds.Observe(time.Since(begin).Seconds())
+		w.readers.Go(w.readmit)
+		w.readers.Go(func() { w.background(purgesSeen) })
+		w.fetch()
+	})
+}
+
+// fetch is the live reader: from the commit point on, every record is
+// admitted or deferred, in offset order.
+func (w *partitionWorker) fetch() {
+	r := newPartitionReader(w.p.conn, w.p.cfg.Topics.Profiles, w.id, 1<<20)
+	defer r.Close()
+	if err := r.SetOffset(w.tracker.base); err != nil {
+		w.log.Error("set offset", zap.Error(err))
+		return
+	}
+	failures := 0
+	for {
+		msg, err := r.FetchMessage(w.fetchCtx)
+		if err != nil {
+			if w.fetchCtx.Err() != nil {
+				return
+			}
+			failures++
+			w.p.health.set("fetch "+strconv.Itoa(w.id), err)
+			if dependencyBackoff.wait(w.fetchCtx, failures) != nil {
+				return
+			}
+			continue
+		}
+		if failures > 0 {
+			failures = 0
+			w.p.health.set("fetch "+strconv.Itoa(w.id), nil)
+		}
+		w.highWater.Store(msg.Offset + 1)
+		if !w.offer(msg) {
+			return
+		}
+	}
+}
+
+// offer admits one live record into the window, or defers it: its key has
+// deferred records (order per key), or its program is stalled.
+func (w *partitionWorker) offer(msg kafka.Message) bool {
+	key, program, size := w.classify(msg)
+	w.mu.Lock()
+	_, behind := w.deferredKeys[key]
+	w.mu.Unlock()
+	if !behind {
+		v, err := w.p.window.admit(w.fetchCtx, program, size)
+		if err != nil {
+			return false
+		}
+		if v == admitted {
+			w.tracker.admitted(msg.Offset)
+			w.enqueue(&job{w: w, msg: msg, key: key, program: program, size: size})
+			return true
+		}
+	}
+	w.tracker.deferOffset(msg.Offset)
+	w.mu.Lock()
+	w.deferredKeys[key]++
+	w.deferredPrograms[program]++
+	w.mu.Unlock()
+	w.p.metrics.deferred.Inc()
+	return true
+}
+
+// classify names a record's key, the program its tenant calls (before
+// decoding: the key says the tenant), and its size.
+func (w *partitionWorker) classify(msg kafka.Message) (key, program string, size int) {
+	key = string(msg.Key)
+	if msg.Key == nil {
+		key = "\x00" + strconv.FormatInt(msg.Offset, 10) // no key, no order to keep
+	}
+	if tenant, _, ok := splitKey(msg.Key); ok {
+		program = w.p.programOf(tenant)
+	}
+	return key, program, jobSize(msg)
+}
+
+// readmit re-reads deferred records once their program can take them again,
+// walking from the lowest deferred offset to where the live reader is, in
+// offset order, so every key keeps its order.
+func (w *partitionWorker) readmit() {
+	t := time.NewTicker(250 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-w.fetchCtx.Done():
+			return
+		case <-t.C:
+		}
+		from, ok := w.tracker.lowestDeferred()
+		if !ok || !w.someDeferredProgramHasRoom() {
+			continue
+		}
+		w.pass(from, w.highWater.Load())
+	}
+}
+
+func (w *partitionWorker) someDeferredProgramHasRoom() bool {
+	w.mu.Lock()
+	programs := make([]string, 0, len(w.deferredPrograms))
+	for p, n := range w.deferredPrograms {
+		if n > 0 {
+			programs = append(programs, p)
+		}
+	}
+	w.mu.Unlock()
+	for _, p := range programs {
+		if w.p.window.hasRoom(p) {
+			return true
+		}
+	}
+	return len(programs) == 0 // counts drifted (a tenant changed program): try anyway
+}
+
+// pass re-reads [from, to) and admits the deferred records it can.
+func (w *partitionWorker) pass(from, to int64) {
+	r := newPartitionReader(w.p.conn, w.p.cfg.Topics.Profiles, w.id, 1<<20)
+	defer r.Close()
+	if err := r.SetOffset(from); err != nil {
+		return
+	}
+	readmitted := 0
+	for next := from; next < to; {
+		msg, err := r.FetchMessage(w.fetchCtx)
+		if err != nil {
+			return // the next tick tries again
+		}
+		next = msg.Offset + 1
+		if !w.tracker.isDeferred(msg.Offset) {
+			continue
+		}
+		key, program, size := w.classify(msg)
+		v, err := w.p.window.admit(w.fetchCtx, program, size)
+		if err != nil {
+			return
+		}
+		if v != admitted {
+			continue // still stalled: it stays deferred
+		}
+		w.tracker.admitted(msg.Offset)
+		w.enqueue(&job{w: w, msg: msg, key: key, program: program, size: size})
+		w.mu.Lock()
+		if w.deferredKeys[key]--; w.deferredKeys[key] <= 0 {
+			delete(w.deferredKeys, key)
+		}
+		if w.deferredPrograms[program] > 0 {
+			w.deferredPrograms[program]--
+		}
+		if _, n := w.tracker.pending(); n == 0 {
+			clear(w.deferredPrograms)
+		}
+		w.mu.Unlock()
+		readmitted++
+	}
+	if readmitted > 0 {
+		w.log.Info("deferred records readmitted", zap.Int("records", readmitted), zap.Int64("from", from), zap.Int64("to", to))
+	}
+}
+
+// signalIdle wakes a drain waiting for the last job.
+func (w *partitionWorker) signalIdle() {
+	select {
+	case w.idle <- struct{}{}:
+	default:
+	}
+}
+
+// waitIdle waits until no job runs, or the time is up.
+func (w *partitionWorker) waitIdle(timeout time.Duration) bool {
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	for {
+		w.mu.Lock()
+		n := w.running
+		w.mu.Unlock()
+		if n <= 0 {
+			return true
+		}
+		select {
+		case <-w.idle:
+		case <-deadline.C:
+			return false
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// drain stops fetching and lets in-flight work finish within timeout; what
+// is left is then abandoned (redelivered to the next owner, at no cost: the
+// records it holds were never sent, or their answers are on the table's
+// topic). Afterwards late callbacks change nothing.
+func (w *partitionWorker) drain(timeout time.Duration) {
+	w.stopFetch()
+	w.readers.Wait()
+	if !w.waitIdle(timeout) {
+		w.mu.Lock()
+		left := w.running
+		w.mu.Unlock()
+		w.log.Warn("in-flight work did not finish in time; it will be redelivered", zap.Int("inputs", left))
+		w.cancel()
+		w.waitIdle(5 * time.Second)
+	}
+	w.mu.Lock()
+	w.fenced = true
+	w.mu.Unlock()
+	w.cancel()
+}
+
+// purge withdraws the standing answers of tenants removed with purge.
+func (w *partitionWorker) purge(keys []string) {
+	msgs := make([]kafka.Message, len(keys))
+	for i, k := range keys {
+		rs := recordState{offset: -1}
+		msgs[i] = kafka.Message{Topic: w.p.cfg.Topics.Enriched, Partition: w.id, Key: []byte(k),
+			Headers: []kafka.Header{{Key: HeaderState, Value: rs.encode()}}}
+	}
+	if err := w.p.pub.publish(w.fetchCtx, msgs); err != nil {
+		return
+	}
+	for _, k := range keys {
+		w.table.remove(k)
+	}
+	w.log.Info("enrichment removed with purge: published enrichments withdrawn", zap.Int("tombstones", len(keys)))
+}
+
+// statusRecords are the partition's status records of tenants whose counts
+// moved (or all, with all), as of commit point next.
+func (w *partitionWorker) statusRecords(next int64, all bool) []schemas.Status {
+	if !w.restored.Load() {
+		return nil
+	}
+	views := w.table.takeDirty(all)
+	out := make([]schemas.Status, 0, len(views))
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, v := range views {
+		if v.tenant == "" {
+			continue
+		}
+		s := schemas.Status{TenantID: v.tenant, Partition: int32(w.id), Profiles: v.profiles, Enriched: v.enriched,
+			NotMatched: v.notMatched, Skipped: v.skipped, Failed: v.failed, SkippedReasons: v.skippedReasons,
+			LastEnrichedAt: v.lastEnrichedAt, CreditsSpent: w.credits[v.tenant], CommittedOffset: next,
+			LastRefreshAt: w.state.refresh[v.tenant]}
+		if r := w.state.runs[v.tenant]; r != nil {
+			rc := *r
+			s.Run = &rc
+		}
+		out = append(out, s)
+	}
+	return out
+}

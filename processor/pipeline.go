@@ -1,0 +1,289 @@
+package processor
+
+import (
+	"context"
+	"fmt"
+	"runtime/debug"
+	"sync"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+	"go.uber.org/zap"
+
+	"github.com/enrichment/leadspace-enricher/leadspace"
+	"github.com/enrichment/leadspace-enricher/schemas"
+)
+
+// job is one input record on its way through the pipeline. No goroutine
+// waits for it: each stage runs on the shared pool and hands the job on
+// (to Leadspace, to the publisher), and a callback brings it back.
+type job struct {
+	w        *partitionWorker
+	msg      kafka.Message
+	key      string
+	program  string // the program whose share of the window it holds
+	size     int
+	run      *runPass // nil for live input
+	attempts int      // waits for the schema registry
+}
+
+// pool runs the pipeline's CPU stages on a fixed number of goroutines.
+// Live input goes first: a Run's records only use what live traffic leaves.
+type pool struct {
+	mu         sync.Mutex
+	cond       *sync.Cond
+	live, runs []func()
+	closed     bool
+	wg         sync.WaitGroup
+}
+
+func newPool(workers int) *pool {
+	p := &pool{}
+	p.cond = sync.NewCond(&p.mu)
+	for range workers {
+		p.wg.Go(p.work)
+	}
+	return p
+}
+
+func (p *pool) submit(f func(), run bool) {
+	p.mu.Lock()
+	if run {
+		p.runs = append(p.runs, f)
+	} else {
+		p.live = append(p.live, f)
+	}
+	p.mu.Unlock()
+	p.cond.Signal()
+}
+
+func (p *pool) work() {
+	for {
+		p.mu.Lock()
+		for len(p.live) == 0 && len(p.runs) == 0 && !p.closed {
+			p.cond.Wait()
+		}
+		var f func()
+		switch {
+		case len(p.live) > 0:
+			f, p.live[0] = p.live[0], nil
+			p.live = p.live[1:]
+		case len(p.runs) > 0:
+			f, p.runs[0] = p.runs[0], nil
+			p.runs = p.runs[1:]
+		default:
+			p.mu.Unlock()
+			return
+		}
+		p.mu.Unlock()
+		f()
+	}
+}
+
+func (p *pool) close() {
+	p.mu.Lock()
+	p.closed = true
+	p.mu.Unlock()
+	p.cond.Broadcast()
+	p.wg.Wait()
+}
+
+// prepare runs the first stage of a job.
+func (w *partitionWorker) prepare(j *job) {
+	st := w.safely(j, schemas.StageDecode, func() step { return w.p.handler.prepare(j) })
+	w.proceed(j, st)
+}
+
+// proceed carries a job on after a stage.
+func (w *partitionWorker) proceed(j *job, st step) {
+	switch {
+	case st.retryAfter > 0:
+		time.AfterFunc(st.retryAfter, func() {
+			if w.ctx.Err() != nil {
+				w.abandon(j)
+				return
+			}
+			w.p.pool.submit(func() { w.prepare(j) }, j.run != nil)
+		})
+	case st.call != nil:
+		w.call(j, st.call)
+	default:
+		w.publish(j, st)
+	}
+}
+
+// call hands the job to its tenant's Leadspace program. The call is
+// cancelled when the tenant's permission ends (consent withdrawn, removed,
+// paused) or when the partition's work is abandoned.
+func (w *partitionWorker) call(j *job, plan *callPlan) {
+	ctx, cancel := context.WithCancel(w.ctx)
+	stop := context.AfterFunc(plan.permit.Ctx, cancel)
+	prog := w.p.enricher.Program(plan.permit.Credentials)
+	if j.run != nil {
+		j.run.called()
+	}
+	prog.Submit(ctx, plan.req, func(o leadspace.Outcome) {
+		stop()
+		cancel()
+		w.p.pool.submit(func() { w.answered(j, plan, o) }, j.run != nil)
+	})
+}
+
+// answered is the second stage: Leadspace's outcome becomes the output.
+func (w *partitionWorker) answered(j *job, plan *callPlan, o leadspace.Outcome) {
+	w.spent(plan.profile.TenantID, j.run, o.Sent)
+	if c, ok := leadspace.ClassOf(o.Err); ok && c == leadspace.ClassCanceled {
+		if w.ctx.Err() != nil {
+			w.abandon(j)
+			return
+		}
+		// The tenant's permission changed while the record waited: decide
+		// again (it may be denied now, or permitted with a new token).
+		w.prepare(j)
+		return
+	}
+	st := w.safely(j, schemas.StageEnrich, func() step { return w.p.handler.answered(j, plan, o) })
+	w.publish(j, st)
+}
+
+// publish sends a step's outputs; the job finishes once they are acked.
+func (w *partitionWorker) publish(j *job, st step) {
+	w.p.pub.send(w.ctx, st.out, func(err error) {
+		if err != nil {
+			w.abandon(j)
+			return
+		}
+		w.finish(j, st)
+	})
+}
+
+// safely runs a stage, turning a panic into a dead letter: one bad input
+// must not take the instance down.
+func (w *partitionWorker) safely(j *job, stage string, f func() step) (st step) {
+	defer func() {
+		if r := recover(); r != nil {
+			w.log.Error("panic while processing an input; it goes to the dead letter topic", zap.Any("panic", r),
+				zap.Int64("offset", j.msg.Offset), zap.ByteString("stack", debug.Stack()))
+			w.p.metrics.panics.Inc()
+			st = w.p.handler.dead(j, &stageError{stage: stage, reason: ReasonPanic, class: classInput,
+				err: fmt.Errorf("internal error: %v", r)}, schemas.Profile{})
+			st.state = nil
+		}
+	}()
+	return f()
+}
+
+// finish applies a job's acknowledged outcome: the key's new state, the
+// offset done, the room given back, and the key's next input started.
+func (w *partitionWorker) finish(j *job, st step) {
+	w.mu.Lock()
+	fenced := w.fenced
+	w.mu.Unlock()
+	if !fenced {
+		switch {
+		case st.remove:
+			w.table.remove(j.key)
+		case st.state != nil:
+			w.table.put(j.key, *st.state)
+		}
+		if j.run != nil {
+			j.run.done(j.msg.Offset, st)
+		} else {
+			w.tracker.done(j.msg.Offset)
+		}
+		w.p.metrics.outcomes.WithLabelValues(st.tenant, st.outcome, st.reason).Inc()
+	}
+	w.p.window.release(j.program, j.size)
+	w.next(j)
+}
+
+// abandon gives up on a job without an outcome: it stays unfinished, so
+// the commit point stops before it and it is redelivered. The key's queued
+// inputs are abandoned with it, to keep their order.
+func (w *partitionWorker) abandon(j *job) {
+	w.mu.Lock()
+	q := w.keys[j.key]
+	if len(q) > 0 && q[0] == j {
+		delete(w.keys, j.key)
+	} else {
+		q = []*job{j} // defensive: a job always heads its key's queue while it runs
+	}
+	w.running -= len(q)
+	idle := w.running == 0
+	w.mu.Unlock()
+	for _, x := range q {
+		if x.run != nil {
+			x.run.abandoned(x.msg.Offset)
+		} else {
+			w.tracker.abandon(x.msg.Offset)
+		}
+		w.p.window.release(x.program, x.size)
+	}
+	if idle {
+		w.signalIdle()
+	}
+}
+
+// enqueue puts an admitted job behind earlier jobs of its key and starts
+// it when it is first.
+func (w *partitionWorker) enqueue(j *job) {
+	w.mu.Lock()
+	q := w.keys[j.key]
+	w.keys[j.key] = append(q, j)
+	w.running++
+	w.mu.Unlock()
+	if len(q) == 0 {
+		w.p.pool.submit(func() { w.prepare(j) }, j.run != nil)
+	}
+}
+
+// next drops a finished job from its key's queue and starts the following.
+func (w *partitionWorker) next(j *job) {
+	w.mu.Lock()
+	q := w.keys[j.key]
+	if len(q) > 0 && q[0] == j {
+		q[0] = nil
+		q = q[1:]
+	}
+	if len(q) == 0 {
+		delete(w.keys, j.key)
+	} else {
+		w.keys[j.key] = q
+	}
+	w.running--
+	idle := w.running == 0
+	w.mu.Unlock()
+	if len(q) > 0 {
+		nj := q[0]
+		w.p.pool.submit(func() { w.prepare(nj) }, nj.run != nil)
+	}
+	if idle {
+		w.signalIdle()
+	}
+}
+
+// spent adds records Leadspace accepted to the tenant's credits on this
+// partition (and to the Run's, for a Run's record).
+func (w *partitionWorker) spent(tenant string, run *runPass, n int) {
+	if n == 0 {
+		return
+	}
+	w.mu.Lock()
+	w.credits[tenant] += int64(n)
+	w.mu.Unlock()
+	w.table.markDirty(tenant)
+	if run != nil {
+		run.spent(n)
+	}
+	w.p.metrics.records.WithLabelValues(tenant).Add(float64(n))
+}
+
+// jobSize is what a record counts against the window's memory bound: its
+// bytes plus what the pipeline holds beside them.
+func jobSize(msg kafka.Message) int {
+	n := len(msg.Key) + len(msg.Value) + 1024
+	for _, h := range msg.Headers {
+		n += len(h.Key) + len(h.Value)
+	}
+	return n
+}

@@ -1,0 +1,165 @@
+package processor
+
+import (
+	"context"
+	"encoding/hex"
+	"strings"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/enrichment/leadspace-enricher/schemas"
+)
+
+// restorer rebuilds a partition's table from what the enricher already
+// published for it: enriched-company (the standing answers, and tombstones
+// of deleted profiles) and the dead letter topic (inputs that failed), both
+// co-partitioned with the input. It remembers how far it read, so a
+// partition that comes back to this instance after a rebalance is caught up
+// from there instead of read again.
+type restorer struct {
+	conn      connection
+	codec     *schemas.Codec
+	topics    Topics
+	names     *interner
+	partition int
+
+	enrichedNext, deadNext int64 // next offsets to read
+}
+
+// purgeRule says whether a tenant's enrichments published before a time
+// must be withdrawn (a removal with purge).
+type purgeRule func(tenant string) (before time.Time, ok bool)
+
+// restored is what a restore pass found besides the table itself.
+type restored struct {
+	records int      // records read from both topics
+	purge   []string // keys whose standing answers a removal with purge withdraws
+}
+
+// catchUp reads both topics from where the last pass stopped to their
+// current ends, folding every record into t.
+func (r *restorer) catchUp(ctx context.Context, t *table, purge purgeRule) (restored, error) {
+	var out restored
+	// Keys of tenants with a purge in effect, with their answer time: the
+	// table keeps only hashes, but tombstones need the key.
+	purgeKeys := map[string]int64{}
+	// Tombstones seen in this pass, by key hash and source offset: a dead
+	// letter older than the deletion must not bring the key back.
+	deleted := map[uint64]int64{}
+	enriched, err := readPartition(ctx, r.conn, r.topics.Enriched, r.partition, r.enrichedNext, func(m kafka.Message) {
+		out.records++
+		key := string(m.Key)
+		tenant, _, ok := splitKey(m.Key)
+		if !ok {
+			return
+		}
+		st, ok := r.stateOf(m)
+		if !ok {
+			return
+		}
+		if m.Value == nil {
+			t.remove(key)
+			h, _ := keyOf(key)
+			deleted[h] = st.offset
+			delete(purgeKeys, key)
+			return
+		}
+		t.put(key, keyState{fingerprint: st.fingerprint, offset: st.offset, version: st.version, answeredAt: st.answeredAt,
+			tenant: r.names.id(tenant), reason: r.names.id(st.reason), outcome: st.outcome})
+		if purge != nil {
+			if before, ok := purge(tenant); ok && st.answeredAt < before.UnixMilli() {
+				purgeKeys[key] = st.answeredAt
+			} else {
+				delete(purgeKeys, key)
+			}
+		}
+	})
+	if err != nil {
+		return out, err
+	}
+	r.enrichedNext = enriched
+	dead, err := readPartition(ctx, r.conn, r.topics.DeadLetters, r.partition, r.deadNext, func(m kafka.Message) {
+		out.records++
+		if v, _ := header(m, HeaderErrTopic); string(v) != r.topics.Profiles {
+			return
+		}
+		offset, ok := headerInt(m, HeaderErrOffset)
+		if !ok {
+			return
+		}
+		tenant, _, ok := splitKey(m.Key)
+		if !ok {
+			return
+		}
+		key := string(m.Key)
+		h, _ := keyOf(key)
+		if at, gone := deleted[h]; gone && at >= offset {
+			return
+		}
+		s, held := t.get(key)
+		if held && s.offset >= offset {
+			return
+		}
+		if !held {
+			s = keyState{tenant: r.names.id(tenant)}
+		}
+		s.offset, s.failed = offset, true
+		t.put(key, s)
+	})
+	if err != nil {
+		return out, err
+	}
+	r.deadNext = dead
+	for key := range purgeKeys {
+		out.purge = append(out.purge, key)
+	}
+	return out, nil
+}
+
+// stateOf reads a record's state header, or decodes the Avro value of a
+// record written before the header existed.
+func (r *restorer) stateOf(m kafka.Message) (recordState, bool) {
+	if b, ok := header(m, HeaderState); ok {
+		st, err := decodeState(b)
+		return st, err == nil
+	}
+	if m.Value == nil {
+		return recordState{offset: -1}, true
+	}
+	e, err := r.codec.DecodeEnriched(context.Background(), m.Value)
+	if err != nil {
+		return recordState{}, false
+	}
+	st := recordState{fingerprint: fingerprintBits(e.InputFingerprint), offset: e.Lineage.SourceOffset,
+		version: e.Lineage.ProfileVersion, answeredAt: e.EnrichedAt.UnixMilli(), reason: e.SkipReason}
+	switch e.Status {
+	case schemas.StatusEnriched:
+		st.outcome = outcomeEnriched
+	case schemas.StatusNotMatched:
+		st.outcome = outcomeNotMatched
+	case schemas.StatusSkipped:
+		st.outcome = outcomeSkipped
+	default:
+		return recordState{}, false
+	}
+	return st, true
+}
+
+// fingerprintBits keeps the first 64 bits of a hex SHA-256 fingerprint:
+// equal fingerprints must match, and 64 bits make a false match of two
+// different inputs for one key practically impossible.
+func fingerprintBits(fp string) uint64 {
+	if len(fp) < 16 {
+		return 0
+	}
+	b, err := hex.DecodeString(strings.ToLower(fp[:16]))
+	if err != nil {
+		return 0
+	}
+	var v uint64
+	for _, x := range b {
+		v = v<<8 | uint64(x)
+	}
+	return v
+}

@@ -1,0 +1,427 @@
+package processor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+	"go.uber.org/zap"
+
+	"github.com/enrichment/leadspace-enricher/schemas"
+)
+
+// A Run (the product's "Run", `enricher refresh`) re-enriches every current
+// profile of a tenant: the latest value per key of the compacted profiles
+// topic, deleted profiles excluded, as of the moment the Run was requested.
+// Every instance runs it on the partitions it owns, beside live traffic
+// (live records go first on the shared pool). Progress lives in the status
+// records of each partition, so a Run survives crashes, restarts and
+// rebalances: a new owner reads the scope again (the same offsets, as of
+// the same request time) and resumes after the records already done.
+// Records done twice after a crash cost nothing: an answer made since the
+// Run was requested (forced Run) or still fresh (stale-only) stands.
+
+// runRequest is a Run asked for by an admin (a refresh control event) or by
+// the mapping's refresh interval (scheduled).
+type runRequest struct {
+	id          string
+	force       bool
+	cancel      bool
+	scheduled   bool
+	requestedAt time.Time
+}
+
+// runRequests are the latest refresh events per tenant.
+type runRequests struct {
+	mu      sync.Mutex
+	byID    map[string]runRequest // tenant -> latest
+	changed chan struct{}
+}
+
+func newRunRequests() *runRequests {
+	return &runRequests{byID: map[string]runRequest{}, changed: make(chan struct{}, 1)}
+}
+
+func (r *runRequests) apply(ev schemas.Control) {
+	if ev.Refresh == nil {
+		return
+	}
+	r.mu.Lock()
+	if held, ok := r.byID[ev.TenantID]; !ok || !ev.IssuedAt.Before(held.requestedAt) {
+		r.byID[ev.TenantID] = runRequest{id: ev.Refresh.RunID, force: ev.Refresh.Force, cancel: ev.Refresh.Cancel,
+			requestedAt: ev.IssuedAt}
+	}
+	r.mu.Unlock()
+	select {
+	case r.changed <- struct{}{}:
+	default:
+	}
+}
+
+func (r *runRequests) snapshot() map[string]runRequest {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return maps(r.byID)
+}
+
+func maps[K comparable, V any](m map[K]V) map[K]V {
+	out := make(map[K]V, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
+
+// runPass is one Run on one partition while this instance owns it.
+type runPass struct {
+	w           *partitionWorker
+	tenant      string
+	force       bool
+	requestedAt time.Time
+	ctx         context.Context
+	stop        context.CancelFunc
+
+	mu       sync.Mutex
+	progress schemas.RunProgress
+	scope    []int64         // offsets of the tenant's current profiles, ascending
+	finished map[int64]bool  // done beyond the cursor
+	cursor   int             // scope[:cursor] is done
+	open     map[int64]bool  // admitted and not done
+	reason   string          // why it stopped early, if it did
+}
+
+// done records a Run record's outcome.
+func (r *runPass) done(offset int64, st step) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.open, offset)
+	r.finished[offset] = true
+	for r.cursor < len(r.scope) && r.finished[r.scope[r.cursor]] {
+		delete(r.finished, r.scope[r.cursor])
+		r.cursor++
+	}
+	r.progress.Done = int64(r.cursor)
+	r.w.table.markDirty(r.tenant)
+}
+
+// called counts a Run record sent to Leadspace.
+func (r *runPass) called() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.progress.Called++
+}
+
+// abandoned records a Run record given up in a drain: the next owner redoes it.
+func (r *runPass) abandoned(offset int64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.open, offset)
+}
+
+// spent adds records Leadspace accepted for the Run.
+func (r *runPass) spent(n int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.progress.RecordsSpent += int64(n)
+}
+
+// background watches, while the partition is owned, the tenants' Run
+// requests and the mapping schedules (running a pass per active Run on
+// this partition), and the removals with purge.
+func (w *partitionWorker) background(purgesSeen int) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		w.checkRuns()
+		w.checkPurges(&purgesSeen)
+		select {
+		case <-w.fetchCtx.Done():
+			w.mu.Lock()
+			for _, r := range w.runs {
+				r.stop()
+			}
+			w.mu.Unlock()
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// checkRuns starts, cancels or stops passes to match the requests.
+func (w *partitionWorker) checkRuns() {
+	now := time.Now()
+	requests := w.p.runs.snapshot()
+	// The mapping's refresh interval schedules a stale-only Run at every
+	// multiple of the interval; an admin's newer or running Run goes first.
+	for _, st := range w.p.control.Snapshot() {
+		if st.Mapping == nil || st.Mapping.RefreshInterval <= 0 || st.State != schemas.StateActive {
+			continue
+		}
+		due := now.Truncate(st.Mapping.RefreshInterval)
+		if admin, ok := requests[st.TenantID]; ok && !admin.cancel &&
+			(!admin.requestedAt.Before(due) || w.runActive(st.TenantID, admin.id)) {
+			continue
+		}
+		requests[st.TenantID] = runRequest{id: fmt.Sprintf("scheduled-%d", due.Unix()), scheduled: true, requestedAt: due}
+	}
+	for tenant, req := range requests {
+		w.mu.Lock()
+		pass := w.runs[tenant]
+		prog := w.state.runs[tenant]
+		w.mu.Unlock()
+		switch {
+		case req.cancel:
+			if pass != nil && pass.progress.RunID == req.id {
+				pass.end(schemas.RunCancelled)
+			} else if prog != nil && prog.RunID == req.id && prog.Outcome == "" {
+				w.setProgress(tenant, func(p *schemas.RunProgress) { p.Outcome, p.FinishedAt = schemas.RunCancelled, now })
+			}
+			continue
+		case prog != nil && prog.RunID == req.id && prog.Outcome != "":
+			continue // this Run is over here
+		case pass != nil && pass.progress.RunID == req.id:
+			if _, d := w.p.control.Gate(tenant); d != nil {
+				pass.end(schemas.RunStopped + ": " + d.Reason)
+			}
+			continue
+		case pass != nil:
+			pass.end(schemas.RunCancelled) // a newer Run replaces it
+		}
+		if _, d := w.p.control.Gate(tenant); d != nil {
+			if prog != nil && prog.RunID == req.id || req.scheduled {
+				continue
+			}
+			w.setProgress(tenant, func(p *schemas.RunProgress) {
+				*p = schemas.RunProgress{RunID: req.id, Force: req.force, RequestedAt: req.requestedAt, Scope: 0,
+					StartedAt: now, FinishedAt: now, Outcome: schemas.RunStopped + ": " + d.Reason}
+			})
+			continue
+		}
+		w.startRun(tenant, req, prog)
+	}
+}
+
+// runActive says whether a Run is in progress for the tenant here.
+func (w *partitionWorker) runActive(tenant, id string) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	r := w.runs[tenant]
+	return r != nil && r.progress.RunID == id
+}
+
+// setProgress changes a tenant's Run record on this partition.
+func (w *partitionWorker) setProgress(tenant string, f func(*schemas.RunProgress)) {
+	w.mu.Lock()
+	p := w.state.runs[tenant]
+	if p == nil {
+		p = &schemas.RunProgress{}
+		w.state.runs[tenant] = p
+	}
+	f(p)
+	if p.Outcome == schemas.RunCompleted {
+		w.state.refresh[tenant] = p.FinishedAt
+	}
+	w.mu.Unlock()
+	w.table.markDirty(tenant)
+}
+
+func (w *partitionWorker) startRun(tenant string, req runRequest, prior *schemas.RunProgress) {
+	ctx, stop := context.WithCancel(w.fetchCtx)
+	r := &runPass{w: w, tenant: tenant, force: req.force, requestedAt: req.requestedAt, ctx: ctx, stop: stop,
+		finished: map[int64]bool{}, open: map[int64]bool{}}
+	r.progress = schemas.RunProgress{RunID: req.id, Force: req.force, Scheduled: req.scheduled, RequestedAt: req.requestedAt,
+		Scope: -1, StartedAt: time.Now().UTC().Truncate(time.Millisecond)}
+	resume := 0
+	if prior != nil && prior.RunID == req.id {
+		r.progress = *prior
+		resume = int(prior.Done)
+	}
+	w.mu.Lock()
+	w.runs[tenant] = r
+	w.mu.Unlock()
+	w.publishProgress(r)
+	w.readers.Go(func() {
+		err := r.execute(resume)
+		w.mu.Lock()
+		if w.runs[tenant] == r {
+			delete(w.runs, tenant)
+		}
+		w.mu.Unlock()
+		if err != nil && !errors.Is(err, context.Canceled) {
+			w.log.Warn("run stopped", zap.String("tenant", tenant), zap.String("run", req.id), zap.Error(err))
+		}
+	})
+}
+
+// end stops a pass with an outcome.
+func (r *runPass) end(outcome string) {
+	r.mu.Lock()
+	if r.progress.Outcome == "" {
+		r.progress.Outcome = outcome
+		r.progress.FinishedAt = time.Now().UTC().Truncate(time.Millisecond)
+	}
+	r.mu.Unlock()
+	r.stop()
+	r.w.publishProgress(r)
+}
+
+// publishProgress copies a pass's progress into the partition's state, for
+// the next status record.
+func (w *partitionWorker) publishProgress(r *runPass) {
+	r.mu.Lock()
+	p := r.progress
+	r.mu.Unlock()
+	w.setProgress(r.tenant, func(dst *schemas.RunProgress) { *dst = p })
+}
+
+// execute reads the scope, then feeds the Run's records in offset order.
+func (r *runPass) execute(resume int) error {
+	w := r.w
+	defer func() {
+		r.mu.Lock()
+		if r.progress.Outcome == "" && r.cursor >= len(r.scope) && r.progress.Scope >= 0 {
+			r.progress.Outcome = schemas.RunCompleted
+			r.progress.FinishedAt = time.Now().UTC().Truncate(time.Millisecond)
+		}
+		r.mu.Unlock()
+		w.publishProgress(r)
+	}()
+	end, err := w.offsetAt(r.ctx, r.requestedAt)
+	if err != nil {
+		return err
+	}
+	scope, err := w.scopeOf(r.ctx, r.tenant, end)
+	if err != nil {
+		return err
+	}
+	r.mu.Lock()
+	r.scope = scope
+	r.progress.Scope = int64(len(scope))
+	r.cursor = min(resume, len(scope))
+	r.progress.Done = int64(r.cursor)
+	r.mu.Unlock()
+	w.publishProgress(r)
+	if r.cursor >= len(scope) {
+		return nil
+	}
+	rd := newPartitionReader(w.p.conn, w.p.cfg.Topics.Profiles, w.id, 1<<20)
+	defer rd.Close()
+	if err := rd.SetOffset(scope[r.cursor]); err != nil {
+		return err
+	}
+	i := r.cursor
+	for i < len(scope) {
+		msg, err := rd.FetchMessage(r.ctx)
+		if err != nil {
+			if r.ctx.Err() != nil {
+				return r.ctx.Err()
+			}
+			continue
+		}
+		if msg.Offset < scope[i] {
+			continue
+		}
+		for i < len(scope) && scope[i] < msg.Offset {
+			i++ // compacted away since the scope was read: nothing to do
+			r.done(scope[i-1], step{})
+		}
+		if i >= len(scope) || scope[i] != msg.Offset {
+			continue
+		}
+		i++
+		if _, d := w.p.control.Gate(r.tenant); d != nil {
+			r.end(schemas.RunStopped + ": " + d.Reason)
+			return nil
+		}
+		key, program, size := w.classify(msg)
+		v, err := w.p.window.admit(r.ctx, program, size)
+		for err == nil && v == deferIt {
+			// A stalled program: a Run has no live latency to protect, so
+			// it waits for the program instead of deferring.
+			select {
+			case <-r.ctx.Done():
+				return r.ctx.Err()
+			case <-time.After(time.Second):
+			}
+			v, err = w.p.window.admit(r.ctx, program, size)
+		}
+		if err != nil {
+			return err
+		}
+		r.mu.Lock()
+		r.open[msg.Offset] = true
+		r.mu.Unlock()
+		w.enqueue(&job{w: w, msg: msg, key: key, program: program, size: size, run: r})
+	}
+	// Wait for the records in flight.
+	for {
+		r.mu.Lock()
+		open := len(r.open)
+		r.mu.Unlock()
+		if open == 0 {
+			return nil
+		}
+		select {
+		case <-r.ctx.Done():
+			return r.ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// offsetAt is the first offset of the profiles partition written at or
+// after t: the Run's scope ends there, the same for every instance.
+func (w *partitionWorker) offsetAt(ctx context.Context, t time.Time) (int64, error) {
+	var end int64
+	err := dependencyBackoff.retry(ctx, "offset by time", func() error {
+		res, err := w.p.conn.client().ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{
+			w.p.cfg.Topics.Profiles: {kafka.TimeOffsetOf(w.id, t), kafka.LastOffsetOf(w.id)}}})
+		if err != nil {
+			return err
+		}
+		for _, po := range res.Topics[w.p.cfg.Topics.Profiles] {
+			if po.Error != nil {
+				return po.Error
+			}
+			end = po.LastOffset
+			for off := range po.Offsets { // -1 when nothing was written since t
+				if off >= 0 && off < end {
+					end = off
+				}
+			}
+		}
+		return nil
+	}, transient, nil)
+	return end, err
+}
+
+// scopeOf reads the partition up to end and returns the offsets of the
+// tenant's current profiles (the latest record per key, deletions out).
+func (w *partitionWorker) scopeOf(ctx context.Context, tenant string, end int64) ([]int64, error) {
+	latest := map[string]int64{}
+	prefix := tenant + "/"
+	_, err := readPartitionTo(ctx, w.p.conn, w.p.cfg.Topics.Profiles, w.id, end, func(m kafka.Message) {
+		if !strings.HasPrefix(string(m.Key), prefix) {
+			return
+		}
+		if m.Value == nil {
+			delete(latest, string(m.Key))
+			return
+		}
+		latest[string(m.Key)] = m.Offset
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]int64, 0, len(latest))
+	for _, o := range latest {
+		out = append(out, o)
+	}
+	slices.Sort(out)
+	return out, nil
+}

@@ -200,7 +200,7 @@ func (e *env) start(opts ...startOpt) *instance {
 		Logger: log.Named("leadspace"), Registerer: reg}
 	table := processor.NewControlTable(processor.TokenSources{AllowPlaintext: true, SealKey: e.sealKey}.Resolver())
 	cfg := processor.Config{Kafka: e.stack.Kafka, Topics: e.stack.Topics, Auth: e.auth,
-		Group: processor.GroupConfig{ID: e.group, SessionTimeout: 6 * time.Second, HeartbeatInterval: time.Second, RebalanceTimeout: 15 * time.Second},
+		Group:          processor.GroupConfig{ID: e.group, SessionTimeout: 6 * time.Second, HeartbeatInterval: time.Second, RebalanceTimeout: 15 * time.Second},
 		CommitInterval: 100 * time.Millisecond, DrainTimeout: 10 * time.Second, RetryBackoff: 20 * time.Millisecond, StallAfter: time.Second,
 		StatusInterval: 100 * time.Millisecond, Registerer: reg,
 		Logger: zap.New(zapcore.NewTee(log.Core(), zaptest.NewLogger(e.t, zaptest.Level(zap.WarnLevel)).Core()))}

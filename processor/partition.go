@@ -58,7 +58,7 @@ type partitionWorker struct {
 
 func newPartitionWorker(p *Processor, st *partitionState, committed int64) *partitionWorker {
 	w := &partitionWorker{p: p, id: st.id, state: st, table: st.table, tracker: newOffsetTracker(committed),
-		log: p.log.With(zap.String("topic", p.cfg.Topics.Profiles), zap.Int("partition", st.id)),
+		log:  p.log.With(zap.String("topic", p.cfg.Topics.Profiles), zap.Int("partition", st.id)),
 		idle: make(chan struct{}, 1), keys: map[string][]*job{}, deferredKeys: map[string]int{},
 		deferredPrograms: map[string]int{}, credits: st.credits, runs: map[string]*runPass{}}
 	w.ctx, w.cancel = context.WithCancel(context.Background())

@@ -88,11 +88,11 @@ type runPass struct {
 
 	mu       sync.Mutex
 	progress schemas.RunProgress
-	scope    []int64         // offsets of the tenant's current profiles, ascending
-	finished map[int64]bool  // done beyond the cursor
-	cursor   int             // scope[:cursor] is done
-	open     map[int64]bool  // admitted and not done
-	reason   string          // why it stopped early, if it did
+	scope    []int64        // offsets of the tenant's current profiles, ascending
+	finished map[int64]bool // done beyond the cursor
+	cursor   int            // scope[:cursor] is done
+	open     map[int64]bool // admitted and not done
+	reason   string         // why it stopped early, if it did
 }
 
 // done records a Run record's outcome.

@@ -147,17 +147,6 @@ func partitionSpan(ctx context.Context, conn connection, topic string, partition
 	return s, err
 }
 
-// newPartitionReader reads one partition without a consumer group. maxBytes
-// bounds one fetch, and so the reader's memory.
-func newPartitionReader(conn connection, topic string, partition int, maxBytes int) *kafka.Reader {
-	return kafka.NewReader(kafka.ReaderConfig{
-		Brokers: conn.brokers, Dialer: conn.dialer, Topic: topic, Partition: partition,
-		MinBytes: 1, MaxBytes: maxBytes, QueueCapacity: 1000,
-		// Short waits keep changes (a consent withdrawal) visible within a second.
-		MaxWait: 200 * time.Millisecond, ReadBackoffMin: 50 * time.Millisecond, ReadBackoffMax: 2 * time.Second,
-	})
-}
-
 // readPartition reads one partition from offset from (or its first offset,
 // if later) up to the end it has when called, and returns the next offset
 // to read. It rides out outages until ctx ends.
@@ -183,15 +172,11 @@ func readRange(ctx context.Context, conn connection, topic string, partition int
 	if start >= s.end {
 		return max(from, s.end), nil
 	}
-	r := newPartitionReader(conn, topic, partition, 4<<20)
-	defer r.Close()
-	if err := r.SetOffset(start); err != nil {
-		return from, err
-	}
+	f := newFetcher(conn, topic, partition, start, 4<<20)
 	next := start
 	for failures := 0; next < s.end; {
 		fctx, cancel := context.WithTimeout(ctx, idleEnd)
-		msg, err := r.FetchMessage(fctx)
+		msg, err := f.fetch(fctx)
 		cancel()
 		if err != nil {
 			if ctx.Err() != nil {
@@ -202,7 +187,7 @@ func readRange(ctx context.Context, conn connection, topic string, partition int
 				// gaps (compacted records, transaction markers).
 				return s.end, nil
 			}
-			// The reader retries by itself; this only paces our loop.
+			// Pace the retries against a broker that is away.
 			failures++
 			if err := dependencyBackoff.wait(ctx, failures); err != nil {
 				return next, err
@@ -220,16 +205,15 @@ func readRange(ctx context.Context, conn connection, topic string, partition int
 }
 
 func followPartition(ctx context.Context, conn connection, topic string, partition int, s span, apply func(kafka.Message), caughtUp func(), health *partitionHealth) {
-	r := newPartitionReader(conn, topic, partition, 1<<20)
-	defer r.Close()
+	f := newFetcher(conn, topic, partition, s.first, 1<<20)
 	var once sync.Once
-	if err := r.SetOffset(kafka.FirstOffset); err != nil || s.end <= s.first {
+	if s.end <= s.first {
 		once.Do(caughtUp)
 	}
 	failures := 0
 	for {
 		fctx, cancel := context.WithTimeout(ctx, idleEnd)
-		msg, err := r.FetchMessage(fctx)
+		msg, err := f.fetch(fctx)
 		cancel()
 		if err != nil {
 			if ctx.Err() != nil {
@@ -240,8 +224,6 @@ func followPartition(ctx context.Context, conn connection, topic string, partiti
 				once.Do(caughtUp) // idle: what is left below the end are gaps
 				continue
 			}
-			// kafka-go's reader keeps reconnecting by itself; it surfaces
-			// the errors it meets, which only pace this loop.
 			health.set(partition, err)
 			failures++
 			if errors.Is(dependencyBackoff.wait(ctx, failures), context.Canceled) {

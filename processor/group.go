@@ -229,7 +229,7 @@ func (m *groupMember) plan(ctx context.Context, res *kafka.JoinGroupResponse) ([
 // kafka.IllegalGeneration when the member was dropped, errFenced when its
 // instance id was taken, or a transport error.
 func (m *groupMember) heartbeat(ctx context.Context, a assignment) error {
-	hctx, cancel := context.WithTimeout(ctx, m.cfg.HeartbeatInterval+5*time.Second)
+	hctx, cancel := context.WithTimeout(ctx, m.cfg.SessionTimeout)
 	defer cancel()
 	res, err := m.client.Heartbeat(hctx, &kafka.HeartbeatRequest{GroupID: m.cfg.ID, GenerationID: int32(a.generation),
 		MemberID: a.memberID, GroupInstanceID: m.cfg.InstanceID})

@@ -57,11 +57,9 @@ const (
 	outSuperseded = "superseded"
 )
 
-// Stable reasons of the decode, validate and internal stages added here.
-const (
-	ReasonEmptyValue = "decode.empty_value"
-	ReasonPanic      = "internal.panic"
-)
+// ReasonPanic is the dead letter reason of an input whose processing
+// panicked: a bug of ours, kept replayable for when it is fixed.
+const ReasonPanic = "internal.panic"
 
 // step is what one stage decided for an input: the messages to publish
 // (all acknowledged before the input counts as done), how the key's state
@@ -111,7 +109,7 @@ func (h *handler) prepare(j *job) step {
 	}
 	if len(msg.Value) == 0 {
 		// Only a null value deletes a profile; an empty one is a mistake.
-		return h.dead(j, &stageError{stage: schemas.StageDecode, reason: ReasonEmptyValue, class: classInput,
+		return h.dead(j, &stageError{stage: schemas.StageDecode, reason: schemas.ReasonEmptyValue, class: classInput,
 			err: errors.New("the value is empty (0 bytes); only a null value is a tombstone")}, schemas.Profile{})
 	}
 	profile, err := h.codec.DecodeProfile(context.Background(), msg.Value)
@@ -304,6 +302,14 @@ func (h *handler) dead(j *job, se *stageError, p schemas.Profile) step {
 	if tenant == "" {
 		tenant, profile, _ = splitKey(j.msg.Key)
 	}
+	// Every string we publish is valid UTF-8: an id that is not stays out.
+	valid := utf8.ValidString(tenant) && utf8.ValidString(profile) && !strings.Contains(tenant, "/")
+	if !utf8.ValidString(tenant) || strings.Contains(tenant, "/") {
+		tenant = ""
+	}
+	if !utf8.ValidString(profile) {
+		profile = ""
+	}
 	out, err := h.deadLetter(j.msg, se, tenant, profile)
 	if err != nil {
 		// The contract's own encoder failed: nothing can be published for
@@ -315,7 +321,7 @@ func (h *handler) dead(j *job, se *stageError, p schemas.Profile) step {
 		zap.Int("partition", j.msg.Partition), zap.Int64("offset", j.msg.Offset), zap.String("stage", se.stage),
 		zap.String("reason", se.reason), zap.String("class", se.class))
 	s := step{outcome: outDead, reason: se.reason, tenant: tenant, out: []kafka.Message{out}}
-	if tenant != "" && p.TenantID != "" {
+	if valid && tenant != "" && p.TenantID != "" {
 		st, held := j.w.table.get(j.key)
 		if !held {
 			st = keyState{tenant: h.names.id(tenant)}

@@ -200,7 +200,7 @@ func (e *env) start(opts ...startOpt) *instance {
 		Logger: log.Named("leadspace"), Registerer: reg}
 	table := processor.NewControlTable(processor.TokenSources{AllowPlaintext: true, SealKey: e.sealKey}.Resolver())
 	cfg := processor.Config{Kafka: e.stack.Kafka, Topics: e.stack.Topics, Auth: e.auth,
-		Group:          processor.GroupConfig{ID: e.group, SessionTimeout: 6 * time.Second, HeartbeatInterval: time.Second, RebalanceTimeout: 15 * time.Second},
+		Group:          processor.GroupConfig{ID: e.group, SessionTimeout: 15 * time.Second, HeartbeatInterval: time.Second, RebalanceTimeout: 30 * time.Second},
 		CommitInterval: 100 * time.Millisecond, DrainTimeout: 10 * time.Second, RetryBackoff: 20 * time.Millisecond, StallAfter: time.Second,
 		StatusInterval: 100 * time.Millisecond, Registerer: reg,
 		Logger: zap.New(zapcore.NewTee(log.Core(), zaptest.NewLogger(e.t, zaptest.Level(zap.WarnLevel)).Core()))}
@@ -454,4 +454,57 @@ func (e *env) waitStatus(tenant string, within time.Duration, cond func(processo
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+}
+
+// waitCommitted waits until the group has committed, over all partitions of
+// the profiles topic, past n inputs (the topic's end when nothing else is
+// written).
+func (e *env) waitCommitted(within time.Duration, n int) {
+	e.t.Helper()
+	cl, err := e.stack.Kafka.Client()
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	deadline := time.Now().Add(within)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		res, err := cl.OffsetFetch(ctx, &kafka.OffsetFetchRequest{GroupID: e.group, Topics: map[string][]int{e.stack.Topics.Profiles: {0, 1, 2}}})
+		cancel()
+		total := int64(0)
+		if err == nil {
+			for _, p := range res.Topics[e.stack.Topics.Profiles] {
+				total += max(p.CommittedOffset, 0)
+			}
+		}
+		if total >= int64(n) {
+			return
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("the group committed %d of %d inputs within %s (last error %v)", total, n, within, err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// keysGoingBackwards lists keys whose outputs on enriched-company, in offset
+// order, go from a newer profile version to an older one.
+func (e *env) keysGoingBackwards() []string {
+	e.t.Helper()
+	last := map[string]int64{}
+	var out []string
+	e.readTopic(e.stack.Topics.Enriched, func(m kafka.Message) {
+		if m.Value == nil {
+			delete(last, string(m.Key))
+			return
+		}
+		ev, err := e.stack.Codec.DecodeEnriched(context.Background(), m.Value)
+		if err != nil {
+			return
+		}
+		if v, ok := last[string(m.Key)]; ok && ev.Lineage.ProfileVersion < v {
+			out = append(out, fmt.Sprintf("%s (%d after %d)", m.Key, ev.Lineage.ProfileVersion, v))
+		}
+		last[string(m.Key)] = ev.Lineage.ProfileVersion
+	})
+	return out
 }

@@ -93,15 +93,10 @@ func (w *partitionWorker) start() {
 // fetch is the live reader: from the commit point on, every record is
 // admitted or deferred, in offset order.
 func (w *partitionWorker) fetch() {
-	r := newPartitionReader(w.p.conn, w.p.cfg.Topics.Profiles, w.id, 1<<20)
-	defer r.Close()
-	if err := r.SetOffset(w.tracker.base); err != nil {
-		w.log.Error("set offset", zap.Error(err))
-		return
-	}
+	f := newFetcher(w.p.conn, w.p.cfg.Topics.Profiles, w.id, w.tracker.base, 1<<20)
 	failures := 0
 	for {
-		msg, err := r.FetchMessage(w.fetchCtx)
+		msg, err := f.fetch(w.fetchCtx)
 		if err != nil {
 			if w.fetchCtx.Err() != nil {
 				return
@@ -203,14 +198,10 @@ func (w *partitionWorker) someDeferredProgramHasRoom() bool {
 
 // pass re-reads [from, to) and admits the deferred records it can.
 func (w *partitionWorker) pass(from, to int64) {
-	r := newPartitionReader(w.p.conn, w.p.cfg.Topics.Profiles, w.id, 1<<20)
-	defer r.Close()
-	if err := r.SetOffset(from); err != nil {
-		return
-	}
+	f := newFetcher(w.p.conn, w.p.cfg.Topics.Profiles, w.id, from, 1<<20)
 	readmitted := 0
 	for next := from; next < to; {
-		msg, err := r.FetchMessage(w.fetchCtx)
+		msg, err := f.fetch(w.fetchCtx)
 		if err != nil {
 			return // the next tick tries again
 		}

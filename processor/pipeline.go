@@ -165,7 +165,7 @@ func (w *partitionWorker) safely(j *job, stage string, f func() step) (st step) 
 			w.log.Error("panic while processing an input; it goes to the dead letter topic", zap.Any("panic", r),
 				zap.Int64("offset", j.msg.Offset), zap.ByteString("stack", debug.Stack()))
 			w.p.metrics.panics.Inc()
-			st = w.p.handler.dead(j, &stageError{stage: stage, reason: ReasonPanic, class: classInput,
+			st = w.p.handler.dead(j, &stageError{stage: stage, reason: ReasonPanic, class: classRetryable, replayable: true,
 				err: fmt.Errorf("internal error: %v", r)}, schemas.Profile{})
 			st.state = nil
 		}

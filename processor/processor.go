@@ -315,56 +315,31 @@ func (p *Processor) generation(ctx context.Context, member *groupMember, a assig
 		zap.Int("members", a.members), zap.Bool("leader", a.leader))
 	p.metrics.generation.Set(float64(a.generation))
 
-	heartbeat := time.NewTicker(p.cfg.Group.HeartbeatInterval)
-	defer heartbeat.Stop()
+	// Heartbeats run on their own, through commits and the drain: a slow
+	// commit must never cost the member its session.
+	beats, stopBeats := context.WithCancel(context.Background())
+	defer stopBeats()
+	ended := make(chan error, 1)
+	go p.heartbeats(beats, member, a, ended)
 	commit := time.NewTicker(p.cfg.CommitInterval)
 	defer commit.Stop()
-	lastBeat := time.Now()
 	var end error
 	for end == nil {
 		select {
 		case <-ctx.Done():
 			end = errShutdown
+		case end = <-ended:
 		case <-commit.C:
-			p.commit(ctx, member, a, workers, false)
-		case <-heartbeat.C:
-			err := member.heartbeat(ctx, a)
-			switch {
-			case err == nil:
-				lastBeat = time.Now()
-				p.health.set("group", nil)
-			case errors.Is(err, kafka.RebalanceInProgress):
-				end = errRebalance
-			case errors.Is(err, kafka.UnknownMemberId), errors.Is(err, kafka.IllegalGeneration), errors.Is(err, errFenced):
+			if err := p.commit(ctx, member, a, workers, false); dropped(err) {
 				end = err
-			case time.Since(lastBeat) > p.cfg.Group.SessionTimeout:
-				// No heartbeat got through for a whole session: the group
-				// has moved on without us. Stop before a new owner's work
-				// and ours overlap.
-				end = fmt.Errorf("no heartbeat reached the coordinator for %s: %w", time.Since(lastBeat).Truncate(time.Second), err)
-			default:
-				p.health.set("group", fmt.Errorf("heartbeat: %w", err))
 			}
 		}
 	}
-	dropped := !errors.Is(end, errShutdown) && !errors.Is(end, errRebalance)
-	log.Info("generation ending", zap.String("why", generationEnd(end)))
-	// Keep the session alive while the work drains, unless we were dropped.
-	drained := make(chan struct{})
-	if !dropped {
-		go func() {
-			t := time.NewTicker(p.cfg.Group.HeartbeatInterval)
-			defer t.Stop()
-			for {
-				select {
-				case <-drained:
-					return
-				case <-t.C:
-					_ = member.heartbeat(context.Background(), a)
-				}
-			}
-		}()
+	dropped := dropped(end)
+	if dropped {
+		stopBeats()
 	}
+	log.Info("generation ending", zap.String("why", generationEnd(end)))
 	var wg sync.WaitGroup
 	for _, w := range workers {
 		if dropped {
@@ -374,9 +349,9 @@ func (p *Processor) generation(ctx context.Context, member *groupMember, a assig
 	}
 	wg.Wait()
 	if !dropped {
-		p.commit(context.Background(), member, a, workers, true)
+		_ = p.commit(context.Background(), member, a, workers, true)
 	}
-	close(drained)
+	stopBeats()
 	p.release(workers)
 	log.Info("generation ended", zap.String("why", generationEnd(end)))
 	if errors.Is(end, errShutdown) || errors.Is(end, errRebalance) {
@@ -393,6 +368,61 @@ var (
 	errRebalance = errors.New("rebalance")
 )
 
+// dropped says whether an error means the group no longer counts this
+// member in the generation: its partitions may be someone else's already.
+func dropped(err error) bool {
+	return err != nil && (errors.Is(err, kafka.UnknownMemberId) || errors.Is(err, kafka.IllegalGeneration) ||
+		errors.Is(err, errFenced) || errors.Is(err, errSessionLost))
+}
+
+// errSessionLost: no heartbeat reached the coordinator for a whole session.
+var errSessionLost = errors.New("no heartbeat reached the coordinator for a whole session timeout")
+
+// heartbeats keeps the member's session alive until ctx ends. The first
+// sign that the generation is over is sent on ended: a rebalance, or the
+// member dropped. After a rebalance it goes on beating (the member is
+// draining); after a drop it stops.
+func (p *Processor) heartbeats(ctx context.Context, member *groupMember, a assignment, ended chan<- error) {
+	t := time.NewTicker(p.cfg.Group.HeartbeatInterval)
+	defer t.Stop()
+	last := time.Now()
+	signalled := false
+	signal := func(err error) {
+		if !signalled {
+			signalled = true
+			ended <- err
+		}
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		err := member.heartbeat(ctx, a)
+		switch {
+		case err == nil, errors.Is(err, kafka.RebalanceInProgress):
+			last = time.Now()
+			p.health.set("group", nil)
+			if err != nil {
+				signal(errRebalance)
+			}
+		case dropped(err):
+			signal(err)
+			return
+		case ctx.Err() != nil:
+			return
+		case time.Since(last) > p.cfg.Group.SessionTimeout:
+			// The group has moved on without us: stop before a new
+			// owner's work and ours overlap.
+			signal(fmt.Errorf("%w (%s): %v", errSessionLost, time.Since(last).Truncate(time.Second), err))
+			return
+		default:
+			p.health.set("group", fmt.Errorf("heartbeat: %w", err))
+		}
+	}
+}
+
 // generationEnd says in words why a generation ended, for the log.
 func generationEnd(err error) string {
 	switch {
@@ -404,6 +434,8 @@ func generationEnd(err error) string {
 		return "the coordinator dropped this member (its session expired): " + err.Error()
 	case errors.Is(err, errFenced):
 		return errFenced.Error()
+	case errors.Is(err, errSessionLost):
+		return err.Error()
 	}
 	return err.Error()
 }
@@ -499,7 +531,7 @@ func (p *Processor) releaseAll() {
 // commit writes the status records of every partition whose counts moved,
 // then commits the partitions' commit points: the status topic always
 // covers at least what was committed.
-func (p *Processor) commit(ctx context.Context, member *groupMember, a assignment, workers map[int]*partitionWorker, final bool) {
+func (p *Processor) commit(ctx context.Context, member *groupMember, a assignment, workers map[int]*partitionWorker, final bool) error {
 	offsets := map[int]int64{}
 	var records []schemas.Status
 	for id, w := range workers {
@@ -511,7 +543,7 @@ func (p *Processor) commit(ctx context.Context, member *groupMember, a assignmen
 		w.tracker.caughtUp()
 	}
 	if len(offsets) == 0 && len(records) == 0 {
-		return
+		return nil
 	}
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
@@ -522,17 +554,18 @@ func (p *Processor) commit(ctx context.Context, member *groupMember, a assignmen
 				w.table.markDirty(s.TenantID)
 			}
 		}
-		return
+		return nil
 	}
 	if err := member.commit(wctx, a, offsets); err != nil {
 		p.metrics.committed.WithLabelValues("refused").Inc()
 		p.log.Info("commit not accepted", zap.Int("generation", a.generation), zap.Error(err), zap.Bool("final", final))
-		return
+		return err
 	}
 	p.metrics.committed.WithLabelValues("ok").Inc()
 	for id, next := range offsets {
 		workers[id].tracker.committedTo(next)
 	}
+	return nil
 }
 
 // partitionCount is the input topic's partition count, as last seen.

@@ -309,20 +309,21 @@ func (r *runPass) execute(resume int) error {
 	if r.cursor >= len(scope) {
 		return nil
 	}
-	rd := newPartitionReader(w.p.conn, w.p.cfg.Topics.Profiles, w.id, 1<<20)
-	defer rd.Close()
-	if err := rd.SetOffset(scope[r.cursor]); err != nil {
-		return err
-	}
+	rd := newFetcher(w.p.conn, w.p.cfg.Topics.Profiles, w.id, scope[r.cursor], 1<<20)
 	i := r.cursor
-	for i < len(scope) {
-		msg, err := rd.FetchMessage(r.ctx)
+	for failures := 0; i < len(scope); {
+		msg, err := rd.fetch(r.ctx)
 		if err != nil {
 			if r.ctx.Err() != nil {
 				return r.ctx.Err()
 			}
+			failures++
+			if err := dependencyBackoff.wait(r.ctx, failures); err != nil {
+				return err
+			}
 			continue
 		}
+		failures = 0
 		if msg.Offset < scope[i] {
 			continue
 		}

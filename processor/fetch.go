@@ -1,0 +1,110 @@
+package processor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+	"github.com/segmentio/kafka-go/protocol"
+)
+
+// fetcher reads one partition in offset order with kafka-go's Fetch
+// request, not its Reader: the Reader returns the same nil value for a
+// null value (a tombstone) and for a 0-byte one, and the two must not be
+// confused — only null deletes a profile. Here a null value is nil and a
+// 0-byte value is an empty, non-nil slice.
+type fetcher struct {
+	client    *kafka.Client
+	topic     string
+	partition int
+	next      int64 // next offset to return
+	maxBytes  int
+	maxWait   time.Duration
+	batch     []kafka.Message
+}
+
+func newFetcher(conn connection, topic string, partition int, from int64, maxBytes int) *fetcher {
+	cl := conn.client()
+	cl.Timeout = 30 * time.Second
+	return &fetcher{client: cl, topic: topic, partition: partition, next: from, maxBytes: maxBytes, maxWait: 250 * time.Millisecond}
+}
+
+// fetch returns the next record. It blocks (long polls) until one is
+// there or ctx ends; a broker error is returned for the caller to back off
+// on, and the next call tries again from the same offset.
+func (f *fetcher) fetch(ctx context.Context) (kafka.Message, error) {
+	for len(f.batch) == 0 {
+		if err := ctx.Err(); err != nil {
+			return kafka.Message{}, err
+		}
+		if err := f.fill(ctx); err != nil {
+			return kafka.Message{}, err
+		}
+	}
+	m := f.batch[0]
+	f.batch[0] = kafka.Message{}
+	f.batch = f.batch[1:]
+	f.next = m.Offset + 1
+	return m, nil
+}
+
+// fill fetches the next batch of records.
+func (f *fetcher) fill(ctx context.Context) error {
+	res, err := f.client.Fetch(ctx, &kafka.FetchRequest{Topic: f.topic, Partition: f.partition, Offset: f.next,
+		MinBytes: 1, MaxBytes: int64(f.maxBytes), MaxWait: f.maxWait, IsolationLevel: kafka.ReadCommitted})
+	if err != nil {
+		return err
+	}
+	if res.Error != nil {
+		if errors.Is(res.Error, kafka.OffsetOutOfRange) && f.next < res.LogStartOffset {
+			f.next = res.LogStartOffset // retention or compaction removed what we wanted
+			return nil
+		}
+		return fmt.Errorf("fetch %s/%d at %d: %w", f.topic, f.partition, f.next, res.Error)
+	}
+	f.batch = nil
+	if res.Records == nil {
+		return nil
+	}
+	for {
+		r, err := res.Records.ReadRecord()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			if len(f.batch) > 0 {
+				return nil // keep what was read; the rest comes with the next fetch
+			}
+			return fmt.Errorf("read %s/%d at %d: %w", f.topic, f.partition, f.next, err)
+		}
+		if r.Offset < f.next {
+			continue // a batch starts before the offset asked for
+		}
+		m := kafka.Message{Topic: f.topic, Partition: f.partition, Offset: r.Offset, Time: r.Time}
+		if m.Key, err = readBytes(r.Key); err == nil {
+			m.Value, err = readBytes(r.Value)
+		}
+		if err != nil {
+			return fmt.Errorf("read %s/%d at %d: %w", f.topic, f.partition, r.Offset, err)
+		}
+		for _, h := range r.Headers {
+			m.Headers = append(m.Headers, kafka.Header{Key: h.Key, Value: h.Value})
+		}
+		f.batch = append(f.batch, m)
+	}
+}
+
+// readBytes copies a record's key or value: nil stays nil (null), empty
+// stays empty.
+func readBytes(b protocol.Bytes) ([]byte, error) {
+	if b == nil {
+		return nil, nil
+	}
+	defer b.Close()
+	out := make([]byte, b.Len())
+	_, err := io.ReadFull(b, out)
+	return out, err
+}

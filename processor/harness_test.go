@@ -508,3 +508,10 @@ func (e *env) keysGoingBackwards() []string {
 	})
 	return out
 }
+
+// ctx is a context for one read of the topics.
+func (e *env) ctx() context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	e.t.Cleanup(cancel)
+	return ctx
+}

@@ -172,11 +172,15 @@ func (w *partitionWorker) checkRuns() {
 	for tenant, req := range requests {
 		w.mu.Lock()
 		pass := w.runs[tenant]
-		prog := w.state.runs[tenant]
+		var prog *schemas.RunProgress
+		if held := w.state.runs[tenant]; held != nil {
+			copied := *held
+			prog = &copied
+		}
 		w.mu.Unlock()
 		switch {
 		case req.cancel:
-			if pass != nil && pass.progress.RunID == req.id {
+			if pass != nil && pass.id() == req.id {
 				pass.end(schemas.RunCancelled)
 			} else if prog != nil && prog.RunID == req.id && prog.Outcome == "" {
 				w.setProgress(tenant, func(p *schemas.RunProgress) { p.Outcome, p.FinishedAt = schemas.RunCancelled, now })
@@ -184,7 +188,7 @@ func (w *partitionWorker) checkRuns() {
 			continue
 		case prog != nil && prog.RunID == req.id && prog.Outcome != "":
 			continue // this Run is over here
-		case pass != nil && pass.progress.RunID == req.id:
+		case pass != nil && pass.id() == req.id:
 			if _, d := w.p.control.Gate(tenant); d != nil {
 				pass.end(schemas.RunStopped + ": " + d.Reason)
 			}
@@ -211,7 +215,14 @@ func (w *partitionWorker) runActive(tenant, id string) bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	r := w.runs[tenant]
-	return r != nil && r.progress.RunID == id
+	return r != nil && r.id() == id
+}
+
+// id is the Run's id.
+func (r *runPass) id() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.progress.RunID
 }
 
 // setProgress changes a tenant's Run record on this partition.

@@ -1,0 +1,204 @@
+package processor_test
+
+import (
+	"fmt"
+	"maps"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/enrichment/leadspace-enricher/leadspace"
+	"github.com/enrichment/leadspace-enricher/processor"
+	"github.com/enrichment/leadspace-enricher/schemas"
+)
+
+// tenantWithHistory writes n profiles of a tenant, updates some twice and
+// deletes some, as a real tenant's topic looks after a while. It returns
+// the keys of the current (not deleted) profiles.
+func (e *env) tenantWithHistory(tenant string, n, updated, deleted int) map[string]bool {
+	e.t.Helper()
+	ps := companies(n, tenant)
+	e.produceProfiles(ps...)
+	current := map[string]bool{}
+	for _, p := range ps {
+		current[p.TenantID+"/"+p.ProfileID] = true
+	}
+	for v := int64(2); v <= 3; v++ {
+		var next []schemas.Profile
+		for _, p := range ps[:updated] {
+			p.Version, p.EventID = v, fmt.Sprintf("%s-v%d", p.EventID, v)
+			p.Attributes = maps.Clone(p.Attributes)
+			p.Attributes["Website"] = fmt.Sprintf("v%d-%s", v, p.Attributes["Website"])
+			next = append(next, p)
+		}
+		e.produceProfiles(next...)
+	}
+	var tombstones []kafka.Message
+	for _, p := range ps[n-deleted:] {
+		key := p.TenantID + "/" + p.ProfileID
+		tombstones = append(tombstones, kafka.Message{Key: []byte(key), Value: nil})
+		delete(current, key)
+	}
+	e.produceRaw(tombstones...)
+	return current
+}
+
+// refresh asks for a Run as `enricher refresh` does.
+func (e *env) refresh(tenant, runID string, force bool) time.Time {
+	ev := e.control(schemas.Control{TenantID: tenant, Refresh: &schemas.Refresh{RunID: runID, Force: force}})
+	return ev.IssuedAt
+}
+
+// waitRun waits until every partition reports the Run finished and returns
+// the partitions' progress records.
+func (e *env) waitRun(tenant, runID string, within time.Duration) []schemas.RunProgress {
+	e.t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		records, err := processor.ReadStatus(e.ctx(), e.stack.Kafka, e.stack.Topics.Status, e.stack.Codec)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		var runs []schemas.RunProgress
+		for _, s := range records {
+			if s.TenantID == tenant && s.Partition >= 0 && s.Run != nil && s.Run.RunID == runID && s.Run.Outcome != "" {
+				runs = append(runs, *s.Run)
+			}
+		}
+		if len(runs) == 3 {
+			return runs
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("run %s of %s: %d of 3 partitions finished within %s", runID, tenant, len(runs), within)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+func TestARunReEnrichesEveryCurrentProfileOnce(t *testing.T) {
+	e := newEnv(t, tenant("acme"), tenant("globex"))
+	e.start()
+	const n, updated, deleted = 600, 100, 50
+	current := e.tenantWithHistory("acme", n, updated, deleted)
+	e.produceProfiles(companies(50, "globex")...)
+	e.waitOutputs(60*time.Second, func(o outputs) bool { return len(o.enriched) == len(current)+50 })
+	e.waitCommitted(60*time.Second, n+2*updated+deleted+50)
+	st := e.waitStatus("acme", 30*time.Second, func(s processor.TenantStatus) bool { return s.Profiles == int64(len(current)) })
+	before := e.stack.Simulator.RecordsReceived("acme")
+	globexBefore := e.stack.Simulator.RecordsReceived("globex")
+
+	// A stale-only Run finds every answer fresh: no call at all.
+	e.refresh("acme", "stale-1", false)
+	runs := e.waitRun("acme", "stale-1", 60*time.Second)
+	if got := e.stack.Simulator.RecordsReceived("acme") - before; got != 0 {
+		t.Fatalf("a stale-only Run of fresh profiles sent %d records", got)
+	}
+	scope := int64(0)
+	for _, r := range runs {
+		scope += r.Scope
+		if r.Outcome != schemas.RunCompleted || r.Done != r.Scope {
+			t.Fatalf("stale-only run: %+v", r)
+		}
+	}
+	if scope != int64(len(current)) {
+		t.Fatalf("the Run's scope is %d profiles, want the %d current ones", scope, len(current))
+	}
+
+	// A forced Run asks Leadspace once for every current profile.
+	asked := e.refresh("acme", "force-1", true)
+	runs = e.waitRun("acme", "force-1", 90*time.Second)
+	spent, called := int64(0), int64(0)
+	for _, r := range runs {
+		spent += r.RecordsSpent
+		called += r.Called
+		if r.Outcome != schemas.RunCompleted || r.Done != r.Scope {
+			t.Fatalf("forced run: %+v", r)
+		}
+	}
+	got := int64(e.stack.Simulator.RecordsReceived("acme") - before)
+	if got != int64(len(current)) || spent != got || called != got {
+		t.Fatalf("forced Run: Leadspace got %d records, the Run counts %d spent and %d called, for %d current profiles",
+			got, spent, called, len(current))
+	}
+	if other := e.stack.Simulator.RecordsReceived("globex") - globexBefore; other != 0 {
+		t.Fatalf("a Run of acme sent %d records of globex", other)
+	}
+	out := e.readOutputs()
+	for key := range current {
+		ev, ok := out.enriched[key]
+		switch {
+		case !ok:
+			t.Errorf("%s has no enrichment after the Run", key)
+		case ev.EnrichedAt.Before(asked):
+			t.Errorf("%s was not refreshed by the Run", key)
+		}
+	}
+	for key := range out.enriched {
+		if !current[key] && key[:5] == "acme/" {
+			t.Errorf("deleted profile %s came back", key)
+		}
+	}
+	st2 := e.waitStatus("acme", 30*time.Second, func(s processor.TenantStatus) bool { return !s.LastRefreshAt.IsZero() })
+	if st2.Profiles != st.Profiles || st2.LastRefreshAt.Before(asked) {
+		t.Fatalf("status after the Run: %d profiles (was %d), last refresh %s", st2.Profiles, st.Profiles, st2.LastRefreshAt)
+	}
+	if backwards := e.keysGoingBackwards(); len(backwards) > 0 {
+		t.Fatalf("the Run moved keys back: %v", backwards[:min(3, len(backwards))])
+	}
+}
+
+func TestARunResumesAfterAStopAndCountsNothingTwice(t *testing.T) {
+	e := newEnv(t, tenant("acme"))
+	e.start()
+	const n = 900
+	e.produceProfiles(companies(n, "acme")...)
+	e.waitOutputs(60*time.Second, func(o outputs) bool { return len(o.enriched) == n })
+	before := e.stack.Simulator.RecordsReceived("acme")
+	e.shutdown()
+
+	// The Run starts on a slow program and the instance stops mid-way.
+	slow := func(_ *processor.Config, ls *leadspace.Config) { ls.TPS, ls.BulkThreshold = 100, 1<<30 }
+	e.start(slow)
+	e.refresh("acme", "force-2", true)
+	deadline := time.Now().Add(60 * time.Second)
+	for e.stack.Simulator.RecordsReceived("acme")-before < n/3 {
+		if time.Now().After(deadline) {
+			t.Fatal("the Run did not start")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	e.shutdown()
+
+	e.start()
+	runs := e.waitRun("acme", "force-2", 90*time.Second)
+	done := int64(0)
+	for _, r := range runs {
+		done += r.Done
+		if r.Outcome != schemas.RunCompleted || r.Done != r.Scope {
+			t.Fatalf("resumed run: %+v", r)
+		}
+	}
+	if done != n {
+		t.Fatalf("the Run finished %d profiles, want %d", done, n)
+	}
+	if got := e.stack.Simulator.RecordsReceived("acme") - before; got < n || got > n+n/50 {
+		t.Fatalf("a Run of %d profiles stopped once spent %d records; at most %d allowed", n, got, n+n/50)
+	}
+}
+
+func TestAnUnchangedSkipPublishesNothingNew(t *testing.T) {
+	e := newEnv(t, tenant("acme"))
+	e.start()
+	blank := profile("acme", 1, map[string]string{"CompanyName": "  ", "Website": "x.com"})
+	e.produceProfiles(blank)
+	e.waitOutputs(30*time.Second, func(o outputs) bool { return len(o.enriched) == 1 })
+	again := blank
+	again.EventID, again.Version = "again", 2
+	e.produceProfiles(again, profile("acme", 2, company(2)))
+	e.waitOutputs(30*time.Second, func(o outputs) bool { return len(o.enriched) == 2 })
+	e.waitCommitted(30*time.Second, 3)
+	if out := e.readOutputs(); out.enrichedN != 2 {
+		t.Fatalf("%d records on the enriched topic; the unchanged skip must publish nothing", out.enrichedN)
+	}
+}

@@ -151,16 +151,22 @@ func partitionSpan(ctx context.Context, conn connection, topic string, partition
 // if later) up to the end it has when called, and returns the next offset
 // to read. It rides out outages until ctx ends.
 func readPartition(ctx context.Context, conn connection, topic string, partition int, from int64, apply func(kafka.Message)) (int64, error) {
-	return readRange(ctx, conn, topic, partition, from, -1, apply)
+	return readRange(ctx, conn, topic, partition, from, -1, nil, apply)
+}
+
+// readHeaders is readPartition for readers that need keys and headers
+// only: values are copied only where needValue says so.
+func readHeaders(ctx context.Context, conn connection, topic string, partition int, from int64, needValue func([]kafka.Header) bool, apply func(kafka.Message)) (int64, error) {
+	return readRange(ctx, conn, topic, partition, from, -1, func(h []kafka.Header) bool { return needValue == nil || !needValue(h) }, apply)
 }
 
 // readPartitionTo reads one partition from its first offset up to end.
 func readPartitionTo(ctx context.Context, conn connection, topic string, partition int, end int64, apply func(kafka.Message)) (int64, error) {
-	return readRange(ctx, conn, topic, partition, 0, end, apply)
+	return readRange(ctx, conn, topic, partition, 0, end, nil, apply)
 }
 
 // readRange reads [from, until) of a partition; until < 0 means its end now.
-func readRange(ctx context.Context, conn connection, topic string, partition int, from, until int64, apply func(kafka.Message)) (int64, error) {
+func readRange(ctx context.Context, conn connection, topic string, partition int, from, until int64, skipValue func([]kafka.Header) bool, apply func(kafka.Message)) (int64, error) {
 	s, err := partitionSpan(ctx, conn, topic, partition)
 	if err != nil {
 		return from, err
@@ -173,6 +179,7 @@ func readRange(ctx context.Context, conn connection, topic string, partition int
 		return max(from, s.end), nil
 	}
 	f := newFetcher(conn, topic, partition, start, 4<<20)
+	f.skipValue = skipValue
 	next := start
 	for failures := 0; next < s.end; {
 		fctx, cancel := context.WithTimeout(ctx, idleEnd)

@@ -47,7 +47,10 @@ func (r *restorer) catchUp(ctx context.Context, t *table, purge purgeRule) (rest
 	// Tombstones seen in this pass, by key hash and source offset: a dead
 	// letter older than the deletion must not bring the key back.
 	deleted := map[uint64]int64{}
-	enriched, err := readPartition(ctx, r.conn, r.topics.Enriched, r.partition, r.enrichedNext, func(m kafka.Message) {
+	// Records written with the state header need no value; older ones are
+	// decoded.
+	noState := func(h []kafka.Header) bool { _, ok := headerOf(h, HeaderState); return !ok }
+	enriched, err := readHeaders(ctx, r.conn, r.topics.Enriched, r.partition, r.enrichedNext, noState, func(m kafka.Message) {
 		out.records++
 		key := string(m.Key)
 		tenant, _, ok := splitKey(m.Key)
@@ -79,7 +82,8 @@ func (r *restorer) catchUp(ctx context.Context, t *table, purge purgeRule) (rest
 		return out, err
 	}
 	r.enrichedNext = enriched
-	dead, err := readPartition(ctx, r.conn, r.topics.DeadLetters, r.partition, r.deadNext, func(m kafka.Message) {
+	never := func([]kafka.Header) bool { return false }
+	dead, err := readHeaders(ctx, r.conn, r.topics.DeadLetters, r.partition, r.deadNext, never, func(m kafka.Message) {
 		out.records++
 		if v, _ := header(m, HeaderErrTopic); string(v) != r.topics.Profiles {
 			return

@@ -67,8 +67,10 @@ func decodeState(b []byte) (recordState, error) {
 }
 
 // header returns the value of the first header named key.
-func header(msg kafka.Message, key string) ([]byte, bool) {
-	for _, h := range msg.Headers {
+func header(msg kafka.Message, key string) ([]byte, bool) { return headerOf(msg.Headers, key) }
+
+func headerOf(headers []kafka.Header, key string) ([]byte, bool) {
+	for _, h := range headers {
 		if h.Key == key {
 			return h.Value, true
 		}

@@ -443,6 +443,16 @@ func generationEnd(err error) string {
 // assign starts a worker per assigned partition, reusing what the instance
 // kept of partitions it owned before.
 func (p *Processor) assign(ctx context.Context, a assignment, committed map[int]int64) map[int]*partitionWorker {
+	starts := map[int]int64{}
+	for _, id := range a.partitions {
+		starts[id] = committed[id]
+		if starts[id] < 0 { // nothing committed yet: from the first offset there is
+			starts[id] = 0
+			if s, err := partitionSpan(ctx, p.conn, p.cfg.Topics.Profiles, id); err == nil {
+				starts[id] = s.first
+			}
+		}
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	keep := map[int]bool{}
@@ -461,15 +471,7 @@ func (p *Processor) assign(ctx context.Context, a assignment, committed map[int]
 			st = p.newPartitionState(id)
 			p.states[id] = st
 		}
-		start := committed[id]
-		if start < 0 {
-			if s, err := partitionSpan(ctx, p.conn, p.cfg.Topics.Profiles, id); err == nil {
-				start = s.first
-			} else {
-				start = 0
-			}
-		}
-		w := newPartitionWorker(p, st, start)
+		w := newPartitionWorker(p, st, starts[id])
 		workers[id] = w
 		w.start()
 	}

@@ -38,6 +38,10 @@ func TestInstancesJoiningAndLeavingLoseNothingAndCountOnce(t *testing.T) {
 	if out.enrichedN != n {
 		t.Errorf("%d records on the enriched topic for %d profiles: %d duplicates", out.enrichedN, n, out.enrichedN-n)
 	}
+	// Credits in status are the records Leadspace accepted, exactly.
+	if st.CreditsSpent != int64(e.stack.Simulator.RecordsReceived("acme")) {
+		t.Errorf("status counts %d credits; Leadspace received %d records", st.CreditsSpent, e.stack.Simulator.RecordsReceived("acme"))
+	}
 	if got := e.stack.Simulator.RecordsReceived("acme"); got != n {
 		t.Errorf("Leadspace received %d records for %d profiles", got, n)
 		for _, line := range strings.Split(e.logs.String(), "\n") {

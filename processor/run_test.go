@@ -202,3 +202,39 @@ func TestAnUnchangedSkipPublishesNothingNew(t *testing.T) {
 		t.Fatalf("%d records on the enriched topic; the unchanged skip must publish nothing", out.enrichedN)
 	}
 }
+
+// The acceptance at full size: 20,000 current profiles, some
+// deleted, some updated twice.
+func TestARunOfTwentyThousandProfiles(t *testing.T) {
+	if testing.Short() {
+		t.Skip("full-size Run")
+	}
+	e := newEnv(t, tenant("acme"))
+	e.start()
+	const n, updated, deleted = 20500, 1000, 500
+	current := e.tenantWithHistory("acme", n, updated, deleted)
+	e.waitCommitted(5*time.Minute, n+2*updated+deleted)
+	st := e.waitStatus("acme", time.Minute, func(s processor.TenantStatus) bool { return s.Profiles == int64(len(current)) })
+	if st.Profiles != n-deleted {
+		t.Fatalf("status shows %d profiles, want %d (deleted ones removed)", st.Profiles, n-deleted)
+	}
+	before := e.stack.Simulator.RecordsReceived("acme")
+	asked := e.refresh("acme", "full", true)
+	runs := e.waitRun("acme", "full", 5*time.Minute)
+	scope := int64(0)
+	for _, r := range runs {
+		scope += r.Scope
+	}
+	out := e.readOutputs()
+	fresh := 0
+	for key := range current {
+		if ev, ok := out.enriched[key]; ok && !ev.EnrichedAt.Before(asked) {
+			fresh++
+		}
+	}
+	got := e.stack.Simulator.RecordsReceived("acme") - before
+	t.Logf("Run of %d profiles: scope %d, %d fresh outputs, %d records", len(current), scope, fresh, got)
+	if scope != int64(len(current)) || fresh != len(current) || got != len(current) {
+		t.Fatalf("scope %d, fresh %d, records %d; want %d each", scope, fresh, got, len(current))
+	}
+}

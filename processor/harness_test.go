@@ -85,6 +85,10 @@ func newSignedEnv(t testing.TB, adminKey string, tenants ...tenantProgram) *env 
 type envOptions struct {
 	adminKey string
 	latency  time.Duration
+	jitter   time.Duration
+	// tierBulks makes bulk results ready as the simulator's defaults say
+	// (by time), instead of at the second poll.
+	tierBulks bool
 }
 
 func newEnvWith(t testing.TB, o envOptions, tenants ...tenantProgram) *env {
@@ -93,6 +97,13 @@ func newEnvWith(t testing.TB, o envOptions, tenants ...tenantProgram) *env {
 		o.latency = 5 * time.Millisecond
 	}
 	adminKey := o.adminKey
+	jitter, polls := time.Duration(-1), 1
+	if o.jitter > 0 {
+		jitter = o.jitter
+	}
+	if o.tierBulks {
+		polls = 0
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	prefix := fmt.Sprintf("%s-%d-", strings.ToLower(unsafeChars.ReplaceAllString(t.Name(), "-")), rand.Uint32()%100000)
@@ -107,7 +118,7 @@ func newEnvWith(t testing.TB, o envOptions, tenants ...tenantProgram) *env {
 		programs = append(programs, simulator.ProgramConfig{ID: tp.id, Tokens: []string{tp.token}, TPS: tps, Credits: tp.credits})
 	}
 	stack, err := embedded.Start(ctx, embedded.Options{Brokers: brokersFromEnv(), Topics: topics, Partitions: 3,
-		Programs: programs, LeadspaceLatency: o.latency, LeadspaceJitter: -1, BulkReadyAfterPolls: 1})
+		Programs: programs, LeadspaceLatency: o.latency, LeadspaceJitter: jitter, BulkReadyAfterPolls: polls})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -33,7 +33,7 @@ func BenchmarkTiers(b *testing.B) {
 		c.BulkReadyAfterPolls = 2
 	}
 	defaults := func(c *Config) {
-		c.TPS, c.BackoffBase, c.BackoffMax, c.BulkPollInterval = 0, 0, 0, 0 // package defaults
+		c.TPS, c.BackoffBase, c.BackoffMax, c.BulkPollFirst, c.BulkPollMin = 0, 0, 0, 0, 0 // package defaults
 		c.RequestTimeout = 0
 	}
 	concurrently := func(p *Program, reqs []Request, callers int, call func(*Program, context.Context, Request) (Result, error)) int {
@@ -63,7 +63,7 @@ func BenchmarkTiers(b *testing.B) {
 		name string
 		run  func(*Program, []Request) int
 	}{
-		{"single", func(p *Program, reqs []Request) int { return concurrently(p, reqs, callers, (*Program).EnrichSingle) }},
+		{"single", func(p *Program, reqs []Request) int { return concurrently(p, reqs, callers, (*Program).Enrich) }},
 		{"bulk", func(p *Program, reqs []Request) int {
 			_, err := p.EnrichBulk(context.Background(), reqs)
 			if be, ok := err.(*BulkError); ok {

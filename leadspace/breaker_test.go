@@ -9,37 +9,22 @@ import (
 	"github.com/enrichment/leadspace-enricher/leadspace/simulator"
 )
 
-func TestBreakerOpensOn5xxBurstSendsNothingWhileOpenAndRecovers(t *testing.T) {
+// An outage is backpressure: the record waits while the breaker is open
+// and succeeds once Leadspace is back, with no failure handed to the caller.
+func TestBreakerOpensOn5xxBurstHoldsRecordsAndRecovers(t *testing.T) {
 	const openTimeout = 80 * time.Millisecond
 	w := newWorld(t, nil, func(c *Config) { c.Breaker.OpenTimeout = openTimeout })
 	w.sim.InjectFault(simulator.Fault{Path: "/enrichment/enrich/single", Status: 503, Count: 20})
 	p := w.program()
 
-	var open, other int
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		res, err := p.Enrich(context.Background(), contoso("a"))
-		if err == nil {
-			if !res.Matched {
-				t.Fatalf("recovered with %+v", res)
-			}
-			break
-		}
-		if errors.Is(err, ErrBreakerOpen) {
-			wantReason(t, err, ClassRetryable, ReasonBreakerOpen)
-			open++
-		} else {
-			other++
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("breaker never let the program recover")
-		}
-		time.Sleep(5 * time.Millisecond) // the processor's backpressure wait
+	o := submitWait(t, p, context.Background(), contoso("a"))
+	if o.Err != nil || !o.Matched {
+		t.Fatalf("outcome %+v", o)
 	}
-	if open == 0 {
-		t.Fatal("the breaker never opened")
+	if o.Attempts != 21 || o.Sent != 1 || o.FirstFailure.IsZero() || !o.LastFailure.After(o.FirstFailure) {
+		t.Fatalf("outcome books %d attempts, %d sent, failures %v..%v; want 21 attempts, 1 sent",
+			o.Attempts, o.Sent, o.FirstFailure, o.LastFailure)
 	}
-
 	calls := w.calls("/enrichment/enrich/single")
 	if len(calls) != 21 {
 		t.Fatalf("gateway saw %d calls, want the 20 failures and 1 success: the breaker must send nothing while open", len(calls))
@@ -51,8 +36,8 @@ func TestBreakerOpensOn5xxBurstSendsNothingWhileOpenAndRecovers(t *testing.T) {
 			t.Fatalf("call %d came %s after the previous one, inside the open period", i, gap)
 		}
 	}
-	if st := p.Stats(); st.BreakerState != "closed" {
-		t.Fatalf("breaker %s after recovery", st.BreakerState)
+	if st := p.Stats(); st.BreakerState != "closed" || st.Pending != 0 {
+		t.Fatalf("stats %+v after recovery", st)
 	}
 	changes := w.logs.FilterMessage("leadspace breaker state changed").All()
 	if len(changes) < 3 {
@@ -61,6 +46,26 @@ func TestBreakerOpensOn5xxBurstSendsNothingWhileOpenAndRecovers(t *testing.T) {
 	f := changes[0].ContextMap()
 	if f["program"] != p.Key() || f["from"] != "closed" || f["to"] != "open" {
 		t.Fatalf("first change logged as %v", f)
+	}
+}
+
+// A record gives up only after GiveUpAfter since its first failure, and
+// says how it failed.
+func TestOutageLongerThanGiveUpAfterFails(t *testing.T) {
+	const giveUp = 300 * time.Millisecond
+	w := newWorld(t, nil, func(c *Config) { c.GiveUpAfter = giveUp; c.Breaker.OpenTimeout = 50 * time.Millisecond })
+	w.sim.InjectFault(simulator.Fault{Path: "/enrichment/enrich/single", Status: 503, Count: -1})
+	start := time.Now()
+	o := submitWait(t, w.program(), context.Background(), contoso("a"))
+	wantReason(t, o.Err, ClassRetryable, ReasonRetriesExhausted)
+	if el := time.Since(start); el < giveUp {
+		t.Fatalf("gave up after %s, before GiveUpAfter", el)
+	}
+	if o.LastFailure.Sub(o.FirstFailure) < giveUp || o.Sent != 0 {
+		t.Fatalf("outcome %+v", o)
+	}
+	if n := len(w.calls("/enrichment/enrich/single")); n != o.Attempts || n < 5 {
+		t.Fatalf("gateway saw %d calls, outcome says %d attempts", n, o.Attempts)
 	}
 }
 

@@ -54,15 +54,15 @@ func newWorld(t testing.TB, tweakSim func(*simulator.Config), tweakClient func(*
 
 	core, logs := observer.New(zapcore.DebugLevel)
 	ccfg := Config{
-		BaseURL:          url,
-		RequestTimeout:   2 * time.Second,
-		TPS:              1000,
-		BackoffBase:      2 * time.Millisecond,
-		BackoffMax:       20 * time.Millisecond,
-		BulkPollFirst:    5 * time.Millisecond,
-		BulkPollMin:      5 * time.Millisecond,
-		Breaker:          BreakerConfig{OpenTimeout: 200 * time.Millisecond},
-		Logger:           zap.New(core),
+		BaseURL:        url,
+		RequestTimeout: 2 * time.Second,
+		TPS:            1000,
+		BackoffBase:    2 * time.Millisecond,
+		BackoffMax:     20 * time.Millisecond,
+		BulkPollFirst:  5 * time.Millisecond,
+		BulkPollMin:    5 * time.Millisecond,
+		Breaker:        BreakerConfig{OpenTimeout: 200 * time.Millisecond},
+		Logger:         zap.New(core),
 	}
 	if tweakClient != nil {
 		tweakClient(&ccfg)

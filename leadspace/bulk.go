@@ -157,7 +157,7 @@ func (p *Program) poll(b *bulkJob) {
 				continue
 			}
 			cycle := p.now().Sub(b.dispatched)
-			p.clock.ready(at, polls, cycle, learn)
+			p.clock.ready(polls, cycle, learn)
 			est, _, _, _ := p.clock.snapshot()
 			p.metrics.bulkDone(p.key, polls, cycle, est)
 			p.settleBulk(b, results, nil)

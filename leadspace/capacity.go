@@ -14,11 +14,15 @@ import (
 // above the turnarounds seen:
 //   - a poll that finds a bulk not ready at t proves the turnaround is
 //     longer than t: the estimate rises at once to t + BulkPollMin, and
-//     bulks already waiting for their first poll wait for the new estimate;
+//     bulks already waiting for their first poll wait for the new estimate
+//     (so one late bulk does not make every bulk in flight poll twice);
 //   - a bulk found ready at its first poll lowers the estimate by 0.25 %,
 //     so it follows a Leadspace that got faster, at the price of about one
-//     extra poll every few dozen bulks;
-//   - results found only after more polls raise it to when they were found.
+//     extra poll every few dozen bulks.
+//
+// Raising it only to just past the last "not ready" (not to when the
+// results were found, after steps that double) keeps it from overshooting
+// when it has far to climb.
 //
 // Polls disturbed by failures (5xx, an open breaker) teach nothing about
 // the turnaround, but their bulks still count in polls per bulk.
@@ -71,18 +75,14 @@ func (c *pollClock) notReady(after time.Duration) {
 	c.est = min(c.ceil, max(c.est, after+c.floor))
 }
 
-// ready records a bulk whose results came with its polls-th poll, at after
-// its submit; cycle is its dispatch → results time. learn is false when
-// failures disturbed the polling.
-func (c *pollClock) ready(after time.Duration, polls int, cycle time.Duration, learn bool) {
+// ready records a bulk whose results came with its polls-th poll; cycle is
+// its dispatch → results time. learn is false when failures disturbed the
+// polling.
+func (c *pollClock) ready(polls int, cycle time.Duration, learn bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if learn {
-		if polls == 1 {
-			c.est = max(c.floor, time.Duration(float64(c.est)*(1-turnaroundDecay)))
-		} else {
-			c.est = min(c.ceil, max(c.est, after))
-		}
+	if learn && polls == 1 {
+		c.est = max(c.floor, time.Duration(float64(c.est)*(1-turnaroundDecay)))
 	}
 	if c.bulks == 0 {
 		c.ppb, c.cycle = float64(polls), cycle

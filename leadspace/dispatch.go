@@ -61,6 +61,11 @@ func (p *Program) breakerChanged(to gobreaker.State) {
 	if to == gobreaker.StateOpen {
 		p.openedAt.Store(time.Now().UnixNano())
 	}
+	p.breakerMoved()
+}
+
+// breakerMoved wakes a dispatcher waiting on the breaker.
+func (p *Program) breakerMoved() {
 	select {
 	case p.breakerHop <- struct{}{}:
 	default:
@@ -132,17 +137,29 @@ func (p *Program) awaitBreaker(ctx context.Context) {
 	p.deliver(out)
 
 	// Open: until the open period ends. Half-open with its probes out:
-	// until their answers change the state (or a request could have timed out).
-	d := cfg.RequestTimeout
-	if p.cb.State() == gobreaker.StateOpen {
-		d = time.Until(time.Unix(0, p.openedAt.Load()).Add(cfg.Breaker.OpenTimeout)) + time.Millisecond
-	}
-	t := time.NewTimer(max(d, time.Millisecond))
-	defer t.Stop()
+	// until one of them is answered (or could have timed out). The state is
+	// read after draining old wake-ups, so none is lost.
 	select {
 	case <-p.breakerHop:
-	case <-t.C:
-	case <-ctx.Done():
+	default:
+	}
+	var d time.Duration
+	switch p.cb.State() {
+	case gobreaker.StateClosed:
+		d = 0
+	case gobreaker.StateOpen:
+		d = time.Until(time.Unix(0, p.openedAt.Load()).Add(cfg.Breaker.OpenTimeout)) + time.Millisecond
+	default:
+		d = cfg.RequestTimeout
+	}
+	if d > 0 {
+		t := time.NewTimer(d)
+		select {
+		case <-p.breakerHop:
+		case <-t.C:
+		case <-ctx.Done():
+		}
+		t.Stop()
 	}
 	p.mu.Lock()
 	p.breakerWait = false

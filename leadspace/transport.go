@@ -63,14 +63,20 @@ func (p *Program) admit(ctx context.Context, ep endpoint, paced bool) (func(erro
 		p.metrics.request(p.key, ep, ReasonBreakerOpen, 0)
 		return nil, errBreakerOpen
 	}
+	report := func(err error) {
+		done(err)
+		// A half-open breaker may let the next request through now even if
+		// its state did not change (an excluded outcome): wake whoever waits.
+		p.breakerMoved()
+	}
 	if paced {
 		if err := p.lim.wait(ctx); err != nil {
-			done(errNotSent)
+			report(errNotSent)
 			return nil, canceled(err)
 		}
 		p.metrics.tps(p.key, p.lim.tps())
 	}
-	return done, nil
+	return report, nil
 }
 
 // exchange sends one admitted transaction (done reports it to the breaker)

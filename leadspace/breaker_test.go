@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sony/gobreaker/v2"
+
 	"github.com/enrichment/leadspace-enricher/leadspace/simulator"
 )
 
@@ -58,6 +60,9 @@ func TestOutageLongerThanGiveUpAfterFails(t *testing.T) {
 	start := time.Now()
 	o := submitWait(t, w.program(), context.Background(), contoso("a"))
 	wantReason(t, o.Err, ClassRetryable, ReasonRetriesExhausted)
+	if errors.Is(o.Err, ErrBreakerOpen) {
+		t.Fatalf("a record that gave up must not read as 'breaker open, wait': %v", o.Err)
+	}
 	if el := time.Since(start); el < giveUp {
 		t.Fatalf("gave up after %s, before GiveUpAfter", el)
 	}
@@ -83,5 +88,32 @@ func TestBreakerIgnores4xxAnd429(t *testing.T) {
 	}
 	if st := p.Stats(); st.BreakerState != "closed" {
 		t.Fatalf("breaker %s", st.BreakerState)
+	}
+}
+
+// A record that only ever waited on an open breaker starts its failure
+// clock when it starts waiting, and gives up after GiveUpAfter without a
+// request sent for it.
+func TestWaitOnOpenBreakerCountsTowardsGiveUp(t *testing.T) {
+	w := newWorld(t, nil, func(c *Config) {
+		c.GiveUpAfter = 500 * time.Millisecond
+		c.Breaker.OpenTimeout = 300 * time.Millisecond
+		c.Breaker.ConsecutiveFailures = 1
+	})
+	w.sim.InjectFault(simulator.Fault{Path: "/enrichment/enrich/single", Status: 503, For: time.Minute})
+	p := w.program()
+	first := make(chan Outcome, 1)
+	p.Submit(context.Background(), contoso("a"), func(o Outcome) { first <- o })
+	waitFor(t, 5*time.Second, "the breaker to open", func() bool { return p.cb.State() == gobreaker.StateOpen })
+	submitted := time.Now()
+	b := submitWait(t, p, context.Background(), contoso("b"))
+	a := <-first
+	wantReason(t, a.Err, ClassRetryable, ReasonRetriesExhausted)
+	wantReason(t, b.Err, ClassRetryable, ReasonRetriesExhausted)
+	if b.Attempts != 0 || b.Sent != 0 || b.FirstFailure.Before(submitted.Add(-time.Millisecond)) || b.LastFailure.Sub(b.FirstFailure) < 500*time.Millisecond {
+		t.Fatalf("record that waited on the breaker: %+v", b)
+	}
+	if n := len(w.calls("/enrichment/enrich/single")); n != a.Attempts || n < 2 {
+		t.Fatalf("gateway saw %d calls; the probe record made %d attempts", n, a.Attempts)
 	}
 }

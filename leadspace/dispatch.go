@@ -126,7 +126,7 @@ func (p *Program) awaitBreaker(ctx context.Context) {
 		}
 		r.out.LastFailure = now
 		if failing := now.Sub(r.out.FirstFailure); failing >= cfg.GiveUpAfter {
-			out = append(out, p.completeLocked(r, Result{}, exhausted(errBreakerOpen, r.out.Attempts, failing)))
+			out = append(out, p.completeLocked(r, Result{}, exhausted(errBreakerWait, r.out.Attempts, failing)))
 		}
 	}
 	p.ready.each(wait)
@@ -332,6 +332,9 @@ func (p *Program) settleLocked(r *record, res Result, err error, now time.Time) 
 	r.failures++
 	failing := now.Sub(r.out.FirstFailure)
 	if failing >= cfg.GiveUpAfter || (cfg.MaxAttempts > 0 && r.out.Attempts >= cfg.MaxAttempts) {
+		if errors.Is(err, ErrBreakerOpen) {
+			err = errBreakerWait
+		}
 		return p.completeLocked(r, Result{}, exhausted(err, r.out.Attempts, failing)), true
 	}
 	wait := backoff(cfg.BackoffBase, cfg.BackoffMax, r.failures)

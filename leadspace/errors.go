@@ -103,9 +103,11 @@ func (e *Error) Error() string {
 func (e *Error) Unwrap() error { return e.Err }
 
 // ErrBreakerOpen is the cause of an *Error with ClassRetryable and
-// ReasonBreakerOpen: nothing was sent and no credit spent. Records wait in
-// their program's queue while its breaker is open, so callers only see it
-// inside a ReasonRetriesExhausted error, after GiveUpAfter.
+// ReasonBreakerOpen: nothing was sent and no credit spent. Only Verify
+// returns it: submitted records wait in their program's queue while its
+// breaker is open, and one that waits for GiveUpAfter fails with
+// ReasonRetriesExhausted, which does not match errors.Is(err,
+// ErrBreakerOpen) (waiting longer is what it gave up on).
 var ErrBreakerOpen = errors.New("circuit breaker open")
 
 // ClassOf returns the class of the first *Error in err's chain.
@@ -161,6 +163,10 @@ func newError(class Class, reason string, cause error) *Error {
 }
 
 var errBreakerOpen = &Error{Class: ClassRetryable, Reason: ReasonBreakerOpen, Err: ErrBreakerOpen}
+
+// errBreakerWait is the last failure of a record that gave up waiting on an
+// open breaker.
+var errBreakerWait = &Error{Class: ClassRetryable, Reason: ReasonBreakerOpen, Err: errors.New("waited on an open circuit breaker")}
 
 // errNotSent reports to the breaker a transaction it admitted but that never
 // left (no token, an invalid token, nothing left to send): it counts neither

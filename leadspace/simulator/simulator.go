@@ -3,7 +3,11 @@
 // contract proposed in shared/leadspace-api.md §7: the same endpoints,
 // authentication, status codes and order of checks as the research found,
 // generated but self-consistent firmographics, a per-program token bucket,
-// credits, bulk jobs with polling, and fault injection under /__sim/.
+// credits, bulk jobs ready after a time (or a number of polls), and test
+// controls under /__sim/: faults (per path, company, program; for a count
+// of calls or a duration), reset, clock, the call log and per-program stats.
+// Switches cover the facts the research marks UNCERTAIN, such as whether
+// polls count against the TPS (FreePolls).
 package simulator
 
 import (

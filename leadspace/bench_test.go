@@ -26,6 +26,9 @@ import (
 // 7,500 records/s at one poll per bulk.
 // backlog-free-polls: the same with polls free on both sides (the other
 // case of the UNCERTAIN fact): the ceiling is TPS × 500 = 15,000 records/s.
+// capacity-window: the same 60,000, but never more than Capacity() pending,
+// as the processor's window will be: Little's law should keep the rate at
+// the ceiling with no more records in flight than that.
 //
 // records/s is over the whole run (including the first cycle, when nothing
 // has come back yet); steady is over the middle 80 % of outcomes.
@@ -51,11 +54,13 @@ func BenchmarkTiers(b *testing.B) {
 		records int
 		free    bool
 		singles bool
-		callers int // 0: submit everything at once
+		callers int  // 0: submit everything at once
+		window  bool // keep Pending() under Capacity()
 	}{
-		{"single", 300, false, true, 64},
-		{"backlog", 60_000, false, false, 0},
-		{"backlog-free-polls", 60_000, true, false, 0},
+		{"single", 300, false, true, 64, false},
+		{"backlog", 60_000, false, false, 0, false},
+		{"backlog-free-polls", 60_000, true, false, 0, false},
+		{"capacity-window", 60_000, false, false, 0, true},
 	}
 	for _, tier := range tiers {
 		b.Run(tier.name, func(b *testing.B) {
@@ -70,6 +75,7 @@ func BenchmarkTiers(b *testing.B) {
 					wg     sync.WaitGroup
 				)
 				start := time.Now()
+				freed := make(chan struct{}, 1)
 				done := func(o Outcome) {
 					mu.Lock()
 					times = append(times, time.Since(start))
@@ -77,10 +83,28 @@ func BenchmarkTiers(b *testing.B) {
 						failed++
 					}
 					mu.Unlock()
+					select {
+					case freed <- struct{}{}:
+					default:
+					}
 					wg.Done()
 				}
 				wg.Add(len(reqs))
-				if tier.callers == 0 {
+				maxCapacity := 0
+				if tier.window {
+					for i := 0; i < len(reqs); {
+						capacity := p.Capacity()
+						maxCapacity = max(maxCapacity, capacity)
+						room := capacity - p.Pending()
+						for ; room > 0 && i < len(reqs); room-- {
+							p.Submit(context.Background(), reqs[i], done)
+							i++
+						}
+						if room <= 0 {
+							<-freed
+						}
+					}
+				} else if tier.callers == 0 {
 					for _, r := range reqs {
 						p.Submit(context.Background(), r, done)
 					}
@@ -123,9 +147,10 @@ func BenchmarkTiers(b *testing.B) {
 				b.ReportMetric(float64(sim.RateLimited), "429s")
 				b.ReportMetric(float64(failed), "failed")
 				fmt.Printf("tier %-18s %6d records in %6.2fs = %8.1f records/s (steady %8.1f; ceiling %8.1f = %3.0f%%), "+
-					"%d transactions, %.0f records/bulk, %.2f polls/bulk, turnaround %s, %d 429s, %d failed\n",
+					"%d transactions, %.0f records/bulk, %.2f polls/bulk, turnaround %s, cycle %s, capacity %d (max %d), %d 429s, %d failed\n",
 					tier.name, tier.records, secs, rate, steady, ceiling, 100*steady/ceiling,
-					st.Transactions, perBulk, ppb, st.BulkTurnaround.Round(time.Millisecond), sim.RateLimited, failed)
+					st.Transactions, perBulk, ppb, st.BulkTurnaround.Round(time.Millisecond), st.BulkCycle.Round(time.Millisecond),
+					st.Capacity, maxCapacity, sim.RateLimited, failed)
 			}
 		})
 	}

@@ -410,7 +410,9 @@ func (p *Program) deliver(out []delivery) {
 		p.metrics.result(p.key, d.o.Result, d.o.Err)
 		d.r.done(d.o)
 	}
-	p.metrics.pending(p.key, p.Pending())
+	if p.metrics != nil {
+		p.metrics.pending(p.key, p.Pending())
+	}
 }
 
 // ctxEnded cancels every record of one context: queued ones finish at once

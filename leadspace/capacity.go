@@ -113,14 +113,21 @@ func (c *pollClock) snapshot() (est time.Duration, ppb float64, cycle time.Durat
 //	L = B · ⌈λ·W·1.25 / B⌉ + B    rounded up to whole bulks with a 25 % margin,
 //	                              plus the bulk gathering for the next token
 //
-// and never less than 2·B, so a program always has room for a full bulk
-// in flight and one gathering.
+// never less than 2·B, so a program always has room for a full bulk in
+// flight and one gathering, and never more than MaxBacklogRecords: a cycle
+// that grows because something is slow (a loaded machine, a slow
+// Leadspace) must not make the program ask for unbounded memory.
 func littleCapacity(rate float64, bulk int, polls float64, cycle time.Duration) int {
 	lambda := rate * float64(bulk) / (1 + max(0, polls))
 	inflight := lambda * cycle.Seconds() * capacityMargin
 	bulks := math.Ceil(inflight / float64(bulk))
-	if math.IsNaN(bulks) || math.IsInf(bulks, 0) || bulks > 1e6 {
-		bulks = 1e6
+	if math.IsNaN(bulks) || math.IsInf(bulks, 0) || bulks > MaxBacklogRecords {
+		bulks = MaxBacklogRecords
 	}
-	return max(2*bulk, int(bulks)*bulk+bulk)
+	return max(2*bulk, min(MaxBacklogRecords, int(bulks)*bulk+bulk))
 }
+
+// MaxBacklogRecords caps Capacity: Leadspace holds at most 100,000 leads in
+// its processing backlog per program, so more in flight cannot help.
+// UNCERTAIN(leadspace-api.md §4): the figure is from a third-party profile.
+const MaxBacklogRecords = 100_000

@@ -30,6 +30,8 @@ func TestLittleCapacity(t *testing.T) {
 		// a third of the fleet's 30 TPS: 2,500/s · 1 s · 1.25 = 3,125 → 7 bulks + 1
 		{"fleet of 3", 10, 1, time.Second, 4_000},
 		{"never below two bulks", 1, 1, 100 * time.Millisecond, 1_000},
+		// 7,500/s · 20 s: more than Leadspace's processing backlog holds
+		{"never above Leadspace's backlog", 30, 1, 20 * time.Second, 100_000},
 	} {
 		if got := littleCapacity(c.rate, 500, c.polls, c.cycle); got != c.want {
 			t.Errorf("%s: %d, want %d", c.name, got, c.want)

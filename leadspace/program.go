@@ -302,7 +302,7 @@ func (p *Program) Pending() int {
 // polls per bulk and the cycle (a bulk's dispatch → results) are measured.
 // Before any bulk was measured it assumes 1 poll per bulk and a cycle of
 // BulkPollFirst + 250ms: 12,500 records at the defaults (30 TPS). It is
-// never below 2 × BulkMaxRecords.
+// never below 2 × BulkMaxRecords nor above MaxBacklogRecords (100,000).
 func (p *Program) Capacity() int {
 	_, ppb, cycle, _ := p.clock.snapshot()
 	if p.c.cfg.FreePolls {

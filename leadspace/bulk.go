@@ -293,11 +293,6 @@ type wireRecordError struct {
 	Message flexString `json:"message"`
 }
 
-func (w *wireBulkRecord) UnmarshalJSON(b []byte) error {
-	type plain wireBulkRecord
-	return lenientObject(b, (*plain)(w))
-}
-
 // An error given as a plain string is its message.
 func (w *wireRecordError) UnmarshalJSON(b []byte) error {
 	if !isObject(b) {

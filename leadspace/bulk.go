@@ -1,190 +1,238 @@
 package leadspace
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
-
-	"go.uber.org/zap"
+	"time"
 )
 
-// EnrichBulk enriches reqs with bulk submits (POST /enrichment/enrich/bulk)
-// of up to BulkMaxRecords records each, sent concurrently, each polled until
-// its results are in. Results are aligned with reqs.
-//
-// When any record fails, err is a *BulkError whose Errs are aligned with
-// reqs. Records need unique, non-empty ExternalIDs, since that is how
-// results find their records; others fail with ReasonDuplicateExternal and
-// are not sent. A record rejected by Leadspace (code 1200) fails with
-// ClassInput; one that failed inside Leadspace (code 1100) is resubmitted
-// alone, within the retry budget. A bulk is never resubmitted before its id
-// was polled: there is no idempotency key and every record costs credits.
-func (p *Program) EnrichBulk(ctx context.Context, reqs []Request) ([]Result, error) {
-	if err := p.usable(ctx); err != nil {
-		return nil, err
-	}
-	return p.enrichBulk(ctx, reqs, false)
+// bulkJob is an accepted bulk whose results are awaited.
+type bulkJob struct {
+	recs       []*record
+	path       string    // where to poll
+	dispatched time.Time // sealed by the dispatcher
+	submitted  time.Time // its submit was accepted
 }
 
-func (p *Program) enrichBulk(ctx context.Context, reqs []Request, tokenHeld bool) ([]Result, error) {
-	results := make([]Result, len(reqs))
-	errs := make([]error, len(reqs))
-	seen := make(map[string]bool, len(reqs))
-	var ok []int
-	for i, r := range reqs {
-		if r.ExternalID == "" || seen[r.ExternalID] {
-			errs[i] = newError(ClassInput, ReasonDuplicateExternal, errors.New("bulk records need unique, non-empty external ids"))
-			continue
-		}
-		seen[r.ExternalID] = true
-		ok = append(ok, i)
+// sendBulk is one bulk submit, then the polls for its results, on this
+// goroutine. A bulk is never resubmitted while its id can still be polled:
+// there is no idempotency key and every record costs credits again.
+func (p *Program) sendBulk(recs []*record, done func(error)) {
+	dispatched := p.now()
+	reqs := make([]Request, len(recs))
+	for i, r := range recs {
+		reqs[i] = r.req
 	}
-	var wg sync.WaitGroup
-	for start := 0; start < len(ok); start += p.c.cfg.BulkMaxRecords {
-		chunk := ok[start:min(start+p.c.cfg.BulkMaxRecords, len(ok))]
-		held := tokenHeld && start == 0
-		wg.Go(func() { p.bulkChunk(ctx, reqs, chunk, results, errs, held) })
-	}
-	wg.Wait()
-	for _, err := range errs {
-		if err != nil {
-			return results, &BulkError{Errs: errs}
-		}
-	}
-	return results, nil
-}
-
-// bulkChunk gets one chunk's records done, resubmitting only the records
-// that failed retryably, within MaxAttempts and MaxElapsed. It writes only
-// the indexes in idx, so chunks can share results and errs.
-func (p *Program) bulkChunk(ctx context.Context, reqs []Request, idx []int, results []Result, errs []error, tokenHeld bool) {
-	cfg := &p.c.cfg
-	start := cfg.now()
-	pending := idx
-	for attempt := 1; ; attempt++ {
-		recErrs := p.bulkAttempt(ctx, reqs, pending, results, tokenHeld)
-		tokenHeld = false
-		var next []int
-		for k, i := range pending {
-			errs[i] = recErrs[k]
-			if retryable(recErrs[k]) {
-				next = append(next, i)
-			}
-		}
-		if len(next) == 0 {
-			return
-		}
-		wait := backoff(cfg.BackoffBase, cfg.BackoffMax, attempt)
-		giveUp := attempt >= cfg.MaxAttempts || cfg.now().Add(wait).Sub(start) > cfg.MaxElapsed
-		if !giveUp {
-			p.retries.Add(int64(len(next)))
-			p.log.Debug("leadspace bulk retry", zap.Int("records", len(next)), zap.Int("attempt", attempt),
-				zap.Duration("backoff", wait), zap.Error(errs[next[0]]))
-			if err := sleep(ctx, wait); err != nil {
-				for _, i := range next {
-					errs[i] = canceled(err)
-				}
-				return
-			}
-			pending = next
-			continue
-		}
-		for _, i := range next {
-			errs[i] = exhausted(errs[i], attempt)
-		}
+	body, err := bulkBody(reqs)
+	if err != nil {
+		done(errNotSent)
+		p.settle(recs, 0, false, nil, newError(ClassInput, ReasonInputRejected, err))
 		return
 	}
-}
-
-// bulkAttempt submits the pending records once, polls for their results and
-// returns one error per pending record (nil = its result is in results).
-func (p *Program) bulkAttempt(ctx context.Context, reqs []Request, pending []int, results []Result, tokenHeld bool) []error {
-	errs := make([]error, len(pending))
-	fail := func(err error) []error {
-		for k := range errs {
-			errs[k] = err
+	resp, n, err := p.exchange(p.c.ctx, call{ep: epBulk, method: http.MethodPost, path: pathBulk, body: body, records: len(recs)}, done)
+	accepted := err == nil
+	var path string
+	if accepted {
+		if path, err = parseBulkAccepted(resp.body); err != nil {
+			// Paid for and lost: the records go again (Sent counts both).
+			err = &Error{Class: ClassRetryable, Reason: ReasonBadResponse, StatusCode: resp.status, Err: err}
 		}
-		return errs
 	}
-	batch := make([]Request, len(pending))
-	for k, i := range pending {
-		batch[k] = reqs[i]
-	}
-	body, err := bulkBody(batch)
 	if err != nil {
-		return fail(newError(ClassInput, ReasonInputRejected, err))
+		var e *Error
+		if errors.As(err, &e) && e.StatusCode == http.StatusBadRequest && len(recs) > 1 {
+			// Refused as a whole: one record may have spoilt it for all.
+			// Each goes again alone, so only a bad one fails (ClassInput).
+			p.refusedBulk(recs, n)
+			return
+		}
+		p.settle(recs, n, accepted, nil, err)
+		return
 	}
-	resp, err := p.exchange(ctx, call{ep: epBulk, method: http.MethodPost, path: pathBulk, body: body,
-		records: len(batch), tokenHeld: tokenHeld})
-	if err != nil {
-		return fail(err)
-	}
-	path, err := parseBulkAccepted(resp.body)
-	if err != nil {
-		return fail(&Error{Class: ClassRetryable, Reason: ReasonBadResponse, StatusCode: resp.status, Err: err})
-	}
-	records, err := p.poll(ctx, path)
-	if err != nil {
-		return fail(err)
-	}
-	for k, i := range pending {
-		rec, ok := records[reqs[i].ExternalID]
+	b := &bulkJob{path: path, dispatched: dispatched, submitted: p.now()}
+	var out []delivery
+	p.mu.Lock()
+	for _, r := range recs {
+		r.out.Attempts += n
+		r.out.Sent++
 		switch {
-		case !ok:
-			// UNCERTAIN(leadspace-api.md §7): a bulk that ran out of credits
-			// returns partial results; a resubmit then gets the 427.
-			errs[k] = newError(ClassRetryable, ReasonRecordFailed, errors.New("record missing from bulk results"))
-		case rec.err != nil:
-			errs[k] = rec.err
+		case r.state == stDone:
+		case r.canceled || r.ctx.Err() != nil:
+			// Left while the submit was on its way: the answer is dropped.
+			d, _ := p.settleLocked(r, Result{}, nil, b.submitted)
+			out = append(out, d)
 		default:
-			rec.result.ExternalID = reqs[i].ExternalID
-			results[i] = rec.result
+			r.state = stPolling
+			b.recs = append(b.recs, r)
 		}
 	}
-	return errs
+	p.mu.Unlock()
+	p.deliver(out)
+	if len(b.recs) > 0 {
+		p.poll(b)
+	}
 }
 
-// poll asks for a bulk's results until they are ready. Transient failures
-// (and an open breaker) only delay the next poll: the results are paid for,
-// so giving up early would mean paying again. Each poll is one transaction.
-// UNCERTAIN(leadspace-api.md §7): whether polls count against the TPS.
-func (p *Program) poll(ctx context.Context, path string) (map[string]bulkRecord, error) {
+func (p *Program) refusedBulk(recs []*record, requests int) {
+	var out []delivery
+	p.mu.Lock()
+	for _, r := range recs {
+		r.out.Attempts += requests
+		if d, ok := p.requeueSingleLocked(r); ok {
+			out = append(out, d)
+		}
+	}
+	p.mu.Unlock()
+	p.deliver(out)
+	p.wake()
+}
+
+// poll asks for a bulk's results until they are ready. The first poll goes
+// when the program's learnt turnaround says they are likely ready; each
+// poll that finds them not ready waits a step longer (BulkPollMin doubling
+// up to BulkPollMax). Transient failures and an open breaker only delay the
+// next poll: the results are paid for, so giving up early would mean paying
+// again. Unless FreePolls, each poll waits for a limiter token like any
+// transaction. UNCERTAIN(leadspace-api.md §7): whether polls count.
+func (p *Program) poll(b *bulkJob) {
 	cfg := &p.c.cfg
-	deadline := cfg.now().Add(cfg.BulkMaxWait)
-	failures := 0
+	ctx := p.c.ctx
+	var (
+		polls, failures int
+		step            = cfg.BulkPollMin
+		learn           = true // no failure disturbed the timing
+		due             time.Time
+	)
 	for {
-		wait := cfg.BulkPollInterval
-		if failures > 0 {
-			wait = max(wait, backoff(cfg.BackoffBase, cfg.BackoffMax, failures))
+		if polls == 0 && failures == 0 {
+			// Another bulk may raise the estimate while we wait: re-read it.
+			for {
+				d := b.submitted.Add(p.clock.first()).Sub(p.now())
+				if d <= 0 {
+					break
+				}
+				if sleep(ctx, d) != nil {
+					break
+				}
+			}
+		} else {
+			_ = sleep(ctx, due.Sub(p.now()))
 		}
-		if cfg.now().Add(wait).After(deadline) {
-			return nil, newError(ClassRetryable, ReasonBulkTimeout, fmt.Errorf("bulk not ready after %s", cfg.BulkMaxWait))
+		if ctx.Err() != nil {
+			p.settleBulk(b, nil, canceled(ctx.Err()))
+			return
 		}
-		if err := sleep(ctx, wait); err != nil {
-			return nil, canceled(err)
+		if !p.bulkLive(b) {
+			return // every record left: nobody wants these results
 		}
-		resp, err := p.exchange(ctx, call{ep: epPoll, method: http.MethodGet, path: path})
+		if since := p.now().Sub(b.submitted); since > cfg.BulkMaxWait {
+			p.settleBulk(b, nil, newError(ClassRetryable, ReasonBulkTimeout, fmt.Errorf("bulk not ready after %s", cfg.BulkMaxWait)))
+			return
+		}
+		done, err := p.admit(ctx, epPoll, !cfg.FreePolls)
+		if err != nil {
+			if ctx.Err() == nil {
+				failures++
+				learn = false
+				due = p.now().Add(backoff(cfg.BackoffBase, cfg.BackoffMax, failures))
+			}
+			continue
+		}
+		at := p.now().Sub(b.submitted)
+		resp, _, err := p.exchange(ctx, call{ep: epPoll, method: http.MethodGet, path: b.path}, done)
+		polls++
 		var e *Error
 		switch {
 		case err == nil && resp.status == http.StatusOK:
-			return parseBulkResults(resp.body)
-		case err == nil:
-			failures = 0 // 204 (or 202): still processing
+			results, perr := parseBulkResults(resp.body)
+			if perr != nil {
+				// Results stay fetchable: ask again rather than pay again.
+				failures++
+				learn = false
+				due = p.now().Add(backoff(cfg.BackoffBase, cfg.BackoffMax, failures))
+				continue
+			}
+			cycle := p.now().Sub(b.dispatched)
+			p.clock.ready(polls, cycle, learn)
+			est, _, _, _ := p.clock.snapshot()
+			p.metrics.bulkDone(p.key, polls, cycle, est)
+			p.settleBulk(b, results, nil)
+			return
+		case err == nil: // 204 (or 202): still processing
+			if learn {
+				p.clock.notReady(at)
+			}
+			due = p.now().Add(step)
+			step = min(2*step, cfg.BulkPollMax)
 		case errors.As(err, &e) && e.StatusCode == http.StatusNotFound:
 			// UNCERTAIN(leadspace-api.md §3): 404 means the id is unknown;
 			// the records are resubmitted.
-			return nil, &Error{Class: ClassRetryable, Reason: ReasonBulkNotFound, StatusCode: e.StatusCode,
-				TrackingID: e.TrackingID, Err: e.Err}
-		case e != nil && e.Class == ClassRetryable:
+			p.settleBulk(b, nil, &Error{Class: ClassRetryable, Reason: ReasonBulkNotFound, StatusCode: e.StatusCode,
+				TrackingID: e.TrackingID, Err: e.Err})
+			return
+		case retryable(err):
 			failures++
+			learn = false
+			due = p.now().Add(backoff(cfg.BackoffBase, cfg.BackoffMax, failures))
 		default:
-			return nil, err
+			p.settleBulk(b, nil, err)
+			return
 		}
+	}
+}
+
+// bulkLive says some record of the bulk still waits for its results.
+func (p *Program) bulkLive(b *bulkJob) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, r := range b.recs {
+		if r.state == stPolling {
+			return true
+		}
+	}
+	return false
+}
+
+// settleBulk hands each waiting record its result from results, or err.
+// A record missing from the results, or failed inside Leadspace (code
+// 1100), goes back into the queue; code 1200 is ClassInput.
+func (p *Program) settleBulk(b *bulkJob, results map[string]bulkRecord, err error) {
+	now := p.now()
+	var out []delivery
+	requeued := false
+	p.mu.Lock()
+	for _, r := range b.recs {
+		if r.state != stPolling {
+			continue
+		}
+		res, rerr := Result{}, err
+		if results != nil {
+			rec, ok := results[r.req.ExternalID]
+			switch {
+			case !ok:
+				// UNCERTAIN(leadspace-api.md §7): a bulk that ran out of
+				// credits returns partial results; a resubmit then gets 427.
+				rerr = newError(ClassRetryable, ReasonRecordFailed, errors.New("record missing from bulk results"))
+			case rec.err != nil:
+				rerr = rec.err
+			default:
+				res = rec.result
+			}
+		}
+		if d, ok := p.settleLocked(r, res, rerr, now); ok {
+			out = append(out, d)
+		} else {
+			requeued = true
+		}
+	}
+	p.mu.Unlock()
+	p.deliver(out)
+	if requeued {
+		p.wake()
 	}
 }
 
@@ -243,11 +291,6 @@ type wireBulkRecord struct {
 type wireRecordError struct {
 	Code    flexInt    `json:"code"`
 	Message flexString `json:"message"`
-}
-
-func (w *wireBulkRecord) UnmarshalJSON(b []byte) error {
-	type plain wireBulkRecord
-	return lenientObject(b, (*plain)(w))
 }
 
 // An error given as a plain string is its message.

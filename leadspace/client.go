@@ -18,13 +18,15 @@ type Client struct {
 	log     *zap.Logger
 	metrics *metrics
 
-	// ctx outlives callers: bulk batches run on it and stop on Close.
+	// ctx outlives callers: dispatchers and requests run on it (a caller's
+	// context never aborts a request others share) and stop on Close.
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
 	mu       sync.Mutex
 	programs map[string]*Program
+	fleet    int
 }
 
 // New checks cfg, fills in defaults and returns a Client.
@@ -47,13 +49,15 @@ func New(cfg Config) (*Client, error) {
 		ctx:      ctx,
 		cancel:   cancel,
 		programs: make(map[string]*Program),
+		fleet:    1,
 	}, nil
 }
 
 // Program returns the handle for one Leadspace program, creating it on
 // first use. Handles are memoized by Credentials.Key, so every caller of the
-// same program shares one rate limiter, one breaker and one batcher.
-// Invalid credentials give a Program whose calls fail with ClassAuth.
+// same program shares one rate limiter, one breaker and one queue.
+// Invalid credentials give a Program whose calls fail at once with
+// ClassAuth (ReasonInvalidToken for a token that cannot be a bearer token).
 func (c *Client) Program(creds Credentials) *Program {
 	key := creds.Key()
 	c.mu.Lock()
@@ -61,13 +65,29 @@ func (c *Client) Program(creds Credentials) *Program {
 	if p, ok := c.programs[key]; ok {
 		return p
 	}
-	p := newProgram(c, key, creds)
+	p := newProgram(c, key, creds, c.cfg.TPS/float64(c.fleet))
 	c.programs[key] = p
 	return p
 }
 
-// Close stops all background work (bulks being collected or polled end with
-// ReasonClosed) and waits for it. Calls made after Close fail.
+// SetFleetSize tells the client that n instances share each program's
+// token (for example the members of the consumer group): each program then
+// paces at TPS/n, so together they stay within the program's TPS. AIMD on
+// 429 still applies below that ceiling. A current rate above the new
+// ceiling is clamped at once; a higher ceiling is reached by the additive
+// increase (1 TPS per second). n < 1 counts as 1.
+func (c *Client) SetFleetSize(n int) {
+	n = max(1, n)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.fleet = n
+	for _, p := range c.programs {
+		p.lim.setCeiling(c.cfg.TPS/float64(n), c.cfg.MinTPS)
+	}
+}
+
+// Close stops all background work and waits for it: queued records and
+// requests in flight end with ReasonClosed. Calls made after Close fail.
 func (c *Client) Close() error {
 	c.cancel()
 	c.wg.Wait()

@@ -23,7 +23,9 @@ type Config struct {
 	RequestTimeout time.Duration
 
 	// TPS is the transaction rate allowed per program: a single call or a bulk
-	// submit is one transaction. Default: 30 (the published tier).
+	// submit is one transaction. It is the program's rate across the whole
+	// fleet: Client.SetFleetSize(n) makes each instance pace at TPS/n.
+	// Default: 30 (the published tier).
 	// UNCERTAIN(leadspace-api.md §4): whether 30 is a default or one tier.
 	TPS float64
 	// Burst of the per-program limiter. Keeping it at 1 spaces requests evenly,
@@ -33,25 +35,45 @@ type Config struct {
 	// MinTPS is the floor the limiter never slows below after 429s. Default: 1
 	MinTPS float64
 
-	// MaxAttempts per record, first attempt included. Default: 4
+	// GiveUpAfter is how long a record keeps being retried after its first
+	// failure (or its first wait on an open breaker) before it fails with
+	// ClassRetryable / ReasonRetriesExhausted. An outage is backpressure:
+	// records wait in the program's queue, so this is the longest outage the
+	// caller rides out without a failure. Default: 15m
+	GiveUpAfter time.Duration
+	// MaxAttempts optionally caps the requests that may carry one record
+	// (first attempt included); every one may spend a credit. 0 means no cap:
+	// only GiveUpAfter ends retrying. Default: 0
 	MaxAttempts int
-	// MaxElapsed stops retrying once this much time has passed since the first
-	// attempt. Default: 2m
-	MaxElapsed time.Duration
 	// BackoffBase and BackoffMax shape the exponential backoff with full
-	// jitter between attempts. Default: 200ms / 10s
+	// jitter before a failed record goes back into the queue. Default: 200ms / 10s
 	BackoffBase time.Duration
 	BackoffMax  time.Duration
 
-	// BulkThreshold is the number of records a program has in flight at which
-	// Enrich switches from single calls to bulk submits. Default: 20
+	// BulkThreshold is the number of records waiting in a program's queue at
+	// which a transaction becomes a bulk submit instead of a single call.
+	// Default: 20
 	BulkThreshold int
 	// BulkMaxRecords per bulk submit. Default: 500 (also the hard maximum).
 	BulkMaxRecords int
-	// BulkPollInterval between polls of a submitted bulk. Default: 500ms
-	BulkPollInterval time.Duration
-	// BulkMaxWait bounds how long one bulk is polled before giving up. Default: 5m
+	// BulkPollFirst is when a bulk is first polled, after its submit was
+	// accepted, until the program has learnt its turnaround. Leadspace
+	// publishes no figure; this is our guess. Default: 1s
+	BulkPollFirst time.Duration
+	// BulkPollMin is the first step between polls once a poll found a bulk
+	// not ready; steps then double up to BulkPollMax. It is also the floor
+	// of the learnt turnaround. Default: 50ms
+	BulkPollMin time.Duration
+	// BulkPollMax caps the step between polls. Default: 5s
+	BulkPollMax time.Duration
+	// BulkMaxWait bounds how long one bulk is polled before its records are
+	// resubmitted (ReasonBulkTimeout). Default: 5m
 	BulkMaxWait time.Duration
+	// FreePolls says polls do not count against the program's TPS: when
+	// true they are not paced by the limiter. Default: false (each poll is
+	// paced like a transaction).
+	// UNCERTAIN(leadspace-api.md §7): whether polls count against the TPS.
+	FreePolls bool
 
 	// Breaker settings, one breaker per program.
 	Breaker BreakerConfig
@@ -102,11 +124,8 @@ func (c *Config) setDefaults() {
 	if c.MinTPS == 0 {
 		c.MinTPS = min(1, c.TPS)
 	}
-	if c.MaxAttempts == 0 {
-		c.MaxAttempts = 4
-	}
-	if c.MaxElapsed == 0 {
-		c.MaxElapsed = 2 * time.Minute
+	if c.GiveUpAfter == 0 {
+		c.GiveUpAfter = 15 * time.Minute
 	}
 	if c.BackoffBase == 0 {
 		c.BackoffBase = 200 * time.Millisecond
@@ -120,8 +139,14 @@ func (c *Config) setDefaults() {
 	if c.BulkMaxRecords == 0 {
 		c.BulkMaxRecords = MaxBulkRecords
 	}
-	if c.BulkPollInterval == 0 {
-		c.BulkPollInterval = 500 * time.Millisecond
+	if c.BulkPollFirst == 0 {
+		c.BulkPollFirst = time.Second
+	}
+	if c.BulkPollMin == 0 {
+		c.BulkPollMin = 50 * time.Millisecond
+	}
+	if c.BulkPollMax == 0 {
+		c.BulkPollMax = 5 * time.Second
 	}
 	if c.BulkMaxWait == 0 {
 		c.BulkMaxWait = 5 * time.Minute
@@ -159,12 +184,13 @@ func (c *Config) Validate() error {
 	check(c.TPS > 0, "TPS must be positive")
 	check(c.Burst >= 1, "Burst must be at least 1")
 	check(c.MinTPS > 0 && c.MinTPS <= c.TPS, "MinTPS must be in (0, TPS]")
-	check(c.MaxAttempts >= 1, "MaxAttempts must be at least 1")
-	check(c.MaxElapsed > 0, "MaxElapsed must be positive")
+	check(c.GiveUpAfter > 0, "GiveUpAfter must be positive")
+	check(c.MaxAttempts >= 0, "MaxAttempts must be 0 (no cap) or positive")
 	check(c.BackoffBase > 0 && c.BackoffMax >= c.BackoffBase, "need 0 < BackoffBase <= BackoffMax")
 	check(c.BulkThreshold >= 1, "BulkThreshold must be at least 1")
 	check(c.BulkMaxRecords >= 1 && c.BulkMaxRecords <= MaxBulkRecords, "BulkMaxRecords must be in [1, 500]")
-	check(c.BulkPollInterval > 0, "BulkPollInterval must be positive")
+	check(c.BulkPollMin > 0 && c.BulkPollMin <= c.BulkPollMax, "need 0 < BulkPollMin <= BulkPollMax")
+	check(c.BulkPollFirst > 0, "BulkPollFirst must be positive")
 	check(c.BulkMaxWait > 0, "BulkMaxWait must be positive")
 	check(c.Breaker.OpenTimeout > 0, "Breaker.OpenTimeout must be positive")
 	return errors.Join(errs...)

@@ -21,7 +21,7 @@ const (
 	// sent (400, bulk record code 1200). Sending it again will not help.
 	ClassInput
 	// ClassAuth failures are about the credentials: 401 (after one OAuth
-	// re-authentication) or 403.
+	// re-authentication), 403, or a token that cannot be a bearer token.
 	ClassAuth
 	// ClassCredits means the program has run out of credits (427).
 	ClassCredits
@@ -59,7 +59,7 @@ const (
 	ReasonConnection        = "leadspace.connection"            // refused, reset, dropped
 	ReasonBreakerOpen       = "leadspace.breaker_open"          // nothing sent: the program's breaker is open
 	ReasonBadResponse       = "leadspace.bad_response"          // an answer we cannot read
-	ReasonRetriesExhausted  = "leadspace.retries_exhausted"     // MaxAttempts or MaxElapsed reached
+	ReasonRetriesExhausted  = "leadspace.retries_exhausted"     // GiveUpAfter since the first failure, or MaxAttempts, reached
 	ReasonUnexpectedStatus  = "leadspace.unexpected_status"     // other 4xx (404, 405, 415...): a client bug
 	ReasonRecordFailed      = "leadspace.record_failed"         // bulk record code 1100
 	ReasonBulkNotFound      = "leadspace.bulk_not_found"        // 404 while polling a bulk
@@ -67,6 +67,7 @@ const (
 	ReasonDuplicateExternal = "leadspace.duplicate_external_id" // bulk needs unique, non-empty external ids
 	ReasonCanceled          = "leadspace.canceled"              // caller's context ended
 	ReasonClosed            = "leadspace.client_closed"         // Client.Close was called
+	ReasonInvalidToken      = "leadspace.invalid_token"         // the token cannot be a bearer token: nothing was sent
 )
 
 // Error is the one error type this package returns for Leadspace failures.
@@ -101,9 +102,12 @@ func (e *Error) Error() string {
 
 func (e *Error) Unwrap() error { return e.Err }
 
-// ErrBreakerOpen is returned, wrapped in an *Error with ClassRetryable and
-// ReasonBreakerOpen, while a program's breaker is open. Nothing was sent and
-// no credit spent; callers should treat it as backpressure.
+// ErrBreakerOpen is the cause of an *Error with ClassRetryable and
+// ReasonBreakerOpen: nothing was sent and no credit spent. Only Verify
+// returns it: submitted records wait in their program's queue while its
+// breaker is open, and one that waits for GiveUpAfter fails with
+// ReasonRetriesExhausted, which does not match errors.Is(err,
+// ErrBreakerOpen) (waiting longer is what it gave up on).
 var ErrBreakerOpen = errors.New("circuit breaker open")
 
 // ClassOf returns the class of the first *Error in err's chain.
@@ -160,6 +164,15 @@ func newError(class Class, reason string, cause error) *Error {
 
 var errBreakerOpen = &Error{Class: ClassRetryable, Reason: ReasonBreakerOpen, Err: ErrBreakerOpen}
 
+// errBreakerWait is the last failure of a record that gave up waiting on an
+// open breaker.
+var errBreakerWait = &Error{Class: ClassRetryable, Reason: ReasonBreakerOpen, Err: errors.New("waited on an open circuit breaker")}
+
+// errNotSent reports to the breaker a transaction it admitted but that never
+// left (no token, an invalid token, nothing left to send): it counts neither
+// way.
+var errNotSent = errors.New("leadspace: transaction not sent")
+
 // canceled wraps a context error so errors.Is(err, context.Canceled) still works.
 func canceled(err error) *Error {
 	return newError(ClassCanceled, ReasonCanceled, err)
@@ -194,15 +207,11 @@ func errorForStatus(status int, env envelope) *Error {
 	return e
 }
 
-// retryable reports whether another attempt may succeed. An open breaker is
-// retryable for the caller, but not inside this package: we hand it back at
-// once so the processor applies backpressure.
+// retryable reports whether another attempt may succeed: the record goes
+// back into its program's queue.
 func retryable(err error) bool {
-	var e *Error
-	if !errors.As(err, &e) {
-		return false
-	}
-	return e.Class == ClassRetryable && e.Reason != ReasonBreakerOpen
+	c, ok := ClassOf(err)
+	return ok && c == ClassRetryable
 }
 
 // breakerFailure says which errors count against the breaker: only signs that
@@ -220,11 +229,15 @@ func breakerFailure(err error) bool {
 }
 
 // breakerExcluded lists errors the breaker ignores entirely: cancellations
-// (our side) and 429 (the limiter's business, not an outage).
+// (our side), 429 (the limiter's business, not an outage), and transactions
+// that never left, such as one with an invalid token.
 func breakerExcluded(err error) bool {
+	if errors.Is(err, errNotSent) {
+		return true
+	}
 	r, ok := ReasonOf(err)
 	if !ok {
 		return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
 	}
-	return r == ReasonRateLimited || r == ReasonCanceled || r == ReasonClosed
+	return r == ReasonRateLimited || r == ReasonCanceled || r == ReasonClosed || r == ReasonInvalidToken
 }

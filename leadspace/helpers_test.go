@@ -1,6 +1,7 @@
 package leadspace
 
 import (
+	"context"
 	"errors"
 	"testing"
 	"time"
@@ -53,14 +54,15 @@ func newWorld(t testing.TB, tweakSim func(*simulator.Config), tweakClient func(*
 
 	core, logs := observer.New(zapcore.DebugLevel)
 	ccfg := Config{
-		BaseURL:          url,
-		RequestTimeout:   2 * time.Second,
-		TPS:              1000,
-		BackoffBase:      2 * time.Millisecond,
-		BackoffMax:       20 * time.Millisecond,
-		BulkPollInterval: 5 * time.Millisecond,
-		Breaker:          BreakerConfig{OpenTimeout: 200 * time.Millisecond},
-		Logger:           zap.New(core),
+		BaseURL:        url,
+		RequestTimeout: 2 * time.Second,
+		TPS:            1000,
+		BackoffBase:    2 * time.Millisecond,
+		BackoffMax:     20 * time.Millisecond,
+		BulkPollFirst:  5 * time.Millisecond,
+		BulkPollMin:    5 * time.Millisecond,
+		Breaker:        BreakerConfig{OpenTimeout: 200 * time.Millisecond},
+		Logger:         zap.New(core),
 	}
 	if tweakClient != nil {
 		tweakClient(&ccfg)
@@ -114,3 +116,17 @@ func wantReason(t testing.TB, err error, class Class, reason string) {
 }
 
 func errorsAs(err error, target **Error) bool { return errors.As(err, target) }
+
+// submitWait submits one record and waits for its outcome.
+func submitWait(t testing.TB, p *Program, ctx context.Context, req Request) Outcome {
+	t.Helper()
+	ch := make(chan Outcome, 1)
+	p.Submit(ctx, req, func(o Outcome) { ch <- o })
+	select {
+	case o := <-ch:
+		return o
+	case <-time.After(30 * time.Second):
+		t.Fatal("no outcome within 30 s")
+		return Outcome{}
+	}
+}

@@ -13,14 +13,17 @@ import (
 // second for each second without a 429, up to the configured ceiling. A
 // Retry-After, when Leadspace sends one, pauses the program outright.
 //
+// The ceiling is the program's TPS divided by the number of instances that
+// share its token (Client.SetFleetSize), so a fleet stays within the budget
+// together; AIMD still works below that ceiling.
+//
 // UNCERTAIN(leadspace-api.md §4): no rate-limit headers or Retry-After are
-// documented; the 30 TPS budget is assumed to be per program (per token), and
-// one process is assumed to be the program's only client.
+// documented; the 30 TPS budget is assumed to be per program (per token).
 type limiter struct {
 	lim  *rate.Limiter
 	now  func() time.Time
-	max  float64 // configured TPS
-	min  float64 // floor after decreases
+	max  float64 // ceiling: configured TPS / fleet size
+	min  float64 // floor after decreases, at most max
 	step float64 // additive recovery, TPS per second
 
 	mu          sync.Mutex
@@ -87,6 +90,28 @@ func (l *limiter) throttled(retryAfter time.Duration) {
 	if retryAfter > 0 && now.Add(retryAfter).After(l.pausedUntil) {
 		l.pausedUntil = now.Add(retryAfter)
 	}
+}
+
+// setCeiling changes the most the limiter allows (TPS / fleet size). The
+// current rate is clamped to it at once; a higher ceiling is reached by the
+// additive increase, so a shrinking fleet does not burst.
+func (l *limiter) setCeiling(tps, floor float64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := l.now()
+	l.max, l.min = tps, min(floor, tps)
+	if l.current > tps {
+		l.current = tps
+		l.lim.SetLimitAt(now, rate.Limit(l.current))
+	}
+	l.lastAdjust = now
+}
+
+// ceiling is the most the limiter allows now.
+func (l *limiter) ceiling() float64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.max
 }
 
 // tps is the current allowed rate, for stats and metrics.

@@ -56,11 +56,11 @@ func TestConfigDefaultsAndValidation(t *testing.T) {
 	if err := c.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	if c.BaseURL != DefaultBaseURL || c.TPS != 30 || c.MaxAttempts != 4 || c.BulkThreshold != 20 ||
+	if c.BaseURL != DefaultBaseURL || c.TPS != 30 || c.MaxAttempts != 0 || c.GiveUpAfter != 15*time.Minute || c.BulkThreshold != 20 ||
 		c.BulkMaxRecords != 500 || c.RequestTimeout != 30*time.Second || c.Breaker.ConsecutiveFailures != 5 {
 		t.Fatalf("defaults: %+v", c)
 	}
-	for _, bad := range []Config{{BulkMaxRecords: 501}, {BaseURL: "ftp://x"}, {TPS: -1}, {BackoffBase: time.Second, BackoffMax: time.Millisecond}} {
+	for _, bad := range []Config{{BulkMaxRecords: 501}, {BaseURL: "ftp://x"}, {TPS: -1}, {BackoffBase: time.Second, BackoffMax: time.Millisecond}, {MaxAttempts: -1}, {GiveUpAfter: -time.Second}} {
 		if _, err := New(bad); err == nil {
 			t.Errorf("New(%+v) accepted", bad)
 		}

@@ -18,6 +18,12 @@ type metrics struct {
 	breaker     *prometheus.GaugeVec
 	limitTPS    *prometheus.GaugeVec
 	bulkRecords prometheus.Histogram
+	bulkPolls   *prometheus.HistogramVec
+	bulkCycle   *prometheus.HistogramVec
+	turnaround  *prometheus.GaugeVec
+	capacityG   *prometheus.GaugeVec
+	pendingG    *prometheus.GaugeVec
+	retries     *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -55,6 +61,32 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help:    "Records per bulk submit.",
 			Buckets: []float64{1, 5, 20, 50, 100, 200, 350, 500},
 		}),
+		bulkPolls: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "leadspace_bulk_polls",
+			Help:    "Polls a bulk needed until its results came (each may cost a transaction).",
+			Buckets: []float64{1, 2, 3, 4, 6, 8, 12, 16, 24},
+		}, []string{"program"}),
+		bulkCycle: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "leadspace_bulk_cycle_seconds",
+			Help:    "Time from sealing a bulk to having its results: the cycle of Little's law.",
+			Buckets: prometheus.ExponentialBuckets(0.125, 2, 10),
+		}, []string{"program"}),
+		turnaround: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "leadspace_bulk_turnaround_seconds",
+			Help: "Learnt bulk turnaround per program: when a bulk is first polled after its submit was accepted.",
+		}, []string{"program"}),
+		capacityG: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "leadspace_program_capacity_records",
+			Help: "Records a program wants queued or in flight to keep its rate busy with full bulks (Little's law).",
+		}, []string{"program"}),
+		pendingG: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "leadspace_program_pending_records",
+			Help: "Records queued or in flight per program.",
+		}, []string{"program"}),
+		retries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "leadspace_record_retries_total",
+			Help: "Records put back into their program's queue after a retryable failure.",
+		}, []string{"program"}),
 	}
 	// Several clients may share a registry (tests, dev mode): reuse what is there.
 	var err error
@@ -65,6 +97,12 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m.breaker = register(reg, m.breaker, &err)
 	m.limitTPS = register(reg, m.limitTPS, &err)
 	m.bulkRecords = register(reg, m.bulkRecords, &err)
+	m.bulkPolls = register(reg, m.bulkPolls, &err)
+	m.bulkCycle = register(reg, m.bulkCycle, &err)
+	m.turnaround = register(reg, m.turnaround, &err)
+	m.capacityG = register(reg, m.capacityG, &err)
+	m.pendingG = register(reg, m.pendingG, &err)
+	m.retries = register(reg, m.retries, &err)
 	return m, err
 }
 
@@ -135,4 +173,36 @@ func (m *metrics) tps(program string, v float64) {
 		return
 	}
 	m.limitTPS.WithLabelValues(program).Set(v)
+}
+
+// bulkDone records a bulk whose results came: how many polls it took, its
+// cycle, and the turnaround estimate now.
+func (m *metrics) bulkDone(program string, polls int, cycle, turnaround time.Duration) {
+	if m == nil {
+		return
+	}
+	m.bulkPolls.WithLabelValues(program).Observe(float64(polls))
+	m.bulkCycle.WithLabelValues(program).Observe(cycle.Seconds())
+	m.turnaround.WithLabelValues(program).Set(turnaround.Seconds())
+}
+
+func (m *metrics) capacity(program string, n int) {
+	if m == nil {
+		return
+	}
+	m.capacityG.WithLabelValues(program).Set(float64(n))
+}
+
+func (m *metrics) pending(program string, n int) {
+	if m == nil {
+		return
+	}
+	m.pendingG.WithLabelValues(program).Set(float64(n))
+}
+
+func (m *metrics) retry(program string) {
+	if m == nil {
+		return
+	}
+	m.retries.WithLabelValues(program).Inc()
 }

@@ -32,6 +32,7 @@ func TestSecretsNeverLeak(t *testing.T) {
 	for _, p := range []*Program{w.program(), w.oauthProgram(),
 		w.client.Program(Credentials{Token: testToken + "-wrong"}),
 		w.client.Program(Credentials{OAuth: &OAuthCredentials{ProgramID: testProgramID, Secret: testSecret + "-wrong"}}),
+		w.client.Program(Credentials{Token: testToken + "\r\nX-Injected: 1"}), // ReasonInvalidToken
 	} {
 		for _, name := range []string{simulator.Magic500, simulator.MagicSlow, "", "Contoso"} {
 			_, err := p.Enrich(ctx, Request{ExternalID: "x", Company: CompanyInput{Name: name}})

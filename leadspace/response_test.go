@@ -2,6 +2,7 @@ package leadspace
 
 import (
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -147,4 +148,36 @@ func FuzzParseSingleResponse(f *testing.F) {
 			t.Fatalf("no match but firmographics: %+v", res)
 		}
 	})
+}
+
+// BenchmarkParseBulkResults parses a 500-record answer as the simulator
+// shapes it: the client's main CPU cost per record in bulk mode.
+func BenchmarkParseBulkResults(b *testing.B) {
+	rec := `{"external_id":"r-%d","status":"success","data":{"enrichment_status":"Company Enriched","company":{
+		"ug_company_id":"0f3c2a9e-1b7d-4c55-9a0e-7d2b1c3e4f50","ls_id":"0f3c2a9e-1b7d-4c55-9a0e-7d2b1c3e4f50","name":"Company %d",
+		"website":"company%d.com","description":"Company %d makes software.","industry":"Computer Software","sub_industry":"Enterprise Software",
+		"sic":"7372","sicDescription":"Prepackaged Software","naics":"513210","naicsDescription":"Software Publishers",
+		"employees":{"exact":1234,"range":"1001-5000"},"revenue_dollar":{"exact":250000000,"range":"$100M-$500M"},
+		"address":{"country":"US","state":"MA","city":"Boston","zipcode":"02110"},"phone":"+1 617 555 0100",
+		"linkedin_profile":"https://www.linkedin.com/company/company","ownership":"Private","matching_confidence":{"level":"HIGH"},
+		"analytics":{"installed_base_technologies":["AWS","Salesforce","Slack","Zendesk","HubSpot"]}}}}`
+	var sb strings.Builder
+	sb.WriteString(`{"bulkStatus":"COMPLETED","results":[`)
+	for i := range 500 {
+		if i > 0 {
+			sb.WriteString(",")
+		}
+		sb.WriteString(strings.ReplaceAll(rec, "%d", strconv.Itoa(i)))
+	}
+	sb.WriteString("]}")
+	body := []byte(sb.String())
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	for b.Loop() {
+		recs, err := parseBulkResults(body)
+		if err != nil || len(recs) != 500 || !recs["r-7"].result.Matched {
+			b.Fatalf("%v %d", err, len(recs))
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N)/500, "µs/record")
 }

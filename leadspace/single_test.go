@@ -207,11 +207,14 @@ func Test5xxBurstIsRetried(t *testing.T) {
 }
 
 func TestPersistent5xxExhaustsRetries(t *testing.T) {
-	w := newWorld(t, nil, nil)
+	w := newWorld(t, nil, func(c *Config) { c.MaxAttempts = 4 })
 	_, err := w.program().Enrich(context.Background(), Request{ExternalID: "x", Company: CompanyInput{Name: simulator.Magic500}})
 	wantReason(t, err, ClassRetryable, ReasonRetriesExhausted)
 	if n := len(w.calls("/enrichment/enrich/single")); n != 4 {
 		t.Fatalf("calls = %d, want MaxAttempts = 4", n)
+	}
+	if err == nil {
+		t.Fatal("no error")
 	}
 	var inner *Error
 	if !errors.As(errors.Unwrap(err), &inner) || inner.Reason != ReasonServerError {

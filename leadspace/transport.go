@@ -10,8 +10,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/sony/gobreaker/v2"
 )
 
 // response is an HTTP answer read in full.
@@ -33,6 +31,9 @@ const (
 	epBulk   endpoint = "bulk"
 	epPoll   endpoint = "poll"
 	epOAuth  endpoint = "oauth"
+	// epDispatch labels what the dispatcher meets before it knows whether
+	// the transaction will be a single call or a bulk (an open breaker).
+	epDispatch endpoint = "dispatch"
 )
 
 const (
@@ -49,54 +50,76 @@ type call struct {
 	body   []byte
 	// records in the body, each of which may spend a credit.
 	records int
-	// tokenHeld says the caller already took this transaction's limiter
-	// token (the bulk batcher waits for it while records gather).
-	tokenHeld bool
 }
 
-// exchange is one transaction against the gateway: limiter, breaker, send,
-// classify. A 401 on OAuth credentials gets exactly one re-authentication.
-func (p *Program) exchange(ctx context.Context, c call) (*response, error) {
-	resp, tok, err := p.exchangeOnce(ctx, c)
-	if isUnauthorized(err) && p.auth.renew(tok) {
-		p.log.Info("leadspace token rejected, re-authenticating")
-		c.tokenHeld = false
-		resp, _, err = p.exchangeOnce(ctx, c)
+// admit waits until the program may send one transaction: the breaker
+// admits it, then (when paced) the limiter grants a token. The breaker comes
+// first so an open breaker costs no token. The returned done must be called
+// exactly once with the transaction's outcome (errNotSent if nothing left).
+// An open breaker returns errBreakerOpen at once.
+func (p *Program) admit(ctx context.Context, ep endpoint, paced bool) (func(error), error) {
+	done, err := p.cb.Allow()
+	if err != nil {
+		p.metrics.request(p.key, ep, ReasonBreakerOpen, 0)
+		return nil, errBreakerOpen
 	}
-	return resp, err
-}
-
-func (p *Program) exchangeOnce(ctx context.Context, c call) (*response, string, error) {
-	// An open breaker must be cheap: don't queue for a limiter token first.
-	if p.cb.State() == gobreaker.StateOpen {
-		p.metrics.request(p.key, c.ep, ReasonBreakerOpen, 0)
-		return nil, "", errBreakerOpen
+	report := func(err error) {
+		done(err)
+		// A half-open breaker may let the next request through now even if
+		// its state did not change (an excluded outcome): wake whoever waits.
+		p.breakerMoved()
 	}
-	if !c.tokenHeld {
+	if paced {
 		if err := p.lim.wait(ctx); err != nil {
-			return nil, "", canceled(err)
+			report(errNotSent)
+			return nil, canceled(err)
 		}
 		p.metrics.tps(p.key, p.lim.tps())
 	}
-	tok, err := p.auth.token(ctx)
-	if err != nil {
-		return nil, "", err
+	return report, nil
+}
+
+// exchange sends one admitted transaction (done reports it to the breaker)
+// and classifies the answer. A 401 on OAuth credentials gets exactly one
+// re-authentication and a second request, admitted afresh. requests is how
+// many requests carried the body (1 or 2).
+func (p *Program) exchange(ctx context.Context, c call, done func(error)) (resp *response, requests int, err error) {
+	resp, tok, sent, err := p.roundTrip(ctx, c, done)
+	if sent {
+		requests++
 	}
-	start := time.Now()
-	resp, err := p.cb.Execute(func() (*response, error) {
-		p.count(c)
-		resp, err := p.send(ctx, c.method, c.path, c.body, tok)
+	if isUnauthorized(err) && p.auth.renew(tok) {
+		p.log.Info("leadspace token rejected, re-authenticating")
+		done, err = p.admit(ctx, c.ep, true)
 		if err != nil {
-			return nil, err
+			return nil, requests, err
 		}
-		if resp.status < 200 || resp.status > 299 {
-			return resp, statusError(resp, tok)
+		resp, _, sent, err = p.roundTrip(ctx, c, done)
+		if sent {
+			requests++
 		}
-		return resp, nil
-	})
-	if errors.Is(err, gobreaker.ErrOpenState) || errors.Is(err, gobreaker.ErrTooManyRequests) {
-		err = errBreakerOpen
 	}
+	return resp, requests, err
+}
+
+// roundTrip is one request: token, send, classify, report to the breaker
+// and, on 429, to the limiter. sent says a request left (answered or not).
+func (p *Program) roundTrip(ctx context.Context, c call, done func(error)) (*response, string, bool, error) {
+	tok, err := p.auth.token(ctx)
+	if err == nil {
+		err = checkBearer(tok) // an OAuth token from the network can be junk too
+	}
+	if err != nil {
+		done(errNotSent)
+		return nil, "", false, err
+	}
+	p.count(c)
+	start := time.Now()
+	resp, err := p.send(ctx, c.method, c.path, c.body, tok)
+	if err == nil && (resp.status < 200 || resp.status > 299) {
+		err = statusError(resp, tok)
+	}
+	done(err)
 	outcome := "ok"
 	if r, ok := ReasonOf(err); ok {
 		outcome = r
@@ -106,7 +129,7 @@ func (p *Program) exchangeOnce(ctx context.Context, c call) (*response, string, 
 		p.rateLimited.Add(1)
 		p.lim.throttled(retryAfter(resp, p.c.cfg.now()))
 	}
-	return resp, tok, err
+	return resp, tok, true, err
 }
 
 // count records a request about to leave.

@@ -10,15 +10,30 @@ import (
 	"time"
 )
 
-// job is a submitted bulk. Results are computed at submit time; polling
-// only decides when they are shown, so tests run on poll counts, not clocks.
+// job is a submitted bulk. Results are computed at submit time; readiness
+// only decides when they are shown: by the clock (BulkReadyAfter), or by
+// poll count (BulkReadyAfterPolls) for tests that must not depend on time.
 type job struct {
-	id      string
-	program *program
-	results []any
-	polls   int
-	status  string // COMPLETED or INSUFFICIENT_CREDITS
-	success int
+	id        string
+	program   *program
+	results   []any
+	submitted time.Time
+	polls     int
+	fetched   bool   // results served at least once
+	status    string // COMPLETED or INSUFFICIENT_CREDITS
+	success   int
+}
+
+// readyLocked says whether a job's results are ready at this poll. Call
+// with s.mu held, after counting the poll.
+func (s *Simulator) readyLocked(j *job) bool {
+	switch n := s.cfg.BulkReadyAfterPolls; {
+	case n > 0:
+		return j.polls > n
+	case n < 0:
+		return true
+	}
+	return !s.now().Before(j.submitted.Add(s.cfg.BulkReadyAfter))
 }
 
 // Record-level failure codes inside a bulk (leadspace-api.md §3).
@@ -61,11 +76,11 @@ func (s *Simulator) bulk(c *exchange) {
 	}
 	s.mu.Lock()
 	p := c.prog
-	j := &job{id: s.id("bulk", s.next()), program: p, status: "COMPLETED"}
+	j := &job{id: s.id("bulk", s.next()), program: p, status: "COMPLETED", submitted: s.now()}
 	for _, d := range data {
 		rec, _ := d.(map[string]any)
 		ext, name := rec["external_id"], field(rec, "company", "name")
-		if f := s.takeFault(pathBulk, name, true); f != nil && f.Status != 0 {
+		if f := s.takeFault(pathBulk, name, p.cfg.ID, true); f != nil && f.Status != 0 {
 			code := codeInternalError
 			if f.Status < 500 {
 				code = codeInvalidInput
@@ -95,7 +110,7 @@ func (s *Simulator) bulk(c *exchange) {
 		j.results = append(j.results, res)
 	}
 	s.jobs[j.id] = j
-	s.received[p.cfg.ID] += len(data)
+	s.statsOf(p.cfg.ID).RecordsReceived += len(data)
 	s.mu.Unlock()
 
 	if cb, _ := c.body["callbackUrl"].(string); cb != "" {
@@ -104,15 +119,19 @@ func (s *Simulator) bulk(c *exchange) {
 	c.send(http.StatusAccepted, map[string]any{"id": pathResults + j.id})
 }
 
-// results answers a poll: 204 until the job has been polled
-// BulkReadyAfterPolls times, then 200 with every record, in input order.
+// results answers a poll: 204 until the job is ready, then 200 with every
+// record, in input order.
 func (s *Simulator) results(c *exchange, id string) {
 	s.mu.Lock()
 	j := s.jobs[id]
 	ready := false
 	if j != nil && j.program == c.prog {
 		j.polls++
-		ready = j.polls > s.cfg.BulkReadyAfterPolls
+		ready = s.readyLocked(j)
+		if ready && !j.fetched {
+			j.fetched = true
+			s.statsOf(j.program.cfg.ID).BulksReady++
+		}
 	}
 	s.mu.Unlock()
 	switch {

@@ -21,9 +21,25 @@ type Config struct {
 	// Seed for generated ids, tokens and jitter. Firmographics depend only
 	// on the input, never on the seed.
 	Seed int64
-	// BulkReadyAfterPolls is how many polls of a bulk are answered 204
-	// before its results. Default: 2; negative means ready at the first poll.
+	// BulkReadyAfter is how long after its submit a bulk's results are
+	// ready, by the simulator's clock (POST /__sim/clock moves it too). Used
+	// when BulkReadyAfterPolls is 0. Negative means ready at once.
+	// Default: 1s
+	BulkReadyAfter time.Duration
+	// BulkReadyAfterPolls > 0 counts polls instead of time: that many polls
+	// of a bulk are answered 204 before its results, however fast they come
+	// (deterministic tests). Negative means ready at the first poll.
+	// Default: 0 (ready by time, BulkReadyAfter)
 	BulkReadyAfterPolls int
+	// FreePolls: polls take no token from the program's bucket. Default:
+	// false, polls count as transactions.
+	// UNCERTAIN(leadspace-api.md §7): whether polls count against the TPS;
+	// both cases can be measured with this switch.
+	FreePolls bool
+	// CallLogLimit keeps only the newest calls in the call log, so long
+	// benchmarks do not grow it without bound; Stats stay exact. 0 keeps
+	// every call. Default: 0
+	CallLogLimit int
 	// AllowWebsiteOnly accepts company enrichment with a website and no
 	// name. Default: false (name is required).
 	AllowWebsiteOnly bool
@@ -82,11 +98,11 @@ func (c *Config) setDefaults() {
 	if c.Jitter < 0 {
 		c.Jitter = 0
 	}
-	if c.BulkReadyAfterPolls == 0 {
-		c.BulkReadyAfterPolls = 2
+	if c.BulkReadyAfter == 0 {
+		c.BulkReadyAfter = time.Second
 	}
-	if c.BulkReadyAfterPolls < 0 {
-		c.BulkReadyAfterPolls = 0
+	if c.BulkReadyAfter < 0 {
+		c.BulkReadyAfter = 0
 	}
 	if c.NoMatchCompany == "" {
 		c.NoMatchCompany = "empty"
@@ -139,6 +155,9 @@ func (c *Config) Validate() error {
 		if _, ok := levelRank[p.ConfidenceThreshold]; !ok && p.ConfidenceThreshold != "" {
 			errs = append(errs, fmt.Errorf("simulator: program %s: unknown ConfidenceThreshold %q", p.ID, p.ConfidenceThreshold))
 		}
+	}
+	if c.CallLogLimit < 0 {
+		errs = append(errs, errors.New("simulator: CallLogLimit must be 0 (unlimited) or positive"))
 	}
 	switch c.SizeFieldStyle {
 	case "", "v3", "v4", "both":

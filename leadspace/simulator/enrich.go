@@ -19,7 +19,7 @@ func (s *Simulator) single(c *exchange) {
 	}
 	s.mu.Lock()
 	// Received means paid for, even if the client stops waiting below.
-	s.received[c.prog.cfg.ID]++
+	s.statsOf(c.prog.cfg.ID).RecordsReceived++
 	if matched && c.prog.credits > 0 {
 		c.prog.credits--
 	}

@@ -14,29 +14,38 @@ import (
 // exchange carries one gateway request through the checks and records it in
 // the call log when done.
 type exchange struct {
-	s    *Simulator
-	w    http.ResponseWriter
-	r    *http.Request
-	prog *program
-	body map[string]any
-	call Call
+	s      *Simulator
+	w      http.ResponseWriter
+	r      *http.Request
+	prog   *program
+	body   map[string]any
+	call   Call
+	logged bool
 }
 
 // maxBody bounds request bodies: 500 records are far below it.
 const maxBody = 8 << 20
 
-func (c *exchange) log() {
+// finish logs and counts the call, once. It runs before the answer is
+// written (or the connection dropped), so whoever got an answer finds its
+// call in the log and in Stats.
+func (c *exchange) finish() {
+	if c.logged {
+		return
+	}
+	c.logged = true
 	if c.prog != nil {
 		c.call.Program = c.prog.cfg.ID
 	}
 	c.s.mu.Lock()
-	c.s.calls = append(c.s.calls, c.call)
+	c.s.logCall(c.call)
 	c.s.mu.Unlock()
 }
 
 // send writes a JSON answer.
 func (c *exchange) send(status int, v any) {
 	c.call.Status = status
+	c.finish()
 	if v == nil {
 		c.w.WriteHeader(status)
 		return
@@ -125,6 +134,9 @@ func (c *exchange) readBody() bool {
 func (c *exchange) rateLimit() bool {
 	c.s.mu.Lock()
 	ok := c.prog.bucket.AllowN(c.s.now(), 1)
+	if ok {
+		c.s.statsOf(c.prog.cfg.ID).Transactions[endpointOf(c.r.URL.Path)]++
+	}
 	c.s.mu.Unlock()
 	if ok {
 		return true

@@ -3,13 +3,14 @@ package simulator
 import (
 	"encoding/json"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 )
 
-// Fault makes the next Count matching gateway calls misbehave. Faults are
-// checked after authentication and body parsing, before the rate limit, in
-// the order they were injected.
+// Fault makes the next Count matching gateway calls misbehave, or every
+// matching call for a while (For). Faults are checked after authentication
+// and body parsing, before the rate limit, in the order they were injected.
 type Fault struct {
 	// Path to match exactly; a trailing "*" matches a prefix (e.g.
 	// "/v3/enrichment/results/*" for every poll); "" matches every path.
@@ -18,6 +19,8 @@ type Fault struct {
 	// any. On a bulk submit it matches records, not the call: the matching
 	// records fail inside the bulk (5xx -> code 1100, 400 -> code 1200).
 	CompanyName string
+	// Program to match by ID; "" matches every program.
+	Program string
 	// Status to answer: 400, 401, 427, 429, 500, 502, 503, 504...
 	Status int
 	// Drop closes the connection without an answer (a connection reset).
@@ -26,6 +29,12 @@ type Fault struct {
 	Delay time.Duration
 	// Count of calls (or bulk records) to affect. 0 means 1; negative, forever.
 	Count int
+	// For, when positive, replaces Count: every matching call fails until
+	// this long after the fault was injected (by the simulator's clock),
+	// e.g. one program answering 503 for 60 s.
+	For time.Duration
+
+	until time.Time
 }
 
 // Magic company names fail without setup (single calls; in a bulk they
@@ -43,16 +52,22 @@ func (s *Simulator) InjectFault(f Fault) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if f.For > 0 {
+		f.Count, f.until = -1, s.now().Add(f.For)
+	}
 	s.faults = append(s.faults, &f)
 }
 
-// takeFault consumes one use of the first fault matching path and company
-// name; onlyNamed skips faults without a CompanyName (bulk records). Call
-// with s.mu held.
-func (s *Simulator) takeFault(path, name string, onlyNamed bool) *Fault {
+// takeFault consumes one use of the first fault matching path, company
+// name and program; onlyNamed skips faults without a CompanyName (bulk
+// records). Faults whose time ran out are dropped. Call with s.mu held.
+func (s *Simulator) takeFault(path, name, program string, onlyNamed bool) *Fault {
+	now := s.now()
+	s.faults = slices.DeleteFunc(s.faults, func(f *Fault) bool { return !f.until.IsZero() && !now.Before(f.until) })
 	for i, f := range s.faults {
 		if !pathMatches(f.Path, path) || (onlyNamed && f.CompanyName == "") ||
-			(f.CompanyName != "" && !strings.EqualFold(f.CompanyName, name)) {
+			(f.CompanyName != "" && !strings.EqualFold(f.CompanyName, name)) ||
+			(f.Program != "" && f.Program != program) {
 			continue
 		}
 		hit := *f
@@ -82,7 +97,7 @@ func (c *exchange) applyFaults() bool {
 		name = "" // a bulk's named faults apply to its records
 	}
 	c.s.mu.Lock()
-	f := c.s.takeFault(path, name, false)
+	f := c.s.takeFault(path, name, c.prog.cfg.ID, false)
 	c.s.mu.Unlock()
 
 	if path == pathSingle {
@@ -117,8 +132,10 @@ func (c *exchange) applyFaults() bool {
 }
 
 // drop closes the connection without answering, like a reset mid-request.
+// The call is logged first: the client sees the reset only afterwards.
 func (c *exchange) drop() {
 	c.call.Status = 0
+	c.finish()
 	hj, ok := c.w.(http.Hijacker)
 	if !ok {
 		panic(http.ErrAbortHandler) // net/http closes the connection quietly
@@ -142,26 +159,39 @@ func (s *Simulator) control(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case r.URL.Path == "/__sim/calls" && r.Method == http.MethodGet:
 		reply(http.StatusOK, s.Calls())
+	case r.URL.Path == "/__sim/stats" && r.Method == http.MethodGet:
+		reply(http.StatusOK, s.Stats())
 	case r.URL.Path == "/__sim/reset" && r.Method == http.MethodPost:
 		s.Reset()
 		reply(http.StatusNoContent, nil)
 	case r.URL.Path == "/__sim/faults" && r.Method == http.MethodPost:
+		// {"match":{"path","company_name","program"}, "status", "drop",
+		// "delay_ms", "count", "for_ms"}; "program" is accepted at the top
+		// level too.
 		var in struct {
 			Match struct {
 				Path        string `json:"path"`
 				CompanyName string `json:"company_name"`
+				Program     string `json:"program"`
 			} `json:"match"`
-			Status  int  `json:"status"`
-			Drop    bool `json:"drop"`
-			DelayMS int  `json:"delay_ms"`
-			Count   int  `json:"count"`
+			Program string `json:"program"`
+			Status  int    `json:"status"`
+			Drop    bool   `json:"drop"`
+			DelayMS int    `json:"delay_ms"`
+			Count   int    `json:"count"`
+			ForMS   int    `json:"for_ms"`
 		}
 		if err := json.NewDecoder(r.Body).Decode(&in); err != nil {
 			reply(http.StatusBadRequest, map[string]string{"error": "fault is not JSON"})
 			return
 		}
-		s.InjectFault(Fault{Path: in.Match.Path, CompanyName: in.Match.CompanyName, Status: in.Status,
-			Drop: in.Drop, Delay: time.Duration(in.DelayMS) * time.Millisecond, Count: in.Count})
+		program := in.Match.Program
+		if program == "" {
+			program = in.Program
+		}
+		s.InjectFault(Fault{Path: in.Match.Path, CompanyName: in.Match.CompanyName, Program: program, Status: in.Status,
+			Drop: in.Drop, Delay: time.Duration(in.DelayMS) * time.Millisecond, Count: in.Count,
+			For: time.Duration(in.ForMS) * time.Millisecond})
 		reply(http.StatusNoContent, nil)
 	case r.URL.Path == "/__sim/clock" && r.Method == http.MethodPost:
 		var in struct {

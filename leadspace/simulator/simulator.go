@@ -3,7 +3,11 @@
 // contract proposed in shared/leadspace-api.md §7: the same endpoints,
 // authentication, status codes and order of checks as the research found,
 // generated but self-consistent firmographics, a per-program token bucket,
-// credits, bulk jobs with polling, and fault injection under /__sim/.
+// credits, bulk jobs ready after a time (or a number of polls), and test
+// controls under /__sim/: faults (per path, company, program; for a count
+// of calls or a duration), reset, clock, the call log and per-program stats.
+// Switches cover the facts the research marks UNCERTAIN, such as whether
+// polls count against the TPS (FreePolls).
 package simulator
 
 import (
@@ -36,7 +40,7 @@ type Simulator struct {
 	jobs     map[string]*job
 	faults   []*Fault
 	calls    []Call
-	received map[string]int
+	stats    map[string]*ProgramStats
 	seq      uint64
 	offset   time.Duration // POST /__sim/clock
 
@@ -66,8 +70,8 @@ func New(cfg Config) (*Simulator, error) {
 	return s, nil
 }
 
-// Reset forgets calls, faults, bulk jobs and OAuth tokens, and restores
-// every program's credits and rate bucket.
+// Reset forgets calls, stats, faults, bulk jobs and OAuth tokens, and
+// restores every program's credits and rate bucket.
 func (s *Simulator) Reset() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -78,7 +82,7 @@ func (s *Simulator) reset() {
 	s.programs, s.tokens = map[string]*program{}, map[string]*program{}
 	s.oauth, s.refresh = map[string]issued{}, map[string]*program{}
 	s.jobs, s.faults, s.calls = map[string]*job{}, nil, nil
-	s.received, s.seq, s.offset = map[string]int{}, 0, 0
+	s.stats, s.seq, s.offset = map[string]*ProgramStats{}, 0, 0
 	for _, pc := range s.cfg.Programs {
 		burst := int(math.Ceil(pc.TPS))
 		p := &program{cfg: pc, credits: pc.Credits, bucket: rate.NewLimiter(rate.Limit(pc.TPS), burst)}
@@ -149,15 +153,15 @@ const (
 
 // ServeHTTP routes a request and applies the contract's order of checks:
 // method (405), bearer token (401, empty body), content type (415), JSON
-// body (400), injected faults, rate limit (429), credits (427), then the
-// endpoint's own validation (400).
+// body (400), injected faults, rate limit (429; polls skip it when
+// FreePolls), credits (427), then the endpoint's own validation (400).
 func (s *Simulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if strings.HasPrefix(r.URL.Path, "/__sim/") {
 		s.control(w, r)
 		return
 	}
 	c := &exchange{s: s, w: w, r: r, call: Call{Time: s.clockNow(), Method: r.Method, Path: r.URL.Path}}
-	defer c.log()
+	defer c.finish() // for calls that end without an answer (the client left)
 
 	var allowed []string
 	switch p := r.URL.Path; {
@@ -180,7 +184,8 @@ func (s *Simulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.authorize(c)
 		return
 	}
-	if !c.authenticate() || !c.readBody() || !c.applyFaults() || !c.rateLimit() {
+	poll := r.URL.Path != pathSingle && r.URL.Path != pathBulk
+	if !c.authenticate() || !c.readBody() || !c.applyFaults() || (!(poll && s.cfg.FreePolls) && !c.rateLimit()) {
 		return
 	}
 	switch {

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -389,5 +390,113 @@ func TestMagicNames(t *testing.T) {
 		if name == MagicSlow && time.Since(start) < 50*time.Millisecond {
 			t.Errorf("%s answered too fast", name)
 		}
+	}
+}
+
+func TestBulkReadyByTime(t *testing.T) {
+	h := newHarness(t, func(c *Config) { c.BulkReadyAfterPolls = 0; c.BulkReadyAfter = time.Hour })
+	st, _, m, raw := h.do("POST", pathBulk, "Bearer t1", "application/json", `{"data":[{"external_id":"a","company":{"name":"Contoso"}}]}`)
+	if st != 202 {
+		t.Fatalf("submit: %d %s", st, raw)
+	}
+	path := m["id"].(string)
+	for range 3 { // any number of polls: it is the clock that counts
+		if st, _, _, _ := h.do("GET", path, "Bearer t1", "", ""); st != 204 {
+			t.Fatalf("poll before BulkReadyAfter: %d", st)
+		}
+	}
+	h.sim.Advance(time.Hour)
+	if st, _, _, raw := h.do("GET", path, "Bearer t1", "", ""); st != 200 || !strings.Contains(raw, `"external_id":"a"`) {
+		t.Fatalf("poll after BulkReadyAfter: %d %s", st, raw)
+	}
+	if s := h.sim.Stats()["p1"]; s.BulksReady != 1 || s.Requests[EndpointPoll] != 4 || s.Answers[204] != 3 {
+		t.Fatalf("stats %+v", s)
+	}
+}
+
+// Both cases of the UNCERTAIN fact: polls take a token from the bucket, or not.
+func TestFreePolls(t *testing.T) {
+	for _, free := range []bool{false, true} {
+		h := newHarness(t, func(c *Config) { c.Programs[0].TPS = 1; c.BulkReadyAfterPolls = -1; c.FreePolls = free })
+		st, _, m, _ := h.do("POST", pathBulk, "Bearer t1", "application/json", `{"data":[{"external_id":"a","company":{"name":"Contoso"}}]}`)
+		if st != 202 {
+			t.Fatalf("submit: %d", st)
+		}
+		st, _, _, _ = h.do("GET", m["id"].(string), "Bearer t1", "", "") // the bucket (1 token) is empty now
+		want := map[bool]int{false: 429, true: 200}[free]
+		if st != want {
+			t.Fatalf("FreePolls=%v: poll answered %d, want %d", free, st, want)
+		}
+		s := h.sim.Stats()["p1"]
+		if s.Requests[EndpointPoll] != 1 || s.Transactions[EndpointPoll] != 0 || s.Transactions[EndpointBulk] != 1 ||
+			s.RateLimited != map[bool]int{false: 1, true: 0}[free] {
+			t.Fatalf("FreePolls=%v: stats %+v", free, s)
+		}
+	}
+}
+
+func TestFaultForAWhileOnOneProgram(t *testing.T) {
+	h := newHarness(t, func(c *Config) {
+		c.Programs = append(c.Programs, ProgramConfig{ID: "p2", Tokens: []string{"t2"}, Credits: Unlimited, TPS: 1000})
+	})
+	resp, err := http.Post(h.url+"/__sim/faults", "application/json",
+		strings.NewReader(`{"match":{"path":"/enrichment/enrich/single","program":"p1"},"status":503,"for_ms":60000}`))
+	if err != nil || resp.StatusCode != 204 {
+		t.Fatalf("fault: %v %v", err, resp)
+	}
+	resp.Body.Close()
+	body := `{"company":{"name":"Contoso"}}`
+	for range 5 {
+		if st, _, _, _ := h.do("POST", pathSingle, "Bearer t1", "application/json", body); st != 503 {
+			t.Fatalf("p1 during the fault: %d", st)
+		}
+		if st, _, _, _ := h.do("POST", pathSingle, "Bearer t2", "application/json", body); st != 200 {
+			t.Fatalf("p2 during p1's fault: %d", st)
+		}
+	}
+	h.sim.Advance(59 * time.Second)
+	if st, _, _, _ := h.do("POST", pathSingle, "Bearer t1", "application/json", body); st != 503 {
+		t.Fatalf("p1 before the fault ran out: %d", st)
+	}
+	h.sim.Advance(time.Second)
+	if st, _, _, _ := h.do("POST", pathSingle, "Bearer t1", "application/json", body); st != 200 {
+		t.Fatalf("p1 after the fault ran out: %d", st)
+	}
+	stats := h.sim.Stats()
+	if s := stats["p1"]; s.Answers[503] != 6 || s.Answers[200] != 1 || s.RecordsReceived != 1 {
+		t.Fatalf("p1 stats %+v", s)
+	}
+	if s := stats["p2"]; s.Answers[200] != 5 || s.RecordsReceived != 5 || s.Transactions[EndpointSingle] != 5 {
+		t.Fatalf("p2 stats %+v", s)
+	}
+}
+
+func TestStatsOverHTTPAndCallLogLimit(t *testing.T) {
+	h := newHarness(t, func(c *Config) { c.CallLogLimit = 3; c.Programs[0].TPS = 5 })
+	for i := range 10 {
+		h.single(`{"company":{"name":"Contoso"},"external_id":"` + strconv.Itoa(i) + `"}`)
+	}
+	calls := h.sim.Calls()
+	if len(calls) != 3 || calls[2].Records[0]["external_id"] != "9" || calls[0].Records[0]["external_id"] != "7" {
+		t.Fatalf("call log keeps %d calls: %+v", len(calls), calls)
+	}
+	resp, err := http.Get(h.url + "/__sim/stats")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var stats map[string]ProgramStats
+	if err := json.NewDecoder(resp.Body).Decode(&stats); err != nil {
+		t.Fatal(err)
+	}
+	s := stats["p1"]
+	// The bucket holds 5 tokens: 5 answered 200, 5 rate limited; counters
+	// stay exact although the log kept 3 calls.
+	if s.Requests[EndpointSingle] != 10 || s.Transactions[EndpointSingle] != 5 || s.Answers[200] != 5 ||
+		s.Answers[429] != 5 || s.RateLimited != 5 || s.RecordsReceived != 5 {
+		t.Fatalf("stats %+v", s)
+	}
+	if !reflect.DeepEqual(s, h.sim.Stats()["p1"]) {
+		t.Fatalf("HTTP stats %+v differ from Stats() %+v", s, h.sim.Stats()["p1"])
 	}
 }

@@ -124,8 +124,12 @@ func tenantAtTier(id string) tenantProgram {
 	return t
 }
 
-// atTier gives the instance the tier's rate and otherwise its defaults.
-func atTier(_ *processor.Config, ls *leadspace.Config) { ls.TPS = 30 }
+// atTier gives the instance the tier's rate and otherwise its defaults
+// (the harness shortens polls for the fast simulator; the tier needs the
+// client's own timing).
+func atTier(_ *processor.Config, ls *leadspace.Config) {
+	ls.TPS, ls.BulkPollFirst, ls.BulkPollMin = 30, 0, 0
+}
 
 // trickle writes one profile of tenant every 1/rate seconds until stopped,
 // and returns the write times by key.

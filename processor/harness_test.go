@@ -207,6 +207,7 @@ func (e *env) start(opts ...startOpt) *instance {
 	reg := prometheus.NewRegistry()
 	log := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.AddSync(e.logs), zap.DebugLevel))
 	lsCfg := leadspace.Config{BaseURL: e.stack.LeadspaceURL, TPS: 1000, BackoffBase: 10 * time.Millisecond,
+		BulkPollFirst: 5 * time.Millisecond, BulkPollMin: 5 * time.Millisecond,
 		BackoffMax: 50 * time.Millisecond, Breaker: leadspace.BreakerConfig{OpenTimeout: 200 * time.Millisecond},
 		Logger: log.Named("leadspace"), Registerer: reg}
 	table := processor.NewControlTable(processor.TokenSources{AllowPlaintext: true, SealKey: e.sealKey}.Resolver())

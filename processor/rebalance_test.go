@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/enrichment/leadspace-enricher/leadspace"
+	"github.com/enrichment/leadspace-enricher/leadspace/simulator"
 	"github.com/enrichment/leadspace-enricher/processor"
 	"github.com/enrichment/leadspace-enricher/schemas"
 )
@@ -98,5 +100,37 @@ func TestAReplayedTopicCostsNothingAndNeverMovesAKeyBackwards(t *testing.T) {
 	}
 	if backwards := e.keysGoingBackwards(); len(backwards) > 0 {
 		t.Errorf("%d keys went back to an older version, e.g. %s", len(backwards), backwards[0])
+	}
+}
+
+func TestAnOutageOfOneProgramIsBackpressureAndDoesNotHoldOtherTenants(t *testing.T) {
+	e := newEnv(t, tenant("acme"), tenant("globex"))
+	e.start(func(c *processor.Config, ls *leadspace.Config) { c.Window = 400 })
+	// acme's program answers 503 for 20 s: its records wait (breaker open,
+	// then deferred), and globex's go on.
+	e.stack.Simulator.InjectFault(simulator.Fault{Program: "acme", Status: 503, For: 20 * time.Second})
+	outageEnds := time.Now().Add(20 * time.Second)
+	const n = 1500
+	e.produceProfiles(companies(n, "acme", "globex")...)
+
+	e.waitOutputs(60*time.Second, func(o outputs) bool {
+		got := 0
+		for key := range o.enriched {
+			if strings.HasPrefix(key, "globex/") {
+				got++
+			}
+		}
+		return got == n
+	})
+	if time.Now().After(outageEnds) {
+		t.Fatal("globex's profiles were held until acme's outage ended")
+	}
+	out := e.waitOutputs(90*time.Second, func(o outputs) bool { return len(o.enriched) == 2*n })
+	if len(out.dead) != 0 {
+		t.Fatalf("%d dead letters for an outage of 20 s; an outage is backpressure", len(out.dead))
+	}
+	e.waitCommitted(30*time.Second, 2*n)
+	if backwards := e.keysGoingBackwards(); len(backwards) > 0 {
+		t.Fatalf("keys went backwards: %v", backwards)
 	}
 }

@@ -40,6 +40,7 @@ type window struct {
 // programLoad is one program's part of the window.
 type programLoad struct {
 	inFlight int
+	bytes    int64
 	finished time.Time // last time one of its records finished
 }
 
@@ -97,13 +98,14 @@ func (w *window) tryLocked(program string, size int) (v verdict, wait bool) {
 		if pl.inFlight == 0 {
 			pl.finished = time.Now() // the stall clock starts with the first record
 		}
-		if pl.inFlight >= max(w.share(program), 1) {
+		if pl.inFlight >= w.shareOf(program) || (pl.inFlight > 0 && pl.bytes+int64(size) > w.maxBytes/2) {
 			if w.stalledLocked(pl) {
 				return deferIt, false
 			}
 			return 0, true
 		}
 		pl.inFlight++
+		pl.bytes += int64(size)
 	}
 	w.events++
 	w.bytes += int64(size)
@@ -135,7 +137,15 @@ func (w *window) hasRoom(program string) bool {
 		return true
 	}
 	pl := w.programs[program]
-	return pl == nil || (pl.inFlight < max(w.share(program), 1)/2 && !w.stalledLocked(pl))
+	return pl == nil || (pl.inFlight < w.shareOf(program)/2 && !w.stalledLocked(pl))
+}
+
+// shareOf is a program's share: what it needs (its Capacity), but never
+// more than half the window (in events, and in bytes above), so that one
+// stalled program cannot hold the whole window and stall the others at the
+// fetch.
+func (w *window) shareOf(program string) int {
+	return max(1, min(w.share(program), w.maxEvents/2))
 }
 
 // release gives back a finished (or abandoned) record's room.
@@ -146,6 +156,7 @@ func (w *window) release(program string, size int) {
 	w.bytes -= int64(size)
 	if pl := w.programs[program]; program != "" && pl != nil {
 		pl.inFlight--
+		pl.bytes -= int64(size)
 		pl.finished = time.Now()
 	}
 	close(w.changed)

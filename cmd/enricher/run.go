@@ -97,6 +97,7 @@ type serviceFlags struct {
 	leadspaceTPS                         float64
 	leadspaceTimeout                     time.Duration
 	leadspaceAttempts, leadspaceBulkFrom int
+	leadspaceFreePolls                   bool
 	breakerOpen                          time.Duration
 	httpAddr                             string
 	logFormat, logLevel                  string
@@ -122,6 +123,7 @@ func (f *serviceFlags) bind(s *settings) {
 	s.DurationVar(&f.leadspaceTimeout, "leadspace-timeout", 15*time.Second, "timeout of one Leadspace HTTP exchange; at most shutdown-timeout")
 	s.DurationVar(&f.leadspaceGiveUpAfter, "leadspace-give-up-after", 15*time.Minute, "a record that keeps failing retryably (5xx, timeouts, resets, open breaker) goes to the DLQ after this long")
 	s.IntVar(&f.leadspaceAttempts, "leadspace-max-attempts", 0, "cap on attempts per record (0: none, give-up-after bounds them); every attempt may spend a credit")
+	s.BoolVar(&f.leadspaceFreePolls, "leadspace-free-polls", false, "bulk polls do not count against the program's rate (unconfirmed; by default they are paced as transactions)")
 	s.IntVar(&f.leadspaceBulkFrom, "leadspace-bulk-threshold", 20, "records waiting per program at which bulk calls replace single calls")
 	s.DurationVar(&f.breakerOpen, "leadspace-breaker-open", 10*time.Second, "how long an open breaker waits before probing Leadspace")
 	s.StringVar(&f.httpAddr, "http-addr", ":8080", "address of /metrics, /healthz and /readyz (empty: off)")
@@ -212,7 +214,7 @@ func newService(ctx context.Context, f *serviceFlags, log *zap.Logger) (*service
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	ls, err := leadspace.New(leadspace.Config{BaseURL: f.leadspaceURL, TPS: f.leadspaceTPS, RequestTimeout: f.leadspaceTimeout,
-		MaxAttempts: f.leadspaceAttempts, BulkThreshold: f.leadspaceBulkFrom, Breaker: leadspace.BreakerConfig{OpenTimeout: f.breakerOpen},
+		MaxAttempts: f.leadspaceAttempts, GiveUpAfter: f.leadspaceGiveUpAfter, FreePolls: f.leadspaceFreePolls, BulkThreshold: f.leadspaceBulkFrom, Breaker: leadspace.BreakerConfig{OpenTimeout: f.breakerOpen},
 		Logger: log.Named("leadspace"), Registerer: reg})
 	if err != nil {
 		return nil, fmt.Errorf("leadspace: %w", err)

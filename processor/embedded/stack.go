@@ -35,8 +35,12 @@ type Options struct {
 	Programs []simulator.ProgramConfig
 	// LeadspaceLatency and LeadspaceJitter shape simulated answers (120ms, 80ms).
 	LeadspaceLatency, LeadspaceJitter time.Duration
-	// BulkReadyAfterPolls is how many polls a bulk job needs (simulator default).
+	// BulkReadyAfterPolls is how many polls a bulk job needs; 0 makes bulks
+	// ready by time (BulkReadyAfter, the simulator's default of 1s).
 	BulkReadyAfterPolls int
+	BulkReadyAfter      time.Duration
+	// FreePolls makes polls free of the program's rate (see simulator.Config).
+	FreePolls bool
 }
 
 // Stack is a running set of dependencies.
@@ -94,7 +98,7 @@ func (s *Stack) start(ctx context.Context, o Options) (err error) {
 	}
 
 	sim, err := simulator.New(simulator.Config{Programs: o.Programs, Latency: o.LeadspaceLatency, Jitter: o.LeadspaceJitter,
-		BulkReadyAfterPolls: o.BulkReadyAfterPolls})
+		BulkReadyAfterPolls: o.BulkReadyAfterPolls, BulkReadyAfter: o.BulkReadyAfter, FreePolls: o.FreePolls})
 	if err != nil {
 		return fmt.Errorf("leadspace simulator: %w", err)
 	}

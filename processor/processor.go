@@ -30,6 +30,7 @@ type Processor struct {
 	conn      connection
 	codec     *schemas.Codec
 	control   *ControlTable
+	plane     *ControlPlane
 	handler   *handler
 	status    *statusTable
 	published *published
@@ -60,6 +61,10 @@ func New(cfg Config, codec *schemas.Codec, control *ControlTable, enricher Enric
 	p.handler = &handler{codec: codec, control: control, enricher: enricher, dedupe: newDedupe(), topics: cfg.Topics,
 		log: cfg.Logger, now: time.Now, backoff: cfg.RetryBackoff}
 	p.pub = newPublisher(conn, cfg.ProduceBatchTimeout, cfg.RetryBackoff, cfg.Logger)
+	if p.plane, err = NewControlPlane(ControlPlaneConfig{Kafka: cfg.Kafka, Topics: cfg.Topics, Codec: codec, Auth: cfg.Auth,
+		Table: control, Logger: cfg.Logger, Registerer: cfg.Registerer, StatusInterval: cfg.StatusInterval, RetryBackoff: cfg.RetryBackoff}); err != nil {
+		return nil, err
+	}
 	p.metrics = newMetrics(cfg.Registerer, func() float64 { return float64(p.window.inFlight()) })
 	return p, nil
 }
@@ -77,21 +82,21 @@ func (p *Processor) Run(ctx context.Context) error {
 	defer p.pub.close()
 	tables, stopTables := context.WithCancel(context.Background())
 	defer stopTables()
-	if !p.cfg.Auth.Enabled() {
-		p.log.Warn("control events are not authenticated: anyone who can write to the control topic can change consent and tokens; set an admin key",
-			zap.String("topic", p.cfg.Topics.Control))
-	}
 	// Three tables must be loaded before any profile is processed: control
-	// (the gate), enriched (dedupe) and status (counts to resume from).
+	// (the gate, kept by the control plane), enriched (dedupe) and status
+	// (counts to resume from).
 	loaders := []struct {
 		topic string
 		apply func(kafka.Message)
-	}{{p.cfg.Topics.Control, p.applyControl}, {p.cfg.Topics.Enriched, p.applyEnriched}, {p.cfg.Topics.Status, p.applyStatus}}
+	}{{p.cfg.Topics.Enriched, p.applyEnriched}, {p.cfg.Topics.Status, p.applyStatus}}
 	tablesErr := make(chan error, len(loaders))
-	var loaded []chan struct{}
+	var plane sync.WaitGroup
+	plane.Go(func() { _ = p.plane.Run(tables) })
+	defer func() { stopTables(); plane.Wait() }()
+	loaded := []<-chan struct{}{p.plane.Ready()}
 	for _, l := range loaders {
 		ch := make(chan struct{})
-		loaded = append(loaded, ch)
+		loaded = append(loaded, (<-chan struct{})(ch))
 		go func() { tablesErr <- follow(tables, p.conn, l.topic, l.apply, func() { close(ch) }) }()
 	}
 	for _, ch := range loaded {
@@ -115,7 +120,7 @@ func (p *Processor) Run(ctx context.Context) error {
 	defer stopRun()
 	var tableFailure error
 	var background sync.WaitGroup
-	background.Go(func() { p.publishTenantStates(tables) })
+	background.Go(func() { p.queuePurges(tables) })
 	background.Go(func() { p.runPurges(tables) })
 	background.Go(func() {
 		select {
@@ -137,15 +142,20 @@ func (p *Processor) Run(ctx context.Context) error {
 	return err
 }
 
-func (p *Processor) applyControl(msg kafka.Message) {
-	ev, err := p.control.ApplyRecord(p.codec, p.cfg.Auth, msg)
-	switch {
-	case err != nil:
-		p.log.Warn("control event refused", zap.String("key", string(msg.Key)), zap.Int64("offset", msg.Offset), zap.Error(err))
-	case ev != nil:
-		p.log.Info("control event applied", zap.String("tenant", ev.TenantID), zap.String("kind", ev.Kind()), zap.Int64("offset", msg.Offset))
-		if ev.Removal != nil && ev.Removal.Purge {
-			p.purges.add(*ev)
+// queuePurges hands each removal with purge in effect to the purger once.
+func (p *Processor) queuePurges(ctx context.Context) {
+	queued := map[Removal]bool{}
+	for {
+		for _, r := range p.control.Removals() {
+			if r.Purge && !queued[r] {
+				queued[r] = true
+				p.purges.add(schemas.Control{TenantID: r.Tenant, IssuedAt: r.At, Removal: &schemas.Removal{Purge: true}})
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-p.control.Changed():
 		}
 	}
 }

@@ -95,6 +95,7 @@ type keyState struct {
 type tenantControl struct {
 	keys          map[string]*keyState // by kind
 	credentials   leadspace.Credentials
+	program       string // credentials.Key(), kept: the pipeline asks per record
 	tokenErr      *TokenError
 	pausedReason  string
 	pausedToken   string // credentials key the pause applies to
@@ -301,19 +302,20 @@ func (t *ControlTable) fold(tenant, kind string, msg kafka.Message, ev *schemas.
 	ks.ev, ks.raw, ks.seq, ks.id, ks.lost, ks.tailGenuine = &e, msg.Value, e.Sequence, e.EventID, false, true
 	switch kind {
 	case schemas.KindConnection:
-		tc.credentials, tc.tokenErr = leadspace.Credentials{}, nil
+		tc.credentials, tc.program, tc.tokenErr = leadspace.Credentials{}, "", nil
 		if token, err := t.resolve(tenant, e.Connection.TokenRef); err != nil {
 			if !errors.As(err, &tc.tokenErr) {
 				tc.tokenErr = &TokenError{Reason: ReasonTokenUnresolvable, Err: err}
 			}
 		} else {
 			tc.credentials = leadspace.Credentials{Token: token}
+			tc.program = tc.credentials.Key()
 		}
 		// A new connection (new token) lifts a pause caused by the old one;
 		// the connection the pause was recorded for keeps it.
 		tc.pausedReason, tc.pausedToken = "", ""
 		if r := tc.restoredPause; r.reason != "" && r.connection == e.EventID && tc.tokenErr == nil {
-			tc.pausedReason, tc.pausedToken = r.reason, tc.credentials.Key()
+			tc.pausedReason, tc.pausedToken = r.reason, tc.program
 		}
 		tc.restoredPause.connection, tc.restoredPause.reason = "", ""
 	case schemas.KindRemoval:
@@ -473,7 +475,7 @@ func (t *ControlTable) ProgramOf(tenant string) (key string, ok bool) {
 	if tc == nil || tc.denial() != nil {
 		return "", false
 	}
-	return tc.credentials.Key(), true
+	return tc.program, true
 }
 
 // Run is the tenant's latest applied refresh event. The gate still decides
@@ -534,10 +536,10 @@ func (t *ControlTable) Pause(tenant string, creds leadspace.Credentials, reason 
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	tc := t.tenants[tenant]
-	if tc == nil || tc.credentials.Key() != creds.Key() || tc.pausedReason != "" {
+	if tc == nil || tc.program != creds.Key() || tc.pausedReason != "" {
 		return false
 	}
-	tc.pausedReason, tc.pausedToken = reason, creds.Key()
+	tc.pausedReason, tc.pausedToken = reason, tc.program
 	t.refreshGrant(tc)
 	t.notify(true)
 	return true

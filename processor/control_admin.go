@@ -35,12 +35,16 @@ type ControlRecord struct {
 	// service refuses the record (control.*).
 	Verdict string
 	Detail  string
+	// KeysHere: the admin gave keys to check with. Without any, every
+	// signed record is unverified, and can only be taken as it is.
+	KeysHere bool
 }
 
 // Trusted is whether the record can be taken as an admin's: verified, or
-// unverifiable because no key is configured anywhere here.
+// unverified because no key was given here at all. A record signed by a
+// key the admin does not hold, while the admin holds others, is not.
 func (r ControlRecord) Trusted() bool {
-	return r.Verdict == VerdictVerified || r.Verdict == VerdictUnverified
+	return r.Verdict == VerdictVerified || r.Verdict == VerdictUnverified && !r.KeysHere
 }
 
 // ReadControlLog reads the whole control topic, checking each record as the
@@ -55,7 +59,7 @@ func ReadControlLog(ctx context.Context, k Kafka, topic string, codec *schemas.C
 }
 
 func checkRecord(ctx context.Context, codec *schemas.Codec, auth ControlAuth, m kafka.Message) ControlRecord {
-	r := ControlRecord{Key: string(m.Key), Partition: m.Partition, Offset: m.Offset, Time: m.Time}
+	r := ControlRecord{Key: string(m.Key), Partition: m.Partition, Offset: m.Offset, Time: m.Time, KeysHere: auth.Enabled()}
 	if _, _, ok := controlKey(m.Key); !ok {
 		r.Verdict = ReasonControlKey
 		return r

@@ -93,10 +93,12 @@ func (e *env) compactControl(done func(map[string]int) bool) {
 	if err != nil {
 		e.t.Fatalf("configure the control topic for compaction: %v", err)
 	}
-	for {
+	start := time.Now()
+	for rolls := 1; ; rolls++ {
 		time.Sleep(200 * time.Millisecond) // past segment.ms: the next write rolls the segment
 		roll()
 		if n := perKey(); done(n) {
+			e.t.Logf("the broker compacted the control topic after %d segment rolls, %s", rolls, time.Since(start).Round(time.Millisecond))
 			return
 		}
 		if ctx.Err() != nil {

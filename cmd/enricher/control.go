@@ -250,22 +250,25 @@ func buildControlView(records []processor.ControlRecord, applied map[string]sche
 		if rec.Event != nil && rec.Trusted() {
 			seen[rec.Key] = max(before, rec.Event.Sequence)
 		}
+		signedHere := rec.Verdict == processor.VerdictVerified || rec.Verdict == processor.VerdictUnverified
 		switch bar := max(before, s.ControlSequences[kind]); {
 		case !reported:
 			r.Service = "unknown (not reported)"
-		case !rec.Trusted():
-			r.Service = "refused"
-		case rec.Event.EventID == s.AppliedControl[kind] && rec.Event.Sequence == s.ControlSequences[kind]:
+		case signedHere && rec.Event.Key() == rec.Key && rec.Event.EventID == s.AppliedControl[kind] && rec.Event.Sequence == s.ControlSequences[kind]:
 			r.Service = "applied"
 			row(tenant).Applied[kind] = r
+		case !signedHere:
+			r.Service = "refused"
+		case !rec.Trusted():
+			// Signed by a key this admin does not hold: pending, or refused
+			// for it (the tenant's refusal counts say which).
+			r.Service = "not applied"
 		case rec.Event.Sequence <= before || (i == last[rec.Key] && rec.Event.Sequence <= bar):
 			r.Service = fmt.Sprintf("refused (replay: sequence not above %d)", bar)
 		case i < last[rec.Key] && rec.Verdict == processor.VerdictVerified:
 			r.Service = "superseded"
 		default:
-			// Pending, or refused for a reason only the service can tell (a
-			// key this admin does not hold): its refusal counts say which.
-			r.Service = "not applied"
+			r.Service = "not applied (yet)"
 		}
 	}
 	for id, s := range applied {

@@ -673,14 +673,3 @@ func (t *ControlTable) rewriteFailed(msgs []kafka.Message) {
 		}
 	}
 }
-
-// LoadControl reads the whole control topic once into table, verifying each
-// event with auth, as the admin view does. (The service restores its
-// applied sequences first: see ControlPlane.)
-func LoadControl(ctx context.Context, k Kafka, topic string, codec *schemas.Codec, auth ControlAuth, table *ControlTable) error {
-	err := ReadAll(ctx, k, topic, func(m kafka.Message) { _, _ = table.ApplyRecord(codec, auth, m) })
-	if err == nil {
-		table.settle()
-	}
-	return err
-}

@@ -2,14 +2,20 @@ package processor_test
 
 import (
 	"context"
+	"errors"
 	"os"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/segmentio/kafka-go"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/enrichment/leadspace-enricher/leadspace/simulator"
 	"github.com/enrichment/leadspace-enricher/processor"
+	"github.com/enrichment/leadspace-enricher/processor/embedded"
 	"github.com/enrichment/leadspace-enricher/schemas"
 )
 
@@ -295,5 +301,83 @@ func TestTokenReferencesOutsideTheAllowlistPauseTheirTenant(t *testing.T) {
 		if c.Program != "acme" {
 			t.Fatalf("a request reached Leadspace as program %q", c.Program)
 		}
+	}
+}
+
+// The control plane outlives a broker that fails: it keeps trying to read
+// its state back and follow the topic, and becomes ready once it can.
+func TestControlPlaneRidesOutABrokerOutage(t *testing.T) {
+	if brokersFromEnv() != nil {
+		t.Skip("the outage is injected into the in-process broker")
+	}
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cluster.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	stack, err := embedded.Start(ctx, embedded.Options{Brokers: cluster.ListenAddrs(),
+		Programs: []simulator.ProgramConfig{{ID: "acme", Tokens: []string{"tok-acme"}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stack.Close()
+	prod, err := processor.NewProducer(stack.Kafka, stack.Codec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer prod.Close()
+	publish := func(ev schemas.Control) {
+		if _, err := prod.PublishControl(ctx, stack.Topics.Control, ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	publish(schemas.Control{TenantID: "acme", Connection: &schemas.Connection{TokenRef: "plain:tok-acme"}})
+	publish(schemas.Control{TenantID: "acme", Mapping: &schemas.Mapping{NameAttribute: "Name"}})
+
+	// The outage: the broker drops the connection of the first requests for
+	// offsets, which reading any topic to its end needs.
+	var dropped atomic.Int32
+	cluster.ControlKey(int16(kmsg.ListOffsets), func(kmsg.Request) (kmsg.Response, error, bool) {
+		if dropped.Add(1) <= 4 {
+			cluster.KeepControl()
+			return nil, errors.New("broker outage"), true
+		}
+		cluster.DropControl()
+		return nil, nil, false
+	})
+	table := processor.NewControlTable(processor.TokenSources{AllowPlaintext: true}.Resolver())
+	plane, err := processor.NewControlPlane(processor.ControlPlaneConfig{Kafka: stack.Kafka, Topics: stack.Topics, Codec: stack.Codec,
+		Table: table, RetryBackoff: 20 * time.Millisecond, StatusInterval: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- plane.Run(runCtx) }()
+	select {
+	case <-plane.Ready():
+	case err := <-done:
+		t.Fatalf("the control plane gave up during the outage: %v", err)
+	case <-ctx.Done():
+		t.Fatalf("not ready after the outage (%d requests dropped)", dropped.Load())
+	}
+	if dropped.Load() < 4 {
+		t.Fatalf("only %d requests met the outage: it proved nothing", dropped.Load())
+	}
+	if _, d := table.Gate("acme"); d == nil || d.Reason != processor.ReasonNoConsent {
+		t.Fatalf("after the outage: %+v, want connected and mapped, no consent yet", d)
+	}
+	publish(schemas.Control{TenantID: "acme", Consent: &schemas.Consent{Given: true}})
+	waitFor(t, 10*time.Second, "consent given after the outage applies", func() bool { _, d := table.Gate("acme"); return d == nil })
+	stop()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Run returned %v when its context ended, want nil", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("Run did not return after its context ended")
 	}
 }

@@ -249,6 +249,12 @@ func TestRunRefusesBadSettingsNamingThem(t *testing.T) {
 		{map[string]string{"ENRICHER_COMMIT_INTERVAL": "soon"}, "ENRICHER_COMMIT_INTERVAL"},
 		{map[string]string{"ENRICHER_LOG_FORMAT": "xml"}, "log-format:"},
 		{map[string]string{"ENRICHER_TOKEN_SEAL_KEY": "not-a-key"}, "token-seal-key:"},
+		{map[string]string{"ENRICHER_TOKEN_ENV_PREFIX": "ENRICHER_"}, "token-env-prefix: \"ENRICHER_\" would let a control event read the service's own"},
+		{map[string]string{"ENRICHER_TOKEN_ENV_PREFIX": "ENRICHER_TOKEN_"}, "token-env-prefix: \"ENRICHER_TOKEN_\" would let"},
+		{map[string]string{"ENRICHER_TOKEN_ENV_PREFIX": "tokens"}, "token-env-prefix: \"tokens\" must be upper case"},
+		{map[string]string{"ENRICHER_TOKEN_DIR": "/no/such/dir"}, "token-dir: /no/such/dir is not a directory"},
+		{map[string]string{"ENRICHER_TOKEN_DIR": "/"}, "token-dir: the root directory"},
+		{map[string]string{"ENRICHER_ADMIN_PUBLIC_KEYS": "ed25519:AAAA"}, "admin-public-keys: key 1 is not an Ed25519 public key"},
 		{map[string]string{"ENRICHER_SCHEMA_REGISTRY_URL": "http://127.0.0.1:1"}, "schema registry http://127.0.0.1:1"},
 	}
 	for _, c := range cases {

@@ -21,19 +21,12 @@ import (
 // tokenPolicyFlags are where the service may look for tokens: env names
 // with a prefix, files in one directory. `enricher run` binds them (the
 // service resolves references), and so does `connect`, which refuses a
-// reference the service would refuse.
+// reference the service would refuse. The zero value is the defaults.
 type tokenPolicyFlags struct {
 	envPrefix, dir string
 }
 
-// bindTokenPolicy adds --token-env-prefix and --token-dir to s; apply puts
-// them into the service's TokenSources.
-func bindTokenPolicy(s *settings) *tokenPolicyFlags {
-	var p tokenPolicyFlags
-	p.bind(s)
-	return &p
-}
-
+// bind adds --token-env-prefix and --token-dir to s.
 func (p *tokenPolicyFlags) bind(s *settings) {
 	s.StringVar(&p.envPrefix, "token-env-prefix", processor.DefaultTokenEnvPrefix,
 		"env:NAME token references are resolved only for names with this prefix (so an event cannot read HOME or the service's own settings)")
@@ -44,6 +37,9 @@ var envPrefixPattern = regexp.MustCompile(`^[A-Z][A-Z0-9_]*_$`)
 
 // apply checks the settings and sets them on sources.
 func (p *tokenPolicyFlags) apply(sources *processor.TokenSources) error {
+	if p.envPrefix == "" {
+		p.envPrefix = processor.DefaultTokenEnvPrefix
+	}
 	switch {
 	case !envPrefixPattern.MatchString(p.envPrefix):
 		return fmt.Errorf("token-env-prefix: %q must be upper case letters, digits and '_', ending in '_' (e.g. %s)", p.envPrefix, processor.DefaultTokenEnvPrefix)

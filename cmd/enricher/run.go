@@ -97,7 +97,7 @@ type serviceFlags struct {
 	logFormat, logLevel                  string
 	allowPlaintextTokens                 bool
 	sealKey, sealKeyFile                 string
-	tokenPolicy                          *tokenPolicyFlags
+	tokenPolicy                          tokenPolicyFlags
 }
 
 func (f *serviceFlags) bind(s *settings) {
@@ -119,7 +119,7 @@ func (f *serviceFlags) bind(s *settings) {
 	s.BoolVar(&f.allowPlaintextTokens, "allow-plaintext-tokens", false, "accept plain:TOKEN references in control events (development only)")
 	s.StringVar(&f.sealKey, "token-seal-key", "", "private key that opens sealed:... token references ('enricher keys generate'); prefer the environment or the file")
 	s.StringVar(&f.sealKeyFile, "token-seal-key-file", "", "file holding the token seal key")
-	f.tokenPolicy = bindTokenPolicy(s)
+	f.tokenPolicy.bind(s)
 }
 
 func (f *serviceFlags) validate() error {

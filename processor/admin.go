@@ -51,13 +51,20 @@ func (p *Producer) Write(ctx context.Context, msgs ...kafka.Message) error {
 }
 
 // PublishControl encodes and writes a control event under its tenant/kind key,
-// filling in the event id and issue time when they are unset.
+// filling in the event id, the issue time and (for an unsigned event) the
+// sequence when they are unset. A signed event must be complete: the
+// signature covers them.
 func (p *Producer) PublishControl(ctx context.Context, topic string, ev schemas.Control) (schemas.Control, error) {
-	if ev.EventID == "" {
-		ev.EventID = randomID()
-	}
-	if ev.IssuedAt.IsZero() {
-		ev.IssuedAt = time.Now().UTC().Truncate(time.Millisecond)
+	if ev.Signature == "" {
+		if ev.EventID == "" {
+			ev.EventID = randomID()
+		}
+		if ev.IssuedAt.IsZero() {
+			ev.IssuedAt = time.Now().UTC().Truncate(time.Millisecond)
+		}
+		if ev.Sequence == 0 {
+			ev.Sequence = NextSequence(0)
+		}
 	}
 	native, err := ev.Native()
 	if err != nil {

@@ -2,6 +2,8 @@ package processor_test
 
 import (
 	"bytes"
+	"context"
+	"maps"
 	"strings"
 	"testing"
 	"time"
@@ -66,17 +68,26 @@ func TestForgedOrReplayedControlEventsChangeNothing(t *testing.T) {
 
 	forger := processor.ControlAuth{Key: []byte("a-guess")}
 	forged := schemas.Control{TenantID: "globex", Consent: &schemas.Consent{Given: true}}
-	forger.Sign(&forged)
+	_ = forger.Sign(&forged)
 	e.control(forged)
-	e.control(schemas.Control{TenantID: "globex", Consent: &schemas.Consent{Given: true}, Signature: "bm90IGEgc2lnbmF0dXJl"})
+	// The right key id, a made-up signature.
+	e.control(schemas.Control{TenantID: "globex", Consent: &schemas.Consent{Given: true}, Sequence: processor.NextSequence(0),
+		KeyID: e.auth.KeyIDs()[0], Signature: "bm90IGEgc2lnbmF0dXJl"})
 	redirect := schemas.Control{TenantID: "acme", Connection: &schemas.Connection{DisplayName: "evil", TokenRef: "plain:attacker-token"}}
-	forger.Sign(&redirect)
+	_ = forger.Sign(&redirect)
 	e.control(redirect)
-	// A genuine consent, signed an hour ago and captured: written again now.
-	captured := schemas.Control{EventID: "captured-1", TenantID: "globex", IssuedBy: "admin@globex",
-		IssuedAt: time.Now().Add(-time.Hour).UTC().Truncate(time.Millisecond), Consent: &schemas.Consent{Given: true}}
-	e.auth.Sign(&captured)
-	e.control(captured)
+	// Unsigned, written past the admin commands.
+	if _, err := e.prod.PublishControl(context.Background(), e.stack.Topics.Control,
+		schemas.Control{TenantID: "globex", IssuedBy: "x", Consent: &schemas.Consent{Given: true}}); err != nil {
+		t.Fatal(err)
+	}
+	// acme's genuine, signed consent written under globex's key.
+	acmeConsent := e.lastControl("acme/consent")
+	e.produceRaw(kafka.Message{Topic: e.stack.Topics.Control, Key: []byte("globex/consent"), Value: acmeConsent.Value})
+	// Values that are no event at all, and a key that names no tenant.
+	e.produceRaw(kafka.Message{Topic: e.stack.Topics.Control, Key: []byte("globex/mapping"), Value: []byte{}},
+		kafka.Message{Topic: e.stack.Topics.Control, Key: []byte("globex/mapping"), Value: nil},
+		kafka.Message{Topic: e.stack.Topics.Control, Key: []byte("no-tenant-here"), Value: acmeConsent.Value})
 
 	ps := companies(50, "acme", "globex")
 	e.produceProfiles(ps...)
@@ -95,14 +106,26 @@ func TestForgedOrReplayedControlEventsChangeNothing(t *testing.T) {
 			t.Errorf("%s skipped: the forged connection disturbed acme", key)
 		}
 	}
-	g := e.waitStatus("globex", 10*time.Second, func(s processor.TenantStatus) bool { return s.RefusedControl == 3 })
+	g := e.waitStatus("globex", 10*time.Second, func(s processor.TenantStatus) bool { return s.RefusedControl == 6 })
 	a := e.waitStatus("acme", 10*time.Second, func(s processor.TenantStatus) bool { return s.RefusedControl == 1 })
 	if g.State != schemas.StateNoConsent || a.State != schemas.StateActive {
 		t.Fatalf("states after forgeries: globex %s, acme %s", g.State, a.State)
 	}
-	if g.LastRefused != processor.ReasonStale || a.LastRefused != processor.ReasonBadSignature {
-		t.Fatalf("refusal reasons: globex %q, acme %q", g.LastRefused, a.LastRefused)
+	wantGlobex := map[string]int64{processor.ReasonUnknownKey: 1, processor.ReasonBadSignature: 1, processor.ReasonUnsigned: 1,
+		processor.ReasonWrongKey: 1, processor.ReasonEmptyValue: 1, processor.ReasonTombstone: 1}
+	if !maps.Equal(g.RefusedByReason, wantGlobex) || !maps.Equal(a.RefusedByReason, map[string]int64{processor.ReasonUnknownKey: 1}) {
+		t.Fatalf("refusals by reason: globex %v, acme %v", g.RefusedByReason, a.RefusedByReason)
 	}
+	if _, ok := e.status()["no-tenant-here"]; ok {
+		t.Fatal("a key without '/' made a tenant")
+	}
+	// The forged connection is no longer the last record under acme's key:
+	// the service wrote the genuine one again, which compaction keeps.
+	waitFor(t, 10*time.Second, "the genuine connection written again after the forgery", func() bool {
+		last := e.lastControl("acme/connection")
+		ev, err := e.stack.Codec.DecodeControl(context.Background(), last.Value)
+		return err == nil && ev.Connection.DisplayName == "acme"
+	})
 }
 
 func TestUnauthorizedTokenPausesOnlyItsTenantUntilANewConnection(t *testing.T) {
@@ -147,10 +170,10 @@ func TestUnauthorizedTokenPausesOnlyItsTenantUntilANewConnection(t *testing.T) {
 
 func TestTheTokenAppearsNowhere(t *testing.T) {
 	acme, initech := tenant("acme"), tenant("initech")
-	acme.tokenRef = "env:ACME_LEADSPACE_TOKEN"
-	t.Setenv("ACME_LEADSPACE_TOKEN", acme.token)
-	initech.tokenRef = "env:INITECH_LEADSPACE_TOKEN"
-	t.Setenv("INITECH_LEADSPACE_TOKEN", "initech-expired-token-ZQ81")
+	acme.tokenRef = "env:LEADSPACE_TOKEN_ACME"
+	t.Setenv("LEADSPACE_TOKEN_ACME", acme.token)
+	initech.tokenRef = "env:LEADSPACE_TOKEN_INITECH"
+	t.Setenv("LEADSPACE_TOKEN_INITECH", "initech-expired-token-ZQ81")
 	// umbrella's admin sealed its token to the service's public key.
 	umbrella := tenant("umbrella")
 	private, public, err := processor.GenerateSealKey()
@@ -160,19 +183,32 @@ func TestTheTokenAppearsNowhere(t *testing.T) {
 	if umbrella.tokenRef, err = processor.SealToken(public, "umbrella", umbrella.token); err != nil {
 		t.Fatal(err)
 	}
-	e := newEnv(t, acme, initech, umbrella)
+	// References the service refuses, pointing at secrets: a variable
+	// outside the allowlist, a token holding a header after a newline.
+	envy, broken := tenant("envy"), tenant("broken")
+	envy.tokenRef = "env:ENRICHER_TEST_OTHER_SECRET"
+	t.Setenv("ENRICHER_TEST_OTHER_SECRET", "envy-secret-TQ93")
+	if broken.tokenRef, err = processor.SealToken(public, "broken", "broken-secret-KX22\nX-Injected: broken-secret-KX22"); err != nil {
+		t.Fatal(err)
+	}
+	e := newEnv(t, acme, initech, umbrella, envy, broken)
 	if e.sealKey, err = processor.ParseSealKey(private); err != nil {
 		t.Fatal(err)
 	}
 	e.start()
-	ps := companies(30, "acme", "initech", "umbrella")
+	ps := companies(30, "acme", "initech", "umbrella", "envy", "broken")
 	e.produceProfiles(ps...)
 	e.produceRaw(kafka.Message{Key: []byte("acme/garbage"), Value: []byte("garbage")})
-	e.waitOutputs(60*time.Second, func(o outputs) bool { return len(o.enriched) == 60 && len(o.dead) == 31 })
+	e.waitOutputs(60*time.Second, func(o outputs) bool { return len(o.enriched) == 60 && len(o.dead) == 91 })
 	if len(e.callsFor("umbrella")) == 0 {
 		t.Fatal("the sealed token did not open: no request went out for umbrella")
 	}
-	e.waitStatus("initech", 10*time.Second, func(s processor.TenantStatus) bool { return s.State == schemas.StatePaused })
+	for id, reason := range map[string]string{"initech": leadspace.ReasonUnauthorized, "envy": processor.ReasonTokenRefused,
+		"broken": processor.ReasonTokenInvalid} {
+		e.waitStatus(id, 10*time.Second, func(s processor.TenantStatus) bool {
+			return s.State == schemas.StatePaused && strings.Contains(s.StateReason, reason)
+		})
+	}
 
 	var captured bytes.Buffer
 	captured.WriteString(e.logs.String())
@@ -198,7 +234,7 @@ func TestTheTokenAppearsNowhere(t *testing.T) {
 	if captured.Len() < 10_000 {
 		t.Fatalf("captured only %d bytes: the scan would prove nothing", captured.Len())
 	}
-	for _, token := range []string{acme.token, "initech-expired-token-ZQ81", umbrella.token} {
+	for _, token := range []string{acme.token, "initech-expired-token-ZQ81", umbrella.token, "envy-secret-TQ93", "broken-secret-KX22"} {
 		if n := strings.Count(captured.String(), token); n != 0 {
 			t.Errorf("a token appears %d times in logs, topics or metrics", n)
 		}

@@ -67,8 +67,8 @@ const ReasonPanic = "internal.panic"
 // must answer first.
 type step struct {
 	out     []kafka.Message
-	state   *keyState // the key's new state; nil: unchanged
-	remove  bool      // the key's profile was deleted
+	state   *tableEntry // the key's new state; nil: unchanged
+	remove  bool        // the key's profile was deleted
 	outcome string
 	reason  string
 	tenant  string
@@ -159,7 +159,7 @@ func (h *handler) prepare(j *job) step {
 // stands says whether a key's answer for an unchanged input still holds:
 // fresh under the tenant's refresh interval, and, in a forced Run, made
 // after the Run was asked for.
-func (h *handler) stands(j *job, st keyState, m schemas.Mapping) bool {
+func (h *handler) stands(j *job, st tableEntry, m schemas.Mapping) bool {
 	at := time.UnixMilli(st.answeredAt)
 	if j.run != nil && j.run.force {
 		return !at.Before(j.run.requestedAt)
@@ -239,7 +239,7 @@ func (h *handler) tombstone(j *job) step {
 // denied handles a tenant whose data may not leave: connected tenants get a
 // SKIPPED event saying why; tenants never connected or removed get none;
 // paused tenants' inputs wait in the DLQ for a replay.
-func (h *handler) denied(j *job, p schemas.Profile, d *Denial, st keyState, held bool) step {
+func (h *handler) denied(j *job, p schemas.Profile, d *Denial, st tableEntry, held bool) step {
 	switch {
 	case d.Reason == ReasonRemoved:
 		return step{outcome: outSkipped, tenant: p.TenantID, reason: d.Reason}
@@ -257,7 +257,7 @@ func (h *handler) denied(j *job, p schemas.Profile, d *Denial, st keyState, held
 
 // skipped publishes a SKIPPED event, unless the key's standing output is
 // the same skip of the same input: then nothing new is published.
-func (h *handler) skipped(j *job, p schemas.Profile, fp, reason string, st keyState, held bool) step {
+func (h *handler) skipped(j *job, p schemas.Profile, fp, reason string, st tableEntry, held bool) step {
 	bits := fingerprintBits(fp)
 	if held && !st.failed && st.outcome == outcomeSkipped && st.reason == h.names.id(reason) && st.fingerprint == bits {
 		next := st
@@ -286,7 +286,7 @@ func (h *handler) output(j *job, p schemas.Profile, e schemas.Enriched, outcome,
 	if err != nil {
 		return h.dead(j, &stageError{stage: schemas.StageEncode, reason: "encode.failed", class: classInput, err: err}, p)
 	}
-	st := keyState{fingerprint: fingerprintBits(e.InputFingerprint), offset: msg.Offset, version: p.Version,
+	st := tableEntry{fingerprint: fingerprintBits(e.InputFingerprint), offset: msg.Offset, version: p.Version,
 		answeredAt: now.UnixMilli(), tenant: h.names.id(p.TenantID), reason: h.names.id(reason), outcome: code}
 	rs := recordState{outcome: code, fingerprint: st.fingerprint, offset: st.offset, version: st.version,
 		answeredAt: st.answeredAt, reason: reason}
@@ -324,7 +324,7 @@ func (h *handler) dead(j *job, se *stageError, p schemas.Profile) step {
 	if valid && tenant != "" && p.TenantID != "" {
 		st, held := j.w.table.get(j.key)
 		if !held {
-			st = keyState{tenant: h.names.id(tenant)}
+			st = tableEntry{tenant: h.names.id(tenant)}
 		}
 		st.offset, st.version, st.failed = j.msg.Offset, p.Version, true
 		s.state = &st

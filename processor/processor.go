@@ -34,6 +34,7 @@ type Processor struct {
 	conn     connection
 	codec    *schemas.Codec
 	control  *ControlTable
+	plane    *ControlPlane
 	enricher Enricher
 	handler  *handler
 	status   *statusTable
@@ -84,8 +85,12 @@ func New(cfg Config, codec *schemas.Codec, control *ControlTable, enricher Enric
 		return nil, err
 	}
 	p := &Processor{cfg: cfg, conn: conn, codec: codec, control: control, enricher: enricher, status: newStatusTable(),
-		runs: newRunRequests(), purges: newRemovals(), names: newInterner(), log: cfg.Logger, readyCh: make(chan struct{}),
-		states: map[int]*partitionState{}, workers: map[int]*partitionWorker{}, health: newHealth()}
+		runs: &runRequests{control: control}, purges: &removals{control: control}, names: newInterner(), log: cfg.Logger,
+		readyCh: make(chan struct{}), states: map[int]*partitionState{}, workers: map[int]*partitionWorker{}, health: newHealth()}
+	if p.plane, err = NewControlPlane(ControlPlaneConfig{Kafka: cfg.Kafka, Topics: cfg.Topics, Codec: codec, Auth: cfg.Auth,
+		Table: control, Logger: cfg.Logger, Registerer: cfg.Registerer, StatusInterval: cfg.StatusInterval, RetryBackoff: cfg.RetryBackoff}); err != nil {
+		return nil, err
+	}
 	p.owned.since = time.Now()
 	p.window = newWindow(cfg.Window, cfg.MaxInFlightBytes, cfg.StallAfter, p.share)
 	p.handler = &handler{codec: codec, control: control, topics: cfg.Topics, log: cfg.Logger, now: time.Now, names: p.names,
@@ -159,16 +164,16 @@ func (p *Processor) Run(ctx context.Context) error {
 	var background sync.WaitGroup
 	defer background.Wait()
 	defer stopTables()
-	controlLoaded, statusLoaded := make(chan struct{}), make(chan struct{})
-	background.Go(func() {
-		_ = followWith(tables, p.conn, p.cfg.Topics.Control, p.applyControl, func() { close(controlLoaded) },
-			func(err error) { p.health.set("control table", err) })
-	})
+	// The control plane keeps the gate (connections, consent, mappings,
+	// Runs, removals) and the tenants' control records; the status table
+	// gives each partition the counts to go on from.
+	statusLoaded := make(chan struct{})
+	background.Go(func() { _ = p.plane.Run(tables) })
 	background.Go(func() {
 		_ = followWith(tables, p.conn, p.cfg.Topics.Status, p.applyStatus, func() { close(statusLoaded) },
 			func(err error) { p.health.set("status table", err) })
 	})
-	for _, ch := range []chan struct{}{controlLoaded, statusLoaded} {
+	for _, ch := range []<-chan struct{}{p.plane.Ready(), statusLoaded} {
 		select {
 		case <-ch:
 		case <-ctx.Done():
@@ -179,7 +184,6 @@ func (p *Processor) Run(ctx context.Context) error {
 	p.metrics.ready.Set(1)
 	close(p.readyCh)
 	p.log.Info("ready: control and status tables loaded", zap.Int("tenants", len(p.control.Snapshot())))
-	background.Go(func() { p.publishTenantStates(tables) })
 	err = p.consume(ctx)
 	if p.failure != nil {
 		return p.failure
@@ -233,28 +237,17 @@ func (p *Processor) checkTopics(ctx context.Context) (topicLimits, error) {
 	return topicLimits{batch: batch, deadLetter: min(maxBytes[t.DeadLetters], smallest) - 32<<10}, nil
 }
 
-func (p *Processor) applyControl(msg kafka.Message) {
-	ev, err := p.control.ApplyRecord(p.codec, p.cfg.Auth, msg)
-	switch {
-	case err != nil:
-		p.log.Warn("control event refused", zap.String("key", string(msg.Key)), zap.Int64("offset", msg.Offset), zap.Error(err))
-	case ev != nil:
-		p.log.Info("control event applied", zap.String("tenant", ev.TenantID), zap.String("kind", ev.Kind()), zap.Int64("offset", msg.Offset))
-		p.runs.apply(*ev)
-		p.purges.apply(*ev)
-	}
-}
-
 // programOf is the program a tenant's records call now, "" if none: what
 // their share of the window is accounted against before they are decoded.
 func (p *Processor) programOf(tenant string) string {
-	permit, denial := p.control.Gate(tenant)
-	if denial != nil {
+	key, ok := p.control.ProgramOf(tenant)
+	if !ok {
 		return ""
 	}
-	key := permit.Credentials.Key()
-	if _, ok := p.programs.Load(key); !ok {
-		p.programs.Store(key, p.enricher.Program(permit.Credentials))
+	if _, known := p.programs.Load(key); !known {
+		if permit, denial := p.control.Gate(tenant); denial == nil {
+			p.programs.Store(key, p.enricher.Program(permit.Credentials))
+		}
 	}
 	return key
 }

@@ -1,57 +1,47 @@
 package processor
 
 import (
-	"sync"
+	"sort"
+	"strings"
 	"time"
 
 	"github.com/segmentio/kafka-go"
-
-	"github.com/enrichment/leadspace-enricher/schemas"
 )
 
 // removals are the tenants whose enrichment was removed with purge: every
 // enrichment they had published before the removal is withdrawn
 // (tombstoned) on each partition, by whoever owns it. Purging again (after
 // a restart, or when a partition moves) finds nothing left to withdraw.
-type removals struct {
-	mu       sync.Mutex
-	byTenant map[string]time.Time
-	version  int
-}
-
-func newRemovals() *removals { return &removals{byTenant: map[string]time.Time{}} }
-
-func (r *removals) apply(ev schemas.Control) {
-	if ev.Removal == nil || !ev.Removal.Purge {
-		return
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if ev.IssuedAt.After(r.byTenant[ev.TenantID]) {
-		r.byTenant[ev.TenantID] = ev.IssuedAt
-		r.version++
-	}
-}
+type removals struct{ control *ControlTable }
 
 // before says whether a tenant's enrichments published before a time must
 // go.
 func (r *removals) before(tenant string) (time.Time, bool) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	t, ok := r.byTenant[tenant]
-	return t, ok
+	for _, rm := range r.control.Removals() {
+		if rm.Tenant == tenant && rm.Purge {
+			return rm.At, true
+		}
+	}
+	return time.Time{}, false
 }
 
-// snapshot is the removals in effect and a version that changes with them.
-func (r *removals) snapshot() (map[string]time.Time, int) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return maps(r.byTenant), r.version
+// snapshot is the purges in effect and a version that changes with them.
+func (r *removals) snapshot() (map[string]time.Time, string) {
+	out := map[string]time.Time{}
+	var version []string
+	for _, rm := range r.control.Removals() {
+		if rm.Purge {
+			out[rm.Tenant] = rm.At
+			version = append(version, rm.Tenant+"@"+rm.At.String())
+		}
+	}
+	sort.Strings(version)
+	return out, strings.Join(version, ",")
 }
 
 // checkPurges withdraws, on this partition, what removals with purge that
 // arrived since the partition was restored cover.
-func (w *partitionWorker) checkPurges(seen *int) {
+func (w *partitionWorker) checkPurges(seen *string) {
 	rules, version := w.p.purges.snapshot()
 	if version == *seen {
 		return

@@ -68,7 +68,7 @@ func (r *restorer) catchUp(ctx context.Context, t *table, purge purgeRule) (rest
 			delete(purgeKeys, key)
 			return
 		}
-		t.put(key, keyState{fingerprint: st.fingerprint, offset: st.offset, version: st.version, answeredAt: st.answeredAt,
+		t.put(key, tableEntry{fingerprint: st.fingerprint, offset: st.offset, version: st.version, answeredAt: st.answeredAt,
 			tenant: r.names.id(tenant), reason: r.names.id(st.reason), outcome: st.outcome})
 		if purge != nil {
 			if before, ok := purge(tenant); ok && st.answeredAt < before.UnixMilli() {
@@ -106,7 +106,7 @@ func (r *restorer) catchUp(ctx context.Context, t *table, purge purgeRule) (rest
 			return
 		}
 		if !held {
-			s = keyState{tenant: r.names.id(tenant)}
+			s = tableEntry{tenant: r.names.id(tenant)}
 		}
 		s.offset, s.failed = offset, true
 		t.put(key, s)

@@ -36,43 +36,16 @@ type runRequest struct {
 	requestedAt time.Time
 }
 
-// runRequests are the latest refresh events per tenant.
-type runRequests struct {
-	mu      sync.Mutex
-	byID    map[string]runRequest // tenant -> latest
-	changed chan struct{}
-}
-
-func newRunRequests() *runRequests {
-	return &runRequests{byID: map[string]runRequest{}, changed: make(chan struct{}, 1)}
-}
-
-func (r *runRequests) apply(ev schemas.Control) {
-	if ev.Refresh == nil {
-		return
-	}
-	r.mu.Lock()
-	if held, ok := r.byID[ev.TenantID]; !ok || !ev.IssuedAt.Before(held.requestedAt) {
-		r.byID[ev.TenantID] = runRequest{id: ev.Refresh.RunID, force: ev.Refresh.Force, cancel: ev.Refresh.Cancel,
-			requestedAt: ev.IssuedAt}
-	}
-	r.mu.Unlock()
-	select {
-	case r.changed <- struct{}{}:
-	default:
-	}
-}
+// runRequests reads the tenants' latest refresh events from the control
+// table.
+type runRequests struct{ control *ControlTable }
 
 func (r *runRequests) snapshot() map[string]runRequest {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return maps(r.byID)
-}
-
-func maps[K comparable, V any](m map[K]V) map[K]V {
-	out := make(map[K]V, len(m))
-	for k, v := range m {
-		out[k] = v
+	out := map[string]runRequest{}
+	for _, st := range r.control.Snapshot() {
+		if req, ok := r.control.Run(st.TenantID); ok {
+			out[st.TenantID] = runRequest{id: req.ID, force: req.Force, cancel: req.Cancel, requestedAt: req.RequestedAt}
+		}
 	}
 	return out
 }
@@ -133,7 +106,7 @@ func (r *runPass) spent(n int) {
 // background watches, while the partition is owned, the tenants' Run
 // requests and the mapping schedules (running a pass per active Run on
 // this partition), and the removals with purge.
-func (w *partitionWorker) background(purgesSeen int) {
+func (w *partitionWorker) background(purgesSeen string) {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
 	for {

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
-	"go.uber.org/zap"
 
 	"github.com/enrichment/leadspace-enricher/schemas"
 )
@@ -150,41 +149,6 @@ func (p *Processor) writeStatus(ctx context.Context, records []schemas.Status) e
 		p.status.put(s)
 	}
 	return nil
-}
-
-// publishTenantStates writes each tenant's control record (state, reason,
-// refused control events) whenever it changes. Every instance reads the
-// same control topic, so they all write the same values.
-func (p *Processor) publishTenantStates(ctx context.Context) {
-	last := map[string]TenantState{}
-	t := time.NewTicker(p.cfg.StatusInterval)
-	defer t.Stop()
-	for {
-		var changed []schemas.Status
-		for _, st := range p.control.Snapshot() {
-			prev, seen := last[st.TenantID]
-			if seen && prev.State == st.State && prev.Reason == st.Reason && prev.Refused == st.Refused {
-				continue
-			}
-			if !seen && st.State == schemas.StateNotConnected && st.Refused == 0 {
-				continue
-			}
-			changed = append(changed, schemas.Status{TenantID: st.TenantID, Partition: schemas.ControlPartition,
-				RefusedControl: st.Refused, LastRefused: st.LastRefused, CommittedOffset: -1})
-			last[st.TenantID] = st
-		}
-		if err := p.writeStatus(ctx, changed); err != nil && ctx.Err() == nil {
-			p.log.Warn("tenant state not published; retrying", zap.Error(err))
-			for _, s := range changed {
-				delete(last, s.TenantID)
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
 }
 
 func (p *Processor) applyStatus(msg kafka.Message) {

@@ -19,7 +19,7 @@ import (
 // a 48-byte state); a second 32-bit hash guards against hash collisions.
 type table struct {
 	mu      sync.Mutex
-	entries map[uint64]keyState
+	entries map[uint64]tableEntry
 	tenants map[uint32]*tenantCounts
 	names   *interner
 }
@@ -32,8 +32,8 @@ const (
 	outcomeSkipped
 )
 
-// keyState is what the table keeps per key.
-type keyState struct {
+// tableEntry is what the table keeps per key.
+type tableEntry struct {
 	fingerprint uint64 // first 8 bytes of the standing answer's input fingerprint; 0 = none
 	offset      int64  // source offset of the latest input applied
 	version     int64  // profile version of that input (0 = unknown)
@@ -64,23 +64,23 @@ func keyOf(key string) (uint64, uint32) {
 }
 
 func newTable(names *interner, sizeHint int) *table {
-	return &table{entries: make(map[uint64]keyState, sizeHint), tenants: map[uint32]*tenantCounts{}, names: names}
+	return &table{entries: make(map[uint64]tableEntry, sizeHint), tenants: map[uint32]*tenantCounts{}, names: names}
 }
 
 // get returns a key's state, if the table holds one.
-func (t *table) get(key string) (keyState, bool) {
+func (t *table) get(key string) (tableEntry, bool) {
 	h, c := keyOf(key)
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	s, ok := t.entries[h]
 	if !ok || s.check != c {
-		return keyState{}, false
+		return tableEntry{}, false
 	}
 	return s, true
 }
 
 // put sets a key's state and moves its tenant's counts along.
-func (t *table) put(key string, s keyState) {
+func (t *table) put(key string, s tableEntry) {
 	h, c := keyOf(key)
 	s.check = c
 	t.mu.Lock()
@@ -104,7 +104,7 @@ func (t *table) remove(key string) {
 }
 
 // count adds (sign +1) or takes away (-1) one key's contribution.
-func (t *table) count(s keyState, sign int64) {
+func (t *table) count(s tableEntry, sign int64) {
 	tc := t.tenants[s.tenant]
 	if tc == nil {
 		tc = &tenantCounts{skipped: map[uint32]int64{}}

@@ -13,7 +13,7 @@ func TestTableCountsDistinctCurrentProfilesPerTenant(t *testing.T) {
 	tb := newTable(names, 0)
 	acme, skip := names.id("acme"), names.id(ReasonMissingName)
 	put := func(key string, outcome uint8, failed bool) {
-		tb.put(key, keyState{tenant: acme, outcome: outcome, failed: failed, reason: skip, answeredAt: time.Now().UnixMilli()})
+		tb.put(key, tableEntry{tenant: acme, outcome: outcome, failed: failed, reason: skip, answeredAt: time.Now().UnixMilli()})
 	}
 	put("acme/1", outcomeEnriched, false)
 	put("acme/2", outcomeNotMatched, false)
@@ -47,7 +47,7 @@ func TestTableKeepsManyKeysApart(t *testing.T) {
 	tb := newTable(names, 0)
 	const n = 200000
 	for i := range n {
-		tb.put(fmt.Sprintf("t/%d", i), keyState{offset: int64(i), tenant: names.id("t")})
+		tb.put(fmt.Sprintf("t/%d", i), tableEntry{offset: int64(i), tenant: names.id("t")})
 	}
 	for i := range n {
 		st, ok := tb.get(fmt.Sprintf("t/%d", i))

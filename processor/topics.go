@@ -36,8 +36,8 @@ func CreateTopics(ctx context.Context, k Kafka, t Topics, layout TopicLayout) er
 		return err
 	}
 	compact := []kafka.ConfigEntry{{ConfigName: "cleanup.policy", ConfigValue: "compact"}}
-	// The broker stamps control records itself, so a replayed signed event
-	// cannot pass for a fresh one (see ControlAuth.MaxSkew).
+	// The broker stamps control records itself, so a record's time is when
+	// it was really written (replays are refused by sequence, not by time).
 	control := append(compact, kafka.ConfigEntry{ConfigName: "message.timestamp.type", ConfigValue: "LogAppendTime"})
 	dlq := []kafka.ConfigEntry{{ConfigName: "cleanup.policy", ConfigValue: "delete"},
 		{ConfigName: "retention.ms", ConfigValue: "2592000000"}} // 30 days: time for ops to replay

@@ -61,6 +61,26 @@ type Control struct {
 	Removal    *Removal
 	Refresh    *Refresh
 	Signature  string
+	// Sequence orders the events of one key (tenant/kind): the service
+	// applies an event only above the sequence it applied last for the key.
+	Sequence int64
+	// KeyID names the admin key that signed (ed25519:... or hmac:...).
+	KeyID string
+}
+
+// Kinds lists every control kind, in the order admins usually issue them.
+func Kinds() []string {
+	return []string{KindConnection, KindMapping, KindConsent, KindRemoval, KindRefresh}
+}
+
+// ValidKind is whether kind names a control kind.
+func ValidKind(kind string) bool {
+	for _, k := range Kinds() {
+		if k == kind {
+			return true
+		}
+	}
+	return false
 }
 
 // Kind is the payload's kind, which is also the second half of the key.
@@ -119,7 +139,7 @@ func (c Control) Native() (map[string]any, error) {
 	}
 	return map[string]any{
 		"event_id": c.EventID, "tenant_id": c.TenantID, "issued_at": c.IssuedAt, "issued_by": c.IssuedBy,
-		"payload": payload, "signature": optString(c.Signature),
+		"payload": payload, "signature": optString(c.Signature), "sequence": c.Sequence, "key_id": optString(c.KeyID),
 	}, nil
 }
 
@@ -131,7 +151,7 @@ func (c *Codec) DecodeControl(ctx context.Context, value []byte) (Control, error
 	}
 	r := &record{m: m}
 	ev := Control{EventID: r.str("event_id"), TenantID: r.str("tenant_id"), IssuedAt: r.time("issued_at"),
-		IssuedBy: r.str("issued_by"), Signature: r.str("signature")}
+		IssuedBy: r.str("issued_by"), Signature: r.str("signature"), Sequence: r.long("sequence"), KeyID: r.str("key_id")}
 	union, _ := m["payload"].(map[string]any)
 	for name, v := range union {
 		p := &record{m: asMap(v)}

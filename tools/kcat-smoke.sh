@@ -133,12 +133,12 @@ log "leadspace simulator $LS_URL, schema registry $REGISTRY, kafka $B"
 "$BIN/enricher" topics create --brokers "$B" --partitions 6 --replication-factor 1 >"$WORK/topics.log" 2>&1 ||
   fail "enricher topics create failed"
 ENRICHER_ADMIN_KEY="$ADMIN_KEY" "$BIN/enricher" seed --brokers "$B" --schema-registry-url "$REGISTRY" --tenant "$TENANT" --profiles "$PROFILES" \
-  --token-ref env:LS_TOKEN --bad-events 0 >"$WORK/seed.log" 2>&1 || fail "enricher seed failed"
+  --token-ref env:LEADSPACE_TOKEN_DEMO --bad-events 0 >"$WORK/seed.log" 2>&1 || fail "enricher seed failed"
 log "$(cat "$WORK/seed.log")"
 
 # 4. The service, configured by environment only.
 T_RUN=$EPOCHREALTIME
-env LS_TOKEN="$TOKEN" \
+env LEADSPACE_TOKEN_DEMO="$TOKEN" \
   ENRICHER_BROKERS="$B" \
   ENRICHER_SCHEMA_REGISTRY_URL="$REGISTRY" \
   ENRICHER_LEADSPACE_URL="$LS_URL" \

@@ -1,10 +1,12 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -13,47 +15,95 @@ import (
 	"github.com/enrichment/leadspace-enricher/schemas"
 )
 
-// adminKeyFlags name the key that signs (admin commands) and verifies (the
-// service) control events.
+// adminKeyFlags name the keys that verify control events: the service's,
+// and an admin's for `control show`. With none, events are not checked.
 type adminKeyFlags struct {
-	key, file string
+	key, file  string
+	publicKeys string
 }
 
 func (a *adminKeyFlags) bind(s *settings) {
-	s.StringVar(&a.key, "admin-key", "", "HMAC key that signs control events; prefer the environment or --admin-key-file over a command-line value")
-	s.StringVar(&a.file, "admin-key-file", "", "file holding the admin key")
+	s.StringVar(&a.key, "admin-key", "", "shared HMAC key that signs and verifies control events (every holder can sign: prefer --admin-public-keys); prefer the environment or --admin-key-file over a command-line value")
+	s.StringVar(&a.file, "admin-key-file", "", "file holding the shared HMAC admin key")
+	s.StringVar(&a.publicKeys, "admin-public-keys", "", "Ed25519 public keys (ed25519:..., comma-separated while keys rotate) that verify control events; 'enricher keys generate --admin' makes a pair")
 }
 
 func (a *adminKeyFlags) auth() (processor.ControlAuth, error) {
+	var auth processor.ControlAuth
 	switch {
 	case a.key != "" && a.file != "":
-		return processor.ControlAuth{}, errors.New("admin-key, admin-key-file: set one, not both")
+		return auth, errors.New("admin-key, admin-key-file: set one, not both")
 	case a.file != "":
 		b, err := os.ReadFile(a.file)
 		if err != nil {
-			return processor.ControlAuth{}, fmt.Errorf("admin-key-file: %w", err)
+			return auth, fmt.Errorf("admin-key-file: %w", err)
 		}
 		key := strings.TrimSpace(string(b))
 		if key == "" {
-			return processor.ControlAuth{}, fmt.Errorf("admin-key-file: %s is empty", a.file)
+			return auth, fmt.Errorf("admin-key-file: %s is empty", a.file)
 		}
-		return processor.ControlAuth{Key: []byte(key)}, nil
+		auth.Key = []byte(key)
+	case a.key != "":
+		auth.Key = []byte(a.key)
 	}
-	return processor.ControlAuth{Key: []byte(a.key)}, nil
+	keys, err := processor.ParseAdminPublicKeys(a.publicKeys)
+	if err != nil {
+		return auth, fmt.Errorf("admin-public-keys: %w", err)
+	}
+	auth.PublicKeys = keys
+	return auth, nil
+}
+
+// signingKeyFlags name an admin's Ed25519 private key. Only admin commands
+// bind them: the service verifies with public keys and never signs.
+type signingKeyFlags struct {
+	key, file string
+}
+
+func (k *signingKeyFlags) bind(s *settings) {
+	s.StringVar(&k.key, "admin-signing-key", "", "Ed25519 private key (ed25519-private:...) that signs control events; prefer the environment or --admin-signing-key-file")
+	s.StringVar(&k.file, "admin-signing-key-file", "", "file holding the Ed25519 admin signing key")
+}
+
+// add puts the signing key, if any, into auth.
+func (k *signingKeyFlags) add(auth *processor.ControlAuth) error {
+	key := k.key
+	switch {
+	case key != "" && k.file != "":
+		return errors.New("admin-signing-key, admin-signing-key-file: set one, not both")
+	case k.file != "":
+		b, err := os.ReadFile(k.file)
+		if err != nil {
+			return fmt.Errorf("admin-signing-key-file: %w", err)
+		}
+		key = string(b)
+	case key == "":
+		return nil
+	}
+	priv, err := processor.ParseAdminSigningKey(key)
+	if err != nil {
+		return fmt.Errorf("admin-signing-key: %w", err)
+	}
+	auth.SigningKey = priv
+	return nil
 }
 
 // adminFlags are what every command that writes control events needs.
 type adminFlags struct {
 	kafkaFlags
 	adminKeyFlags
+	signingKeyFlags
 	tenant, by string
 }
 
+// newAdmin makes the settings of an admin command that writes one control
+// event with publish (connect, consent, map, remove, refresh).
 func newAdmin(command string) (*settings, *adminFlags) {
 	s := newSettings(command)
 	a := &adminFlags{}
 	a.kafkaFlags.bind(s)
 	a.adminKeyFlags.bind(s)
+	a.signingKeyFlags.bind(s)
 	s.StringVar(&a.tenant, "tenant", "", "tenant id (required)")
 	by := os.Getenv("USER")
 	if by == "" {
@@ -63,49 +113,112 @@ func newAdmin(command string) (*settings, *adminFlags) {
 	return s, a
 }
 
-// publish signs (when a key is set) and writes one control event.
-func (a *adminFlags) publish(ev schemas.Control) error {
+// adminSession is an admin command between reading what it needs to know
+// of the tenant and writing its event.
+type adminSession struct {
+	a      *adminFlags
+	ctx    context.Context
+	cancel context.CancelFunc
+	auth   processor.ControlAuth
+	codec  *schemas.Codec
+	prod   *processor.Producer
+	// known is what the control and status topics say of the tenant.
+	known processor.TenantControl
+}
+
+// open connects and reads what the control and status topics know of the
+// tenant. Unless the command connects the tenant, a tenant never connected
+// is refused: consent, a mapping, a removal or a Run cannot work without a
+// connection.
+func (a *adminFlags) open(connecting bool) (*adminSession, error) {
 	if a.tenant == "" || strings.Contains(a.tenant, "/") {
-		return errors.New("tenant: required, without '/'")
+		return nil, errors.New("tenant: required, without '/'")
 	}
 	auth, err := a.auth()
 	if err != nil {
-		return err
+		return nil, err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	codec, err := a.codec(ctx)
-	if err != nil {
-		return err
+	if err := a.signingKeyFlags.add(&auth); err != nil {
+		return nil, err
 	}
-	prod, err := processor.NewProducer(a.kafka(), codec)
-	if err != nil {
-		return err
+	if auth.Enabled() && !auth.CanSign() {
+		return nil, errors.New("admin-signing-key: admin commands sign their events: give the Ed25519 private key (or the shared --admin-key)")
 	}
-	defer prod.Close()
+	s := &adminSession{a: a, auth: auth}
+	s.ctx, s.cancel = context.WithTimeout(context.Background(), 2*time.Minute)
+	ok := false
+	defer func() {
+		if !ok {
+			s.close()
+		}
+	}()
+	if s.codec, err = a.codec(s.ctx); err != nil {
+		return nil, err
+	}
+	if s.prod, err = processor.NewProducer(a.kafka(), s.codec); err != nil {
+		return nil, err
+	}
+	if s.known, err = processor.ReadTenantControl(s.ctx, a.kafka(), a.topics, s.codec, auth, a.tenant); err != nil {
+		return nil, err
+	}
+	if !connecting && !s.known.Connected {
+		return nil, fmt.Errorf("tenant %s is not connected: run 'enricher connect' first", a.tenant)
+	}
+	ok = true
+	return s, nil
+}
+
+func (s *adminSession) close() {
+	if s.prod != nil {
+		_ = s.prod.Close()
+	}
+	s.cancel()
+}
+
+// publish signs (when a key is set) and writes one control event. Its
+// sequence is above every one seen for its key (on the control topic and
+// applied by the service) and at least the clock in microseconds: a clock
+// that went back cannot make it look like a replay, and two admins at once
+// still pick different numbers.
+func (s *adminSession) publish(ev schemas.Control) error {
+	a := s.a
 	ev.TenantID, ev.IssuedBy = a.tenant, a.by
 	ev.IssuedAt = time.Now().UTC().Truncate(time.Millisecond)
 	ev.EventID = fmt.Sprintf("%s-%s-%d", a.tenant, ev.Kind(), ev.IssuedAt.UnixNano())
-	if auth.Enabled() {
-		auth.Sign(&ev)
+	ev.Sequence = processor.NextSequence(s.known.Highest[ev.Kind()])
+	signed := "unsigned (no admin key)"
+	if s.auth.CanSign() {
+		if err := s.auth.Sign(&ev); err != nil {
+			return err
+		}
+		signed = "signed by " + ev.KeyID
 	}
-	if _, err := prod.PublishControl(ctx, a.topics.Control, ev); err != nil {
+	if _, err := s.prod.PublishControl(s.ctx, a.topics.Control, ev); err != nil {
 		return err
 	}
-	signed := "unsigned (no admin key)"
-	if auth.Enabled() {
-		signed = "signed"
-	}
-	fmt.Printf("published %s for tenant %s on %s, %s, event %s\n", ev.Kind(), a.tenant, a.topics.Control, signed, ev.EventID)
+	fmt.Printf("published %s for tenant %s on %s, %s, sequence %d, event %s\n", ev.Kind(), a.tenant, a.topics.Control, signed, ev.Sequence, ev.EventID)
 	return nil
 }
 
+// publish writes one control event for the tenant (see adminSession).
+func (a *adminFlags) publish(ev schemas.Control) error {
+	s, err := a.open(ev.Connection != nil)
+	if err != nil {
+		return err
+	}
+	defer s.close()
+	return s.publish(ev)
+}
+
 // cmdConnect connects a tenant to Leadspace. It makes one real call with
-// the token first and refuses to publish a token Leadspace rejects.
+// the token first and refuses to publish a token Leadspace rejects, or a
+// reference the service would refuse to resolve.
 func cmdConnect(args []string) error {
 	s, a := newAdmin("connect")
 	var ref, display, url, sealTo string
 	var skipVerify, allowPlain bool
+	var policy tokenPolicyFlags
+	policy.bind(s)
 	s.StringVar(&ref, "token-ref", "", "where the token is: env:NAME or file:PATH (required); the service resolves the same reference unless --seal-to is given")
 	s.StringVar(&sealTo, "seal-to", "", "the service's public seal key: publish the token sealed to it (sealed:...) instead of the reference")
 	s.StringVar(&display, "display-name", "Leadspace", "name shown to admins")
@@ -118,7 +231,13 @@ func cmdConnect(args []string) error {
 	if ref == "" {
 		return errors.New("token-ref: required (env:NAME or file:PATH)")
 	}
-	token, err := processor.TokenSources{AllowPlaintext: allowPlain}.Resolver()(a.tenant, ref)
+	sources := processor.TokenSources{AllowPlaintext: allowPlain}
+	if err := policy.apply(&sources); err != nil {
+		return err
+	}
+	// The same allowlist as the service's (same settings, same defaults):
+	// a reference the service would refuse is refused here.
+	token, err := sources.Resolver()(a.tenant, ref)
 	if err != nil {
 		return fmt.Errorf("token-ref: %w", err)
 	}
@@ -178,19 +297,90 @@ var confidenceLevels = []string{"HIGH", "MEDIUM", "LOW", "VERY LOW"}
 func cmdMap(args []string) error {
 	s, a := newAdmin("map")
 	var m schemas.Mapping
+	var strict bool
+	var sample int
 	s.StringVar(&m.NameAttribute, "name", "", "profile attribute with the company name (required)")
 	s.StringVar(&m.WebsiteAttribute, "website", "", "profile attribute with the company website")
 	s.StringVar(&m.LocationAttribute, "location", "", "profile attribute with the company location (City, State, Country)")
 	s.StringVar(&m.MinConfidence, "min-confidence", "", "lowest Leadspace match confidence to accept: HIGH, MEDIUM, LOW or VERY LOW")
 	s.DurationVar(&m.RefreshInterval, "refresh-interval", 0, "re-ask Leadspace for unchanged profiles after this long (0: never)")
+	s.BoolVar(&strict, "strict", false, "publish nothing when a mapped attribute occurs in none of the tenant's recent profiles (default: warn and publish)")
+	s.IntVar(&sample, "sample", 500, "recent records per partition of the profiles topic to check the mapped attributes against (0: no check)")
 	if err := s.parse(args); err != nil {
 		return err
 	}
 	if err := validateMapping(m); err != nil {
 		return err
 	}
+	if sample < 0 {
+		return errors.New("sample: must not be negative")
+	}
 	m.MinConfidence = strings.ToUpper(m.MinConfidence)
-	return a.publish(schemas.Control{Mapping: &m})
+	session, err := a.open(false)
+	if err != nil {
+		return err
+	}
+	defer session.close()
+	if sample > 0 {
+		got, err := processor.RecentAttributes(session.ctx, a.kafka(), a.topics.Profiles, session.codec, a.tenant, sample)
+		if err != nil {
+			return fmt.Errorf("reading recent profiles of %s to check the mapping: %w", a.tenant, err)
+		}
+		if err := checkMappedAttributes(a.tenant, m, got, strict); err != nil {
+			return err
+		}
+	}
+	return session.publish(schemas.Control{Mapping: &m})
+}
+
+// checkMappedAttributes warns (or, strict, refuses) when a mapped attribute
+// occurs in none of the sampled profiles: the tenant would show ACTIVE while
+// every profile is skipped. The attribute may still come later, so by
+// default the mapping is published anyway.
+func checkMappedAttributes(tenant string, m schemas.Mapping, got processor.AttributeSample, strict bool) error {
+	if got.Profiles == 0 {
+		fmt.Fprintf(os.Stderr, "note: no recent profiles of tenant %s to check the mapped attributes against\n", tenant)
+		return nil
+	}
+	var missing []string
+	for _, f := range []struct{ role, attr string }{{"name", m.NameAttribute}, {"website", m.WebsiteAttribute}, {"location", m.LocationAttribute}} {
+		if f.attr != "" && got.Attributes[f.attr] == 0 {
+			missing = append(missing, fmt.Sprintf("%s (%s)", f.attr, f.role))
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	msg := fmt.Sprintf("%s: in none of tenant %s's %d recent profiles; attributes seen: %s",
+		strings.Join(missing, ", "), tenant, got.Profiles, seenAttributes(got, 12))
+	if strict {
+		return fmt.Errorf("%s; nothing was published (--strict)", msg)
+	}
+	fmt.Fprintf(os.Stderr, "warning: %s; publishing anyway (profiles without it are skipped; --strict refuses)\n", msg)
+	return nil
+}
+
+// seenAttributes lists the most common attributes with their counts.
+func seenAttributes(got processor.AttributeSample, limit int) string {
+	names := make([]string, 0, len(got.Attributes))
+	for name := range got.Attributes {
+		names = append(names, name)
+	}
+	slices.SortFunc(names, func(a, b string) int {
+		return cmp.Or(cmp.Compare(got.Attributes[b], got.Attributes[a]), strings.Compare(a, b))
+	})
+	var parts []string
+	for i, name := range names {
+		if i == limit {
+			parts = append(parts, fmt.Sprintf("and %d more", len(names)-limit))
+			break
+		}
+		parts = append(parts, fmt.Sprintf("%s (%d)", name, got.Attributes[name]))
+	}
+	if len(parts) == 0 {
+		return "none"
+	}
+	return strings.Join(parts, ", ")
 }
 
 func validateMapping(m schemas.Mapping) error {
@@ -224,10 +414,27 @@ func cmdRemove(args []string) error {
 	return a.publish(schemas.Control{Removal: &schemas.Removal{Purge: purge}})
 }
 
-// cmdKeys makes the key pair for sealed tokens.
+// cmdKeys makes key pairs: the seal key for sealed tokens, or (--admin) an
+// Ed25519 admin key that signs control events.
 func cmdKeys(args []string) error {
 	if len(args) == 0 || args[0] != "generate" {
-		return errors.New("usage: enricher keys generate")
+		return errors.New("usage: enricher keys generate [--admin]")
+	}
+	s := newSettings("keys generate")
+	var admin bool
+	s.BoolVar(&admin, "admin", false, "make an Ed25519 admin key pair (signs control events) instead of the token seal key pair")
+	if err := s.parse(args[1:]); err != nil {
+		return err
+	}
+	if admin {
+		private, public, id, err := processor.GenerateAdminKey()
+		if err != nil {
+			return err
+		}
+		fmt.Printf("# Admins sign control events with the private key (ENRICHER_ADMIN_SIGNING_KEY or --admin-signing-key-file).\n")
+		fmt.Printf("# The service verifies with the public key only (ENRICHER_ADMIN_PUBLIC_KEYS; list old and new while keys rotate).\n")
+		fmt.Printf("private: %s\npublic:  %s\nkey id:  %s\n", private, public, id)
+		return nil
 	}
 	private, public, err := processor.GenerateSealKey()
 	if err != nil {

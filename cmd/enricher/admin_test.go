@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -17,6 +18,7 @@ import (
 )
 
 // An admin's session, command by command, against a running service.
+// Admins sign with an Ed25519 key; the service holds only its public key.
 func TestAdminCommandsAgainstARunningService(t *testing.T) {
 	const token, n = "tok-admin-test-K4", 40
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
@@ -27,7 +29,14 @@ func TestAdminCommandsAgainstARunningService(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer stack.Close()
-	env := map[string]string{"ENRICHER_ADMIN_KEY": "admin-key-for-test", "ACME_LEADSPACE_TOKEN": token, "WRONG_TOKEN": "tok-wrong"}
+	private, public, keyID, err := processor.GenerateAdminKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// One environment for both: the service reads the public key, the admin
+	// commands the private one.
+	env := map[string]string{"ENRICHER_ADMIN_SIGNING_KEY": private, "ENRICHER_ADMIN_PUBLIC_KEYS": public,
+		"LEADSPACE_TOKEN_ACME": token, "LEADSPACE_TOKEN_WRONG": "tok-wrong"}
 	run := func(args ...string) (string, string) {
 		t.Helper()
 		out, errOut, code := cli(t, stack, env, args...)
@@ -51,30 +60,102 @@ func TestAdminCommandsAgainstARunningService(t *testing.T) {
 		return n
 	}
 
-	// connect refuses a token Leadspace rejects, and publishes nothing.
-	refused("leadspace.unauthorized", "connect", "--tenant", "acme", "--token-ref", "env:WRONG_TOKEN")
+	// Nothing can work before the tenant is connected.
+	notConnected := "tenant acme is not connected: run 'enricher connect' first"
+	refused(notConnected, "consent", "give", "--tenant", "acme")
+	refused(notConnected, "consent", "withdraw", "--tenant", "acme")
+	refused(notConnected, "map", "--tenant", "acme", "--name", "CompanyName")
+	refused(notConnected, "remove", "--tenant", "acme")
+	// connect refuses a token Leadspace rejects, and references the service
+	// would refuse to resolve; it publishes nothing.
+	refused("leadspace.unauthorized", "connect", "--tenant", "acme", "--token-ref", "env:LEADSPACE_TOKEN_WRONG")
 	refused("plaintext token references are refused", "connect", "--tenant", "acme", "--token-ref", "plain:"+token)
+	refused("token.refused: env:HOME", "connect", "--tenant", "acme", "--token-ref", "env:HOME")
+	refused("token.refused: file: references are refused", "connect", "--tenant", "acme", "--token-ref", "file:/etc/passwd")
 	if got := controlRecords(); got != 0 {
-		t.Fatalf("refused connects published %d control events", got)
-	}
-	run("connect", "--tenant", "acme", "--token-ref", "env:ACME_LEADSPACE_TOKEN", "--display-name", "Acme Leadspace")
-	refused("min-confidence", "map", "--tenant", "acme", "--name", "CompanyName", "--min-confidence", "certain")
-	refused("name:", "map", "--tenant", "acme", "--website", "Website")
-	run("map", "--tenant", "acme", "--name", "CompanyName", "--website", "Website", "--location", "Location")
-	run("consent", "give", "--tenant", "acme", "--by", "alice@acme.example", "--terms-version", "2020-11")
-
-	show, _ := run("control", "show")
-	for _, want := range []string{"acme", "ACTIVE", "env:ACME_LEADSPACE_TOKEN", "alice@acme.example", "name=CompanyName website=Website location=Location"} {
-		if !strings.Contains(show, want) {
-			t.Errorf("control show lacks %q:\n%s", want, show)
-		}
+		t.Fatalf("refused commands published %d control events", got)
 	}
 
 	seedProfiles(t, ctx, stack, n)
+	connected, _ := run("connect", "--tenant", "acme", "--token-ref", "env:LEADSPACE_TOKEN_ACME", "--display-name", "Acme Leadspace")
+	if !strings.Contains(connected, "signed by "+keyID) {
+		t.Fatalf("connect did not sign with the admin key %s:\n%s", keyID, connected)
+	}
+	refused("min-confidence", "map", "--tenant", "acme", "--name", "CompanyName", "--min-confidence", "certain")
+	refused("name:", "map", "--tenant", "acme", "--website", "Website")
+	// A mapped attribute no recent profile holds: refused with --strict,
+	// published with a warning without.
+	refused("NoSuchField (name): in none of tenant acme's 40 recent profiles; attributes seen: CompanyName (40), Website (40)",
+		"map", "--tenant", "acme", "--name", "NoSuchField", "--strict")
+	before := controlRecords()
+	_, warned := run("map", "--tenant", "acme", "--name", "CompanyName", "--website", "Website", "--location", "Location")
+	if !strings.Contains(warned, "warning: Location (location): in none of tenant acme's 40 recent profiles") {
+		t.Fatalf("map did not warn about an attribute no profile holds: %q", warned)
+	}
+	if got := controlRecords(); got != before+1 {
+		t.Fatalf("map with a warning published %d events, want 1", got-before)
+	}
+	run("consent", "give", "--tenant", "acme", "--by", "alice@acme.example", "--terms-version", "2020-11")
+
+	// Before the service ran, control show has no state from it.
+	show, _ := run("control", "show")
+	if !strings.Contains(show, "(not applied yet)") || !strings.Contains(show, "unknown (not reported)") {
+		t.Errorf("control show before the service ran:\n%s", show)
+	}
+
 	svc := startRun(t, stack, env)
-	before := waitStatus(t, stack, env, func(s processor.TenantStatus) bool { return s.Profiles == n })
-	if before.Enriched+before.NotMatched+before.Skipped != n || before.Enriched == 0 || before.State != schemas.StateActive {
-		t.Fatalf("status after %d profiles: %+v", n, before.Status)
+	before2 := waitStatus(t, stack, env, func(s processor.TenantStatus) bool { return s.Profiles == n })
+	if before2.Enriched+before2.NotMatched+before2.Skipped != n || before2.Enriched == 0 || before2.State != schemas.StateActive {
+		t.Fatalf("status after %d profiles: %+v", n, before2.Status)
+	}
+
+	// A forged withdrawal (another Ed25519 key) changes nothing, and
+	// control show never presents it as the state.
+	otherPrivate, _, _, err := processor.GenerateAdminKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := processor.ParseAdminSigningKey(otherPrivate)
+	if err != nil {
+		t.Fatal(err)
+	}
+	forged := schemas.Control{EventID: "forged-1", TenantID: "acme", IssuedBy: "mallory", IssuedAt: time.Now().UTC().Truncate(time.Millisecond),
+		Consent: &schemas.Consent{Given: false}}
+	if err := (processor.ControlAuth{SigningKey: other}).Sign(&forged); err != nil {
+		t.Fatal(err)
+	}
+	prod, err := processor.NewProducer(stack.Kafka, stack.Codec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer prod.Close()
+	if _, err := prod.PublishControl(ctx, stack.Topics.Control, forged); err != nil {
+		t.Fatal(err)
+	}
+	st := waitStatus(t, stack, env, func(s processor.TenantStatus) bool { return s.RefusedControl == 1 })
+	if st.State != schemas.StateActive || st.RefusedByReason[processor.ReasonUnknownKey] != 1 {
+		t.Fatalf("after a forged withdrawal: %+v", st.Status)
+	}
+	view := controlShow(t, stack, env, "--all")
+	acme := view.tenant(t, "acme")
+	if acme.State != st.State || acme.StateReason != st.StateReason || acme.Refused != st.RefusedControl {
+		t.Errorf("control show says %s %q (refused %d), status says %s %q (refused %d)",
+			acme.State, acme.StateReason, acme.Refused, st.State, st.StateReason, st.RefusedControl)
+	}
+	if c := acme.Applied[schemas.KindConsent]; c == nil || c.Summary != "given" || c.IssuedBy != "alice@acme.example" || c.Signature != processor.VerdictVerified {
+		t.Errorf("control show's applied consent: %+v", c)
+	}
+	for _, r := range view.Records {
+		if r.EventID == "forged-1" && (r.Signature != processor.VerdictUnverified || r.Service == "applied") {
+			t.Errorf("the forged withdrawal is listed as %s, %s", r.Signature, r.Service)
+		}
+	}
+	text, _ := run("control", "show")
+	for _, want := range []string{"ACTIVE", "env:LEADSPACE_TOKEN_ACME", "alice@acme.example", "name=CompanyName website=Website location=Location",
+		"verified (" + keyID + ")", "control.unknown_key 1"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("control show lacks %q:\n%s", want, text)
+		}
 	}
 
 	// A restart shows the same counts.
@@ -82,14 +163,18 @@ func TestAdminCommandsAgainstARunningService(t *testing.T) {
 	svc = startRun(t, stack, env)
 	time.Sleep(2 * time.Second) // several commit and status intervals
 	after := waitStatus(t, stack, env, func(processor.TenantStatus) bool { return true })
-	if after.Profiles != before.Profiles || after.Enriched != before.Enriched || after.NotMatched != before.NotMatched ||
-		after.Skipped != before.Skipped || after.Failed != before.Failed || after.CreditsSpent != before.CreditsSpent {
-		t.Fatalf("enricher status changed across a restart:\n before %+v\n after  %+v", before.Status, after.Status)
+	if after.Profiles != before2.Profiles || after.Enriched != before2.Enriched || after.NotMatched != before2.NotMatched ||
+		after.Skipped != before2.Skipped || after.Failed != before2.Failed || after.CreditsSpent != before2.CreditsSpent ||
+		after.RefusedControl != 1 {
+		t.Fatalf("enricher status changed across a restart:\n before %+v\n after  %+v", before2.Status, after.Status)
 	}
 
-	// Consent withdrawn: the tenant's state says so.
+	// Consent withdrawn: the tenant's state says so, in both views.
 	run("consent", "withdraw", "--tenant", "acme")
-	waitStatus(t, stack, env, func(s processor.TenantStatus) bool { return s.State == schemas.StateNoConsent })
+	st = waitStatus(t, stack, env, func(s processor.TenantStatus) bool { return s.State == schemas.StateNoConsent })
+	if got := controlShow(t, stack, env).tenant(t, "acme"); got.State != st.State || got.Applied[schemas.KindConsent].Summary != "withdrawn" {
+		t.Errorf("control show after the withdrawal: %s, consent %+v", got.State, got.Applied[schemas.KindConsent])
+	}
 
 	// Removal with purge withdraws what was published.
 	run("remove", "--tenant", "acme", "--purge")
@@ -119,6 +204,31 @@ func TestAdminCommandsAgainstARunningService(t *testing.T) {
 	}
 }
 
+// controlShow runs `enricher control show --json`.
+func controlShow(t *testing.T, stack *embedded.Stack, env map[string]string, args ...string) controlView {
+	t.Helper()
+	out, errOut, code := cli(t, stack, env, append([]string{"control", "show", "--json"}, args...)...)
+	if code != 0 {
+		t.Fatalf("enricher control show: exit %d: %s", code, errOut)
+	}
+	var v controlView
+	if err := json.Unmarshal([]byte(out), &v); err != nil {
+		t.Fatalf("control show --json: %v\n%s", err, out)
+	}
+	return v
+}
+
+func (v controlView) tenant(t *testing.T, id string) *controlTenantRow {
+	t.Helper()
+	for _, r := range v.Tenants {
+		if r.Tenant == id {
+			return r
+		}
+	}
+	t.Fatalf("control show has no tenant %s", id)
+	return nil
+}
+
 func TestRunRefusesBadSettingsNamingThem(t *testing.T) {
 	stack, err := embedded.Start(context.Background(), embedded.Options{Programs: []simulator.ProgramConfig{{ID: "p", Tokens: []string{"t"}}}})
 	if err != nil {
@@ -139,6 +249,12 @@ func TestRunRefusesBadSettingsNamingThem(t *testing.T) {
 		{map[string]string{"ENRICHER_COMMIT_INTERVAL": "soon"}, "ENRICHER_COMMIT_INTERVAL"},
 		{map[string]string{"ENRICHER_LOG_FORMAT": "xml"}, "log-format:"},
 		{map[string]string{"ENRICHER_TOKEN_SEAL_KEY": "not-a-key"}, "token-seal-key:"},
+		{map[string]string{"ENRICHER_TOKEN_ENV_PREFIX": "ENRICHER_"}, "token-env-prefix: \"ENRICHER_\" would let a control event read the service's own"},
+		{map[string]string{"ENRICHER_TOKEN_ENV_PREFIX": "ENRICHER_TOKEN_"}, "token-env-prefix: \"ENRICHER_TOKEN_\" would let"},
+		{map[string]string{"ENRICHER_TOKEN_ENV_PREFIX": "tokens"}, "token-env-prefix: \"tokens\" must be upper case"},
+		{map[string]string{"ENRICHER_TOKEN_DIR": "/no/such/dir"}, "token-dir: /no/such/dir is not a directory"},
+		{map[string]string{"ENRICHER_TOKEN_DIR": "/"}, "token-dir: the root directory"},
+		{map[string]string{"ENRICHER_ADMIN_PUBLIC_KEYS": "ed25519:AAAA"}, "admin-public-keys: key 1 is not an Ed25519 public key"},
 		{map[string]string{"ENRICHER_SCHEMA_REGISTRY_URL": "http://127.0.0.1:1"}, "schema registry http://127.0.0.1:1"},
 	}
 	for _, c := range cases {
@@ -192,5 +308,56 @@ func waitStatus(t *testing.T, stack *embedded.Stack, env map[string]string, cond
 			t.Fatalf("status never reached the expected state; last: %s", out)
 		}
 		time.Sleep(300 * time.Millisecond)
+	}
+}
+
+// control show tells the applied event, its copies, history, a replay, a
+// forgery and a lost event apart, from the log and the service's record.
+func TestControlShowMatchesRecordsWithWhatTheServiceApplied(t *testing.T) {
+	at := time.Date(2026, 11, 1, 9, 0, 0, 0, time.UTC)
+	ev := func(tenant, id string, seq int64, c schemas.Control) *schemas.Control {
+		c.TenantID, c.EventID, c.Sequence, c.IssuedAt, c.IssuedBy = tenant, id, seq, at, "admin"
+		return &c
+	}
+	give := ev("acme", "give", 2, schemas.Control{Consent: &schemas.Consent{Given: true}})
+	withdraw := ev("acme", "withdraw", 3, schemas.Control{Consent: &schemas.Consent{Given: false}})
+	rec := func(offset int64, key string, e *schemas.Control, verdict string) processor.ControlRecord {
+		return processor.ControlRecord{Key: key, Offset: offset, Event: e, Verdict: verdict, KeysHere: true}
+	}
+	records := []processor.ControlRecord{
+		rec(0, "acme/connection", ev("acme", "conn", 1, schemas.Control{Connection: &schemas.Connection{DisplayName: "Acme", TokenRef: "plain:tok-SECRET"}}), processor.VerdictVerified),
+		rec(1, "acme/consent", give, processor.VerdictVerified),
+		rec(2, "acme/consent", withdraw, processor.VerdictVerified),
+		rec(3, "acme/consent", give, processor.VerdictVerified),     // the replay
+		rec(4, "acme/consent", withdraw, processor.VerdictVerified), // the service's copy
+		rec(5, "acme/mapping", ev("acme", "forged", 99, schemas.Control{Mapping: &schemas.Mapping{NameAttribute: "X"}}), processor.VerdictUnverified),
+		rec(6, "acme/removal", nil, processor.ReasonTombstone),
+		rec(7, "globex/consent", ev("globex", "g", 5, schemas.Control{Consent: &schemas.Consent{Given: true}}), processor.VerdictVerified),
+	}
+	applied := map[string]schemas.Status{"acme": {TenantID: "acme", Partition: schemas.ControlPartition, State: schemas.StateNoConsent,
+		StateReason: "gate.no_consent", RefusedControl: 3,
+		ControlSequences: map[string]int64{"connection": 1, "consent": 3, "mapping": 2, "@0": 7},
+		AppliedControl:   map[string]string{"connection": "conn", "consent": "withdraw", "mapping": "map-1"}}}
+	view := buildControlView(records, applied, "", true)
+	want := []string{"applied", "superseded", "applied", "refused (replay: sequence not above 3)", "applied", "not applied", "refused",
+		"unknown (not reported)"}
+	for i, r := range view.Records {
+		if r.Service != want[i] {
+			t.Errorf("record %d (%s): %q, want %q", r.Offset, r.Key, r.Service, want[i])
+		}
+		if strings.Contains(r.Detail, "tok-SECRET") {
+			t.Errorf("record %d shows the token: %q", r.Offset, r.Detail)
+		}
+	}
+	acme, globex := view.tenant(t, "acme"), view.tenant(t, "globex")
+	if acme.State != schemas.StateNoConsent || acme.Applied["consent"].Summary != "withdrawn" || acme.Applied["mapping"] != nil ||
+		!slices.Equal(acme.Lost, []string{"mapping"}) {
+		t.Errorf("acme: %+v (consent %+v)", acme, acme.Applied["consent"])
+	}
+	if globex.Reported || globex.Applied["consent"].Summary != "given (not applied yet)" {
+		t.Errorf("globex, not reported by the service: %+v", globex)
+	}
+	if latest := buildControlView(records, applied, "acme", false); len(latest.Records) != 4 || len(latest.Tenants) != 1 {
+		t.Errorf("the latest record of each of acme's keys: %d records, %d tenants", len(latest.Records), len(latest.Tenants))
 	}
 }

@@ -490,8 +490,8 @@ func TestComposeCheckFails(t *testing.T) {
 		"wrong broker port": {"ENRICHER_BROKERS: kafka:9092\n      ENRICHER_SCHEMA_REGISTRY_URL",
 			"ENRICHER_BROKERS: kafka:29092\n      ENRICHER_SCHEMA_REGISTRY_URL", "advertised listeners"},
 		"bad value": {"ENRICHER_PARTITIONS: 6", "ENRICHER_PARTITIONS: six", "would refuse its settings"},
-		"admin keys differ": {"      ENRICHER_TOKEN_REF: env:LS_TOKEN\n      ENRICHER_ADMIN_KEY: ${ENRICHER_ADMIN_KEY:-dev-admin-key-change-me}",
-			"      ENRICHER_TOKEN_REF: env:LS_TOKEN\n      ENRICHER_ADMIN_KEY: other", "disagree on ENRICHER_ADMIN_KEY"},
+		"admin keys differ": {"      ENRICHER_TOKEN_REF: env:LEADSPACE_TOKEN_DEMO\n      ENRICHER_ADMIN_KEY: ${ENRICHER_ADMIN_KEY:-dev-admin-key-change-me}",
+			"      ENRICHER_TOKEN_REF: env:LEADSPACE_TOKEN_DEMO\n      ENRICHER_ADMIN_KEY: other", "disagree on ENRICHER_ADMIN_KEY"},
 		"topic names differ": {"      ENRICHER_PARTITIONS: 6", "      ENRICHER_PARTITIONS: 6\n      ENRICHER_ENRICHED_TOPIC: enriched", "disagree on ENRICHER_ENRICHED_TOPIC"},
 		"simulator port":     {`"0.0.0.0:8089"`, `"0.0.0.0:8090"`, "leadspace-url"},
 	}

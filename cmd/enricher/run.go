@@ -103,6 +103,7 @@ type serviceFlags struct {
 	logFormat, logLevel                  string
 	allowPlaintextTokens                 bool
 	sealKey, sealKeyFile                 string
+	tokenPolicy                          tokenPolicyFlags
 }
 
 func (f *serviceFlags) bind(s *settings) {
@@ -132,6 +133,7 @@ func (f *serviceFlags) bind(s *settings) {
 	s.BoolVar(&f.allowPlaintextTokens, "allow-plaintext-tokens", false, "accept plain:TOKEN references in control events (development only)")
 	s.StringVar(&f.sealKey, "token-seal-key", "", "private key that opens sealed:... token references ('enricher keys generate'); prefer the environment or the file")
 	s.StringVar(&f.sealKeyFile, "token-seal-key-file", "", "file holding the token seal key")
+	f.tokenPolicy.bind(s)
 }
 
 func (f *serviceFlags) validate() error {
@@ -225,6 +227,9 @@ func newService(ctx context.Context, f *serviceFlags, log *zap.Logger) (*service
 	}
 	sources := processor.TokenSources{AllowPlaintext: f.allowPlaintextTokens}
 	if sources.SealKey, err = f.tokenSealKey(); err != nil {
+		return nil, err
+	}
+	if err := f.tokenPolicy.apply(&sources); err != nil {
 		return nil, err
 	}
 	table := processor.NewControlTable(sources.Resolver())

@@ -86,7 +86,7 @@ func runAndStop(t *testing.T, opts embedded.Options, env map[string]string) {
 	}
 	defer prod.Close()
 	now := time.Now().UTC().Truncate(time.Millisecond)
-	if err := publishControl(ctx, prod, stack.Topics.Control, processor.ControlAuth{}, tenantControl("acme", "env:ACME_LEADSPACE_TOKEN", true, now)); err != nil {
+	if err := publishControl(ctx, prod, stack.Topics.Control, processor.ControlAuth{}, tenantControl("acme", "env:LEADSPACE_TOKEN_ACME", true, now)); err != nil {
 		t.Fatal(err)
 	}
 	seedProfiles(t, ctx, stack, n)
@@ -95,7 +95,7 @@ func runAndStop(t *testing.T, opts embedded.Options, env map[string]string) {
 	if env == nil {
 		env = map[string]string{}
 	}
-	env["ACME_LEADSPACE_TOKEN"] = token
+	env["LEADSPACE_TOKEN_ACME"] = token
 	svc := startRun(t, stack, env)
 	exited, logs := svc.exited, svc.logs
 

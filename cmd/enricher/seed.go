@@ -54,7 +54,7 @@ func cmdSeed(args []string) error {
 	case strings.TrimSpace(f.tenant) == "" || strings.Contains(f.tenant, "/"):
 		return fmt.Errorf("tenant: %q must be non-blank and without '/' (keys are tenant/profile)", f.tenant)
 	case f.tokenRef == "":
-		return errors.New("token-ref: required (e.g. env:LS_TOKEN, with LS_TOKEN set for the service)")
+		return errors.New("token-ref: required (e.g. env:LEADSPACE_TOKEN_DEMO, with LEADSPACE_TOKEN_DEMO set for the service)")
 	case !validTokenRef(f.tokenRef):
 		return fmt.Errorf("token-ref: %s is not env:NAME, file:PATH, sealed:DATA or plain:TOKEN", shownTokenRef(f.tokenRef))
 	case f.profiles < 0 || f.badEvents < 0:

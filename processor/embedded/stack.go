@@ -55,6 +55,8 @@ type Stack struct {
 	// External is true when Kafka is a real cluster, not kfake.
 	External bool
 
+	cluster *kfake.Cluster // nil on a real cluster
+
 	closers []func()
 }
 
@@ -79,6 +81,7 @@ func (s *Stack) start(ctx context.Context, o Options) (err error) {
 			return fmt.Errorf("start in-process Kafka: %w", err)
 		}
 		s.closers = append(s.closers, cluster.Close)
+		s.cluster = cluster
 		brokers = cluster.ListenAddrs()
 	}
 	s.Kafka = o.Security
@@ -108,6 +111,19 @@ func (s *Stack) start(ctx context.Context, o Options) (err error) {
 		return fmt.Errorf("leadspace simulator: %w", err)
 	}
 	return nil
+}
+
+// Compact runs log compaction now on the in-process broker's compacted
+// topics, as a real broker's cleaner would (every batch but the last).
+// On a real cluster it does nothing and returns false: the broker compacts
+// on its own schedule (small segment.ms and min.cleanable.dirty.ratio make
+// it quick).
+func (s *Stack) Compact() bool {
+	if s.cluster == nil {
+		return false
+	}
+	s.cluster.Compact()
+	return true
 }
 
 // Close stops everything in reverse order.

@@ -86,8 +86,17 @@ func (s *Stack) start(ctx context.Context, o Options) (err error) {
 	}
 	s.Kafka = o.Security
 	s.Kafka.Brokers = brokers
-	if err := processor.CreateTopics(ctx, s.Kafka, s.Topics, processor.TopicLayout{Partitions: o.Partitions}); err != nil {
-		return err
+	// A broker that is busy or just started may refuse for a moment.
+	for wait := 100 * time.Millisecond; ; wait = min(2*wait, 2*time.Second) {
+		err := processor.CreateTopics(ctx, s.Kafka, s.Topics, processor.TopicLayout{Partitions: o.Partitions})
+		if err == nil {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("create topics: %w", err)
+		case <-time.After(wait):
+		}
 	}
 
 	reg := srfake.New()

@@ -72,24 +72,24 @@ func TestAdminCommandsAgainstARunningService(t *testing.T) {
 
 	seedProfiles(t, ctx, stack, n)
 	svc := startRun(t, stack, env)
-	before := waitStatus(t, stack, env, func(s processor.TenantStatus) bool { return s.Profiles == n })
+	before := waitStatus(t, stack, env, func(s processor.TenantView) bool { return s.Profiles == n })
 	if before.Enriched+before.NotMatched+before.Skipped != n || before.Enriched == 0 || before.State != schemas.StateActive {
-		t.Fatalf("status after %d profiles: %+v", n, before.Status)
+		t.Fatalf("status after %d profiles: %+v", n, before)
 	}
 
 	// A restart shows the same counts.
 	svc.stop(t)
 	svc = startRun(t, stack, env)
 	time.Sleep(2 * time.Second) // several commit and status intervals
-	after := waitStatus(t, stack, env, func(processor.TenantStatus) bool { return true })
+	after := waitStatus(t, stack, env, func(processor.TenantView) bool { return true })
 	if after.Profiles != before.Profiles || after.Enriched != before.Enriched || after.NotMatched != before.NotMatched ||
 		after.Skipped != before.Skipped || after.Failed != before.Failed || after.CreditsSpent != before.CreditsSpent {
-		t.Fatalf("enricher status changed across a restart:\n before %+v\n after  %+v", before.Status, after.Status)
+		t.Fatalf("enricher status changed across a restart:\n before %+v\n after  %+v", before, after)
 	}
 
 	// Consent withdrawn: the tenant's state says so.
 	run("consent", "withdraw", "--tenant", "acme")
-	waitStatus(t, stack, env, func(s processor.TenantStatus) bool { return s.State == schemas.StateNoConsent })
+	waitStatus(t, stack, env, func(s processor.TenantView) bool { return s.State == schemas.StateNoConsent })
 
 	// Removal with purge withdraws what was published.
 	run("remove", "--tenant", "acme", "--purge")
@@ -173,7 +173,7 @@ func seedProfiles(t *testing.T, ctx context.Context, stack *embedded.Stack, n in
 }
 
 // waitStatus polls `enricher status --json` until cond holds for acme.
-func waitStatus(t *testing.T, stack *embedded.Stack, env map[string]string, cond func(processor.TenantStatus) bool) processor.TenantStatus {
+func waitStatus(t *testing.T, stack *embedded.Stack, env map[string]string, cond func(processor.TenantView) bool) processor.TenantView {
 	t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
 	for {
@@ -181,7 +181,7 @@ func waitStatus(t *testing.T, stack *embedded.Stack, env map[string]string, cond
 		if code != 0 {
 			t.Fatalf("enricher status: exit %d: %s", code, errOut)
 		}
-		var rows []processor.TenantStatus
+		var rows []processor.TenantView
 		if err := json.Unmarshal([]byte(out), &rows); err != nil {
 			t.Fatalf("enricher status --json: %v\n%s", err, out)
 		}

@@ -274,13 +274,13 @@ type runPreview struct {
 	// Profiles in scope: the latest value per key on the profiles topic,
 	// deleted ones (tombstones) excluded; Profiles = WouldCall + Unchanged +
 	// Skipped + InputErrors.
-	Profiles  int `json:"profiles"`
+	Profiles int `json:"profiles"`
 	// Invalid are latest values that are no valid profile (they do not
 	// decode, or their ids do not match the key): dead letters, no call,
 	// and not in scope.
 	Invalid        int            `json:"invalid_records"`
 	InvalidReasons map[string]int `json:"invalid_reasons"`
-	WouldCall int `json:"would_call"`
+	WouldCall      int            `json:"would_call"`
 	// Why they would call: never answered, mapped inputs changed, answer
 	// older than the refresh interval, or --force.
 	New     int `json:"new"`

@@ -105,9 +105,7 @@ func cmdTail(args []string) error {
 			errs <- processor.Follow(ctx, k.kafka(), t, func(m kafka.Message) { show(t, m) }, func() {})
 		}()
 	}
-	if !asJSON {
-		fmt.Fprintf(os.Stderr, "following %s (Ctrl-C to stop)\n", strings.Join(topics, " and "))
-	}
+	fmt.Fprintf(os.Stderr, "following %s (Ctrl-C to stop)\n", strings.Join(topics, " and "))
 	for range topics {
 		if err := <-errs; err != nil && ctx.Err() == nil && !errors.Is(err, context.Canceled) {
 			return err

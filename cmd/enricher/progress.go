@@ -26,7 +26,7 @@ type progress struct {
 
 // newProgress reports on f, drawing in place only when f is a terminal.
 func newProgress(f *os.File) *progress {
-	return &progress{w: f, tty: isTerminal(f), interval: 5 * time.Second, now: time.Now}
+	return &progress{w: f, tty: isTerminal(f), interval: 2 * time.Second, now: time.Now}
 }
 
 // isTerminal is whether f is a character device (a terminal) rather than a

@@ -116,7 +116,7 @@ func TestRefreshDryRunMatchesWhatThePipelineSpends(t *testing.T) {
 		second = append(second, p(i, fmt.Sprintf("northwind%d.example.org", i)))
 	}
 	second = append(second, company("acme", "p25", " ", "northwind25.example.org")) // name blanked: skipped
-	for i := 61; i < 71; i++ {                                                       // new
+	for i := 61; i < 71; i++ {                                                      // new
 		second = append(second, p(i, fmt.Sprintf("northwind%d.example.org", i)))
 	}
 	second = append(second, company("acme", "p71", "", "x.example.org"), company("acme", "p72", strings.Repeat("N", 600), "y.example.org"))

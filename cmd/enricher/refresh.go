@@ -461,7 +461,7 @@ func estimateRun(calls int, tps float64, bulkFrom int) runEstimate {
 	} else {
 		bulks := int(math.Ceil(float64(calls) / bulkRecords))
 		e.Mode, e.Transactions = "bulk", 2*bulks
-		e.Assumption = fmt.Sprintf("bulk: %d submits of up to %d records plus about one poll each, at %g transactions/s, Leadspace's processing time not included; retries would add records", bulks, bulkRecords, tps)
+		e.Assumption = fmt.Sprintf("bulk: %d bulk submit(s) of up to %d records, each with about one poll, at %g transactions/s; Leadspace's processing time is not included; retries would add records", bulks, bulkRecords, tps)
 	}
 	e.Seconds = math.Round(float64(e.Transactions)/tps*100) / 100
 	return e

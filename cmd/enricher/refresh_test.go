@@ -244,13 +244,6 @@ type runStep struct {
 // and 1, each at step (as the service's instances would).
 func writeRun(t *testing.T, stack *embedded.Stack, tenant, runID string, step runStep) string {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	prod, err := processor.NewProducer(stack.Kafka, stack.Codec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer prod.Close()
 	now := time.Now().UTC().Truncate(time.Millisecond)
 	var msgs []kafka.Message
 	for p := int32(0); p < 2; p++ {
@@ -266,9 +259,7 @@ func writeRun(t *testing.T, stack *embedded.Stack, tenant, runID string, step ru
 		}
 		msgs = append(msgs, kafka.Message{Topic: stack.Topics.Status, Key: []byte(fmt.Sprintf("%s/%d", tenant, p)), Value: v})
 	}
-	if err := prod.Write(ctx, msgs...); err != nil {
-		t.Fatal(err)
-	}
+	produce(t, stack, func(ctx context.Context, prod *processor.Producer) error { return prod.Write(ctx, msgs...) })
 	return runID
 }
 

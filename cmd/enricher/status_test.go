@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -42,17 +43,13 @@ func TestStatusShowsTheProductView(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		key := s.TenantID + "/" + map[bool]string{true: "control", false: string(rune('0' + s.Partition))}[s.Partition < 0]
+		key := s.TenantID + "/control"
+		if s.Partition >= 0 {
+			key = s.TenantID + "/" + strconv.Itoa(int(s.Partition))
+		}
 		msgs = append(msgs, kafka.Message{Topic: stack.Topics.Status, Key: []byte(key), Value: v})
 	}
-	prod, err := processor.NewProducer(stack.Kafka, stack.Codec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer prod.Close()
-	if err := prod.Write(context.Background(), msgs...); err != nil {
-		t.Fatal(err)
-	}
+	produce(t, stack, func(ctx context.Context, prod *processor.Producer) error { return prod.Write(ctx, msgs...) })
 
 	raw := runOK(t, stack, "status", "--json")
 	for _, goName := range []string{`"TenantID"`, `"NotMatched"`, `"CommittedOffset"`, `"Status"`} {

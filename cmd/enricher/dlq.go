@@ -116,7 +116,7 @@ func readDLQ(ctx context.Context, k processor.Kafka, topic string, codec *schema
 		c.letters = append(c.letters, e)
 	})
 	if err != nil {
-		return nil, err
+		return nil, readErr(topic, err)
 	}
 	for _, e := range c.letters {
 		if r, ok := receipts[e.dead.ID]; ok {

@@ -206,7 +206,7 @@ func loadTenant(ctx context.Context, k *kafkaFlags, codec *schemas.Codec, auth p
 		}
 	})
 	if err != nil {
-		return info, err
+		return info, readErr(k.topics.Control, err)
 	}
 	for _, st := range table.Snapshot() {
 		if st.TenantID == tenant {

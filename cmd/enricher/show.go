@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/csv"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -133,7 +134,7 @@ func latestByKey(ctx context.Context, k processor.Kafka, topic, prefix string) (
 		}
 		latest[key] = m // one key, one partition: records arrive in offset order
 	})
-	return latest, err
+	return latest, readErr(topic, err)
 }
 
 func writeEnrichedTable(out io.Writer, rows []schemas.Enriched) error {
@@ -208,6 +209,15 @@ func cell(s string, n int) string {
 		return string(r[:n-1]) + "…"
 	}
 	return s
+}
+
+// readErr names the topic when a read ran out of time (ReadAll names it
+// for every other error).
+func readErr(topic string, err error) error {
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		return fmt.Errorf("read %s: %w (is the broker reachable and the topic there?)", topic, err)
+	}
+	return err
 }
 
 // checkTenant refuses a missing or malformed --tenant.

@@ -157,7 +157,7 @@ func processedAll(t *testing.T, stack *embedded.Stack, svc *runningService) {
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
-		ends, err := topicEnds(ctx, stack.Kafka, stack.Topics.Profiles)
+		ends, err := topicEnds(ctx, cl, stack.Topics.Profiles) // one client: each new one keeps its connections
 		if err != nil {
 			return false, err.Error()
 		}

@@ -62,12 +62,16 @@ func cmdTail(args []string) error {
 	}
 	// Start at the end each topic has now: only what comes after is new.
 	starts := map[string]map[int]int64{}
+	cl, err := k.kafka().Client()
+	if err != nil {
+		return err
+	}
 	for _, t := range topics {
 		starts[t] = map[int]int64{}
 		if fromStart {
 			continue
 		}
-		if starts[t], err = topicEnds(setup, k.kafka(), t); err != nil {
+		if starts[t], err = topicEnds(setup, cl, t); err != nil {
 			return err
 		}
 	}
@@ -149,11 +153,7 @@ func describe(ctx context.Context, codec *schemas.Codec, dead bool, m kafka.Mess
 }
 
 // topicEnds is the next offset of every partition of a topic now.
-func topicEnds(ctx context.Context, k processor.Kafka, topic string) (map[int]int64, error) {
-	cl, err := k.Client()
-	if err != nil {
-		return nil, err
-	}
+func topicEnds(ctx context.Context, cl *kafka.Client, topic string) (map[int]int64, error) {
 	meta, err := cl.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{topic}})
 	if err != nil {
 		return nil, fmt.Errorf("metadata of %s: %w", topic, err)

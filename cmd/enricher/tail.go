@@ -66,6 +66,9 @@ func cmdTail(args []string) error {
 	if err != nil {
 		return err
 	}
+	if tr, ok := cl.Transport.(*kafka.Transport); ok {
+		defer tr.CloseIdleConnections() // or it polls metadata until the process ends
+	}
 	for _, t := range topics {
 		starts[t] = map[int]int64{}
 		if fromStart {

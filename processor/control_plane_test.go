@@ -184,13 +184,13 @@ func TestAWithdrawnConsentStaysWithdrawnThroughReplayCompactionAndRestarts(t *te
 	e.control(schemas.Control{TenantID: "acme", Consent: &schemas.Consent{Given: false}})
 	e.control(schemas.Control{TenantID: "globex", Consent: &schemas.Consent{Given: false}})
 	for _, id := range []string{"acme", "globex"} {
-		e.waitStatus(id, 10*time.Second, func(s processor.TenantStatus) bool { return s.State == schemas.StateNoConsent })
+		e.waitStatus(id, 10*time.Second, func(s processor.TenantView) bool { return s.State == schemas.StateNoConsent })
 	}
 	withdrawn := map[string]int{"acme": len(e.callsFor("acme")), "globex": len(e.callsFor("globex"))}
 
 	time.Sleep(2 * time.Second) // the replay of issue 12 came 2 s after the withdrawal
 	e.produceRaw(kafka.Message{Topic: e.stack.Topics.Control, Key: giveAcme.Key, Value: giveAcme.Value})
-	e.waitStatus("acme", 10*time.Second, func(s processor.TenantStatus) bool {
+	e.waitStatus("acme", 10*time.Second, func(s processor.TenantView) bool {
 		return s.RefusedByReason[processor.ReasonReplayed] == 1 && s.State == schemas.StateNoConsent
 	})
 	waitFor(t, 10*time.Second, "the withdrawal written again after the replay", func() bool {
@@ -222,9 +222,9 @@ func TestAWithdrawnConsentStaysWithdrawnThroughReplayCompactionAndRestarts(t *te
 		t.Errorf("initech, untouched, made %d requests", len(e.callsFor("initech")))
 	}
 	for _, id := range []string{"acme", "globex"} {
-		st := e.waitStatus(id, 10*time.Second, func(s processor.TenantStatus) bool { return s.RefusedControl >= 1 })
-		if st.State != schemas.StateNoConsent || st.RefusedControl != 1 || st.RefusedByReason[processor.ReasonReplayed] != 1 {
-			t.Errorf("%s after compaction and a restart: state %s, refused %d %v", id, st.State, st.RefusedControl, st.RefusedByReason)
+		st := e.waitStatus(id, 10*time.Second, func(s processor.TenantView) bool { return s.RefusedControlEvents >= 1 })
+		if st.State != schemas.StateNoConsent || st.RefusedControlEvents != 1 || st.RefusedByReason[processor.ReasonReplayed] != 1 {
+			t.Errorf("%s after compaction and a restart: state %s, refused %d %v", id, st.State, st.RefusedControlEvents, st.RefusedByReason)
 		}
 	}
 	if st := e.status()["globex"]; !strings.Contains(st.StateReason, "no longer on the control topic") {
@@ -237,8 +237,8 @@ func TestAWithdrawnConsentStaysWithdrawnThroughReplayCompactionAndRestarts(t *te
 	e.produceProfiles(profile("initech", 99, company(99)))
 	e.waitOutputs(30*time.Second, func(o outputs) bool { _, ok := o.enriched["initech/p0099"]; return ok })
 	for _, id := range []string{"acme", "globex"} {
-		if st := e.status()[id]; st.RefusedControl != 1 || st.State != schemas.StateNoConsent {
-			t.Errorf("%s after a second restart: state %s, refused %d", id, st.State, st.RefusedControl)
+		if st := e.status()[id]; st.RefusedControlEvents != 1 || st.State != schemas.StateNoConsent {
+			t.Errorf("%s after a second restart: state %s, refused %d", id, st.State, st.RefusedControlEvents)
 		}
 	}
 }
@@ -279,7 +279,7 @@ func TestTokenReferencesOutsideTheAllowlistPauseTheirTenant(t *testing.T) {
 	}
 	for id, reason := range map[string]string{"home": processor.ReasonTokenRefused, "passwd": processor.ReasonTokenRefused,
 		"newline": processor.ReasonTokenInvalid} {
-		st := e.waitStatus(id, 10*time.Second, func(s processor.TenantStatus) bool { return s.State == schemas.StatePaused })
+		st := e.waitStatus(id, 10*time.Second, func(s processor.TenantView) bool { return s.State == schemas.StatePaused })
 		if !strings.Contains(st.StateReason, reason) {
 			t.Errorf("%s paused with %q, want %s", id, st.StateReason, reason)
 		}

@@ -441,7 +441,7 @@ func (b *syncBuffer) String() string {
 }
 
 // status reads the status topic and sums it per tenant.
-func (e *env) status() map[string]*processor.TenantStatus {
+func (e *env) status() map[string]*processor.TenantView {
 	e.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -449,11 +449,15 @@ func (e *env) status() map[string]*processor.TenantStatus {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	return processor.SumStatus(records)
+	out := map[string]*processor.TenantView{}
+	for _, v := range processor.ViewStatus(records, nil, time.Now()) {
+		out[v.TenantID] = &v
+	}
+	return out
 }
 
 // waitStatus polls the status topic until cond holds for the tenant.
-func (e *env) waitStatus(tenant string, within time.Duration, cond func(processor.TenantStatus) bool) processor.TenantStatus {
+func (e *env) waitStatus(tenant string, within time.Duration, cond func(processor.TenantView) bool) processor.TenantView {
 	e.t.Helper()
 	deadline := time.Now().Add(within)
 	for {

@@ -48,58 +48,6 @@ func (t *statusTable) partition(p int32) map[string]schemas.Status {
 	return out
 }
 
-// TenantStatus is a tenant's totals over all partitions, as `enricher
-// status` shows them.
-type TenantStatus struct {
-	schemas.Status
-	Partitions int
-}
-
-// SumStatus folds status records into per-tenant totals: counts add up over
-// partitions (keys are partition-disjoint, so distinct profiles add up too);
-// state, reason and refusals come from the tenant's control record.
-func SumStatus(records []schemas.Status) map[string]*TenantStatus {
-	out := map[string]*TenantStatus{}
-	for _, s := range records {
-		t := out[s.TenantID]
-		if t == nil {
-			t = &TenantStatus{Status: schemas.Status{TenantID: s.TenantID, Partition: schemas.ControlPartition}}
-			out[s.TenantID] = t
-		}
-		if s.Partition == schemas.ControlPartition {
-			t.State, t.StateReason, t.RefusedControl, t.LastRefused = s.State, s.StateReason, s.RefusedControl, s.LastRefused
-			t.RefusedByReason, t.ControlSequences, t.AppliedControl = s.RefusedByReason, s.ControlSequences, s.AppliedControl
-			if s.UpdatedAt.After(t.UpdatedAt) {
-				t.UpdatedAt = s.UpdatedAt
-			}
-			continue
-		}
-		t.Partitions++
-		t.Profiles += s.Profiles
-		t.Enriched += s.Enriched
-		t.NotMatched += s.NotMatched
-		t.Skipped += s.Skipped
-		t.Failed += s.Failed
-		t.CreditsSpent += s.CreditsSpent
-		for r, n := range s.SkippedReasons {
-			if t.SkippedReasons == nil {
-				t.SkippedReasons = map[string]int64{}
-			}
-			t.SkippedReasons[r] += n
-		}
-		if s.LastEnrichedAt.After(t.LastEnrichedAt) {
-			t.LastEnrichedAt = s.LastEnrichedAt
-		}
-		if s.LastRefreshAt.After(t.LastRefreshAt) {
-			t.LastRefreshAt = s.LastRefreshAt
-		}
-		if s.UpdatedAt.After(t.UpdatedAt) {
-			t.UpdatedAt = s.UpdatedAt
-		}
-	}
-	return out
-}
-
 // ReadStatus reads the whole status topic once: the latest record per key.
 func ReadStatus(ctx context.Context, k Kafka, topic string, codec *schemas.Codec) ([]schemas.Status, error) {
 	latest := map[string]schemas.Status{}

@@ -104,9 +104,9 @@ func TestAdminCommandsAgainstARunningService(t *testing.T) {
 	}
 
 	svc := startRun(t, stack, env)
-	before2 := waitStatus(t, stack, env, func(s processor.TenantStatus) bool { return s.Profiles == n })
+	before2 := waitStatus(t, stack, env, func(s processor.TenantView) bool { return s.Profiles == n })
 	if before2.Enriched+before2.NotMatched+before2.Skipped != n || before2.Enriched == 0 || before2.State != schemas.StateActive {
-		t.Fatalf("status after %d profiles: %+v", n, before2.Status)
+		t.Fatalf("status after %d profiles: %+v", n, before2)
 	}
 
 	// A forged withdrawal (another Ed25519 key) changes nothing, and
@@ -132,15 +132,15 @@ func TestAdminCommandsAgainstARunningService(t *testing.T) {
 	if _, err := prod.PublishControl(ctx, stack.Topics.Control, forged); err != nil {
 		t.Fatal(err)
 	}
-	st := waitStatus(t, stack, env, func(s processor.TenantStatus) bool { return s.RefusedControl == 1 })
+	st := waitStatus(t, stack, env, func(s processor.TenantView) bool { return s.RefusedControlEvents == 1 })
 	if st.State != schemas.StateActive || st.RefusedByReason[processor.ReasonUnknownKey] != 1 {
-		t.Fatalf("after a forged withdrawal: %+v", st.Status)
+		t.Fatalf("after a forged withdrawal: %+v", st)
 	}
 	view := controlShow(t, stack, env, "--all")
 	acme := view.tenant(t, "acme")
-	if acme.State != st.State || acme.StateReason != st.StateReason || acme.Refused != st.RefusedControl {
+	if acme.State != st.State || acme.StateReason != st.StateReason || acme.Refused != st.RefusedControlEvents {
 		t.Errorf("control show says %s %q (refused %d), status says %s %q (refused %d)",
-			acme.State, acme.StateReason, acme.Refused, st.State, st.StateReason, st.RefusedControl)
+			acme.State, acme.StateReason, acme.Refused, st.State, st.StateReason, st.RefusedControlEvents)
 	}
 	if c := acme.Applied[schemas.KindConsent]; c == nil || c.Summary != "given" || c.IssuedBy != "alice@acme.example" || c.Signature != processor.VerdictVerified {
 		t.Errorf("control show's applied consent: %+v", c)
@@ -162,16 +162,16 @@ func TestAdminCommandsAgainstARunningService(t *testing.T) {
 	svc.stop(t)
 	svc = startRun(t, stack, env)
 	time.Sleep(2 * time.Second) // several commit and status intervals
-	after := waitStatus(t, stack, env, func(processor.TenantStatus) bool { return true })
+	after := waitStatus(t, stack, env, func(processor.TenantView) bool { return true })
 	if after.Profiles != before2.Profiles || after.Enriched != before2.Enriched || after.NotMatched != before2.NotMatched ||
 		after.Skipped != before2.Skipped || after.Failed != before2.Failed || after.CreditsSpent != before2.CreditsSpent ||
-		after.RefusedControl != 1 {
-		t.Fatalf("enricher status changed across a restart:\n before %+v\n after  %+v", before2.Status, after.Status)
+		after.RefusedControlEvents != 1 {
+		t.Fatalf("enricher status changed across a restart:\n before %+v\n after  %+v", before2, after)
 	}
 
 	// Consent withdrawn: the tenant's state says so, in both views.
 	run("consent", "withdraw", "--tenant", "acme")
-	st = waitStatus(t, stack, env, func(s processor.TenantStatus) bool { return s.State == schemas.StateNoConsent })
+	st = waitStatus(t, stack, env, func(s processor.TenantView) bool { return s.State == schemas.StateNoConsent })
 	if got := controlShow(t, stack, env).tenant(t, "acme"); got.State != st.State || got.Applied[schemas.KindConsent].Summary != "withdrawn" {
 		t.Errorf("control show after the withdrawal: %s, consent %+v", got.State, got.Applied[schemas.KindConsent])
 	}
@@ -289,7 +289,7 @@ func seedProfiles(t *testing.T, ctx context.Context, stack *embedded.Stack, n in
 }
 
 // waitStatus polls `enricher status --json` until cond holds for acme.
-func waitStatus(t *testing.T, stack *embedded.Stack, env map[string]string, cond func(processor.TenantStatus) bool) processor.TenantStatus {
+func waitStatus(t *testing.T, stack *embedded.Stack, env map[string]string, cond func(processor.TenantView) bool) processor.TenantView {
 	t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
 	for {
@@ -297,7 +297,7 @@ func waitStatus(t *testing.T, stack *embedded.Stack, env map[string]string, cond
 		if code != 0 {
 			t.Fatalf("enricher status: exit %d: %s", code, errOut)
 		}
-		var rows []processor.TenantStatus
+		var rows []processor.TenantView
 		if err := json.Unmarshal([]byte(out), &rows); err != nil {
 			t.Fatalf("enricher status --json: %v\n%s", err, out)
 		}

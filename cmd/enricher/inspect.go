@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"sort"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -16,16 +15,29 @@ import (
 	"github.com/enrichment/leadspace-enricher/processor"
 )
 
-// cmdStatus shows each tenant's enrichment status, summed over partitions.
+// cmdStatus shows each tenant as the product does: state (and why),
+// enriched X of Y current profiles, not matched, skipped with the top
+// reasons, failed, records spent, last and next refresh, the current Run.
 func cmdStatus(args []string) error {
 	s := newSettings("status")
 	var k kafkaFlags
+	var keys adminKeyFlags
 	var tenant string
 	var asJSON bool
 	k.bind(s)
+	keys.bind(s)
 	s.StringVar(&tenant, "tenant", "", "only this tenant")
-	s.BoolVar(&asJSON, "json", false, "print JSON")
-	if err := s.parse(args); err != nil {
+	s.BoolVar(&asJSON, "json", false, "print JSON (names as in the EnrichmentStatus schema)")
+	if err := parseFlags(s, args); err != nil {
+		return err
+	}
+	if tenant != "" {
+		if err := checkTenant(tenant); err != nil {
+			return err
+		}
+	}
+	auth, err := keys.auth()
+	if err != nil {
 		return err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -34,35 +46,65 @@ func cmdStatus(args []string) error {
 	if err != nil {
 		return err
 	}
+	table := processor.NewControlTable(func(string, string) (string, error) { return "unresolved", nil })
+	if err := processor.LoadControl(ctx, k.kafka(), k.topics, codec, auth, table); err != nil {
+		return err
+	}
 	records, err := processor.ReadStatus(ctx, k.kafka(), k.topics.Status, codec)
 	if err != nil {
 		return err
 	}
-	var rows []*processor.TenantStatus
-	for _, st := range processor.SumStatus(records) {
-		if tenant == "" || st.TenantID == tenant {
-			rows = append(rows, st)
+	now := time.Now()
+	rows := []processor.TenantView{}
+	for _, v := range processor.ViewStatus(records, table.Snapshot(), now) {
+		if tenant == "" || v.TenantID == tenant {
+			rows = append(rows, v)
 		}
 	}
-	sort.Slice(rows, func(i, j int) bool { return rows[i].TenantID < rows[j].TenantID })
+	if tenant != "" && len(rows) == 0 {
+		return fmt.Errorf("unknown tenant %s: neither %s nor %s holds anything of it", tenant, k.topics.Control, k.topics.Status)
+	}
 	if asJSON {
 		return json.NewEncoder(os.Stdout).Encode(rows)
 	}
 	w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(w, "TENANT\tSTATE\tENRICHED\tNOT MATCHED\tSKIPPED\tFAILED\tCREDITS\tLAST ENRICHED\tREFUSED CONTROL")
-	for _, st := range rows {
-		state := orDash(st.State)
-		if st.StateReason != "" {
-			state += " (" + st.StateReason + ")"
+	fmt.Fprintln(w, "TENANT\tSTATE\tENRICHED\tNOT MATCHED\tSKIPPED (TOP REASONS)\tFAILED\tRECORDS SPENT\tLAST REFRESH\tNEXT REFRESH\tRUN")
+	for _, v := range rows {
+		state := v.State
+		if v.StateReason != "" {
+			state += " (" + v.StateReason + ")"
 		}
-		last := "-"
-		if !st.LastEnrichedAt.IsZero() {
-			last = st.LastEnrichedAt.Format(time.RFC3339)
+		skipped := fmt.Sprint(v.Skipped)
+		if v.Skipped > 0 {
+			var top []string
+			for _, r := range processor.TopReasons(v.SkippedReasons, 3) {
+				if r.Count > 0 {
+					top = append(top, fmt.Sprintf("%s %d", r.Reason, r.Count))
+				}
+			}
+			if len(top) > 0 {
+				skipped += " (" + strings.Join(top, ", ") + ")"
+			}
 		}
-		fmt.Fprintf(w, "%s\t%s\t%d of %d\t%d\t%d\t%d\t%d\t%s\t%d\n", st.TenantID, state, st.Enriched, st.Profiles,
-			st.NotMatched, st.Skipped, st.Failed, st.CreditsSpent, last, st.RefusedControl)
+		run := "-"
+		if r := v.Run; r != nil {
+			run = runLine(r, now)
+			if r.StartedAt != nil {
+				run += ", started " + r.StartedAt.Local().Format(time.DateTime)
+			}
+		}
+		fmt.Fprintf(w, "%s\t%s\t%d of %d\t%d\t%s\t%d\t%d\t%s\t%s\t%s\n", v.TenantID, state, v.Enriched, v.Profiles,
+			v.NotMatched, skipped, v.Failed, v.CreditsSpent, when(v.LastRefreshAt), when(v.NextRefreshAt), run)
 	}
 	return w.Flush()
+}
+
+// when prints an optional time for a table: local, to the second.
+func when(t *time.Time) string {
+	if t == nil {
+		return "-"
+	}
+	return t.Local().Format(time.DateTime)
 }
 
 // cmdProfile prints one profile's latest enrichment as JSON.

@@ -29,6 +29,7 @@ func Subjects(t Topics) map[schemas.Type]string {
 // replicas; the admin commands, replay and dev seeding use it.
 type Producer struct {
 	codec *schemas.Codec
+	conn  connection
 	w     *kafka.Writer
 }
 
@@ -41,7 +42,7 @@ func NewProducer(k Kafka, codec *schemas.Codec) (*Producer, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Producer{codec: codec, w: &kafka.Writer{Addr: kafka.TCP(conn.brokers...), Balancer: &kafka.Murmur2Balancer{},
+	return &Producer{codec: codec, conn: conn, w: &kafka.Writer{Addr: kafka.TCP(conn.brokers...), Balancer: &kafka.Murmur2Balancer{},
 		RequiredAcks: kafka.RequireAll, BatchTimeout: 5 * time.Millisecond, BatchSize: 1000, Transport: conn.transport}}, nil
 }
 
@@ -81,7 +82,11 @@ func (p *Producer) PublishControl(ctx context.Context, topic string, ev schemas.
 }
 
 // Close flushes and closes the producer.
-func (p *Producer) Close() error { return p.w.Close() }
+func (p *Producer) Close() error {
+	err := p.w.Close()
+	p.conn.close()
+	return err
+}
 
 func randomID() string {
 	b := make([]byte, 16)

@@ -86,6 +86,7 @@ func (e *env) compactControl(done func(map[string]int) bool) {
 	if err != nil {
 		e.t.Fatal(err)
 	}
+	defer processor.CloseClient(cl)
 	res, err := cl.IncrementalAlterConfigs(ctx, &kafka.IncrementalAlterConfigsRequest{Resources: []kafka.IncrementalAlterConfigsRequestResource{{
 		ResourceType: kafka.ResourceTypeTopic, ResourceName: e.stack.Topics.Control,
 		Configs: []kafka.IncrementalAlterConfigsRequestConfig{
@@ -123,6 +124,7 @@ func (e *env) uncommitted() map[int]int64 {
 	if err != nil {
 		e.t.Fatal(err)
 	}
+	defer processor.CloseClient(cl)
 	topic := e.stack.Topics.Profiles
 	meta, err := cl.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{topic}})
 	if err != nil || len(meta.Topics) != 1 {

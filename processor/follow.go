@@ -93,7 +93,10 @@ const idleEnd = 5 * time.Second
 
 // partitionEnds lists each partition's first and next offset now.
 func partitionEnds(ctx context.Context, conn connection, topic string) (map[int]span, error) {
-	cl := conn.client()
+	return spansOf(ctx, conn.client(), topic)
+}
+
+func spansOf(ctx context.Context, cl *kafka.Client, topic string) (map[int]span, error) {
 	meta, err := cl.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{topic}})
 	if err != nil {
 		return nil, fmt.Errorf("metadata of %s: %w", topic, err)

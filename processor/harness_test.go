@@ -481,6 +481,7 @@ func (e *env) waitCommitted(within time.Duration, n int) {
 	if err != nil {
 		e.t.Fatal(err)
 	}
+	defer processor.CloseClient(cl)
 	deadline := time.Now().Add(within)
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

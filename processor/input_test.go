@@ -110,6 +110,7 @@ func (e *env) raiseMaxMessageBytes(topic string, n int) {
 	if err != nil {
 		e.t.Fatal(err)
 	}
+	defer processor.CloseClient(cl)
 	res, err := cl.IncrementalAlterConfigs(context.Background(), &kafka.IncrementalAlterConfigsRequest{
 		Resources: []kafka.IncrementalAlterConfigsRequestResource{{ResourceType: kafka.ResourceTypeTopic, ResourceName: topic,
 			Configs: []kafka.IncrementalAlterConfigsRequestConfig{{Name: "max.message.bytes", Value: strconv.Itoa(n), ConfigOperation: kafka.ConfigOperationSet}}}}})

@@ -122,12 +122,24 @@ func (c connection) client() *kafka.Client {
 	return &kafka.Client{Addr: kafka.TCP(c.brokers...), Transport: c.transport, Timeout: 10 * time.Second}
 }
 
+// close drops the connection's idle connections and stops its metadata
+// refresh: a kafka-go Transport keeps both until told.
+func (c connection) close() { c.transport.CloseIdleConnections() }
+
 // Client returns a kafka-go client for admin requests (offsets, metadata)
-// with these connection settings.
+// with these connection settings. Release it with CloseClient.
 func (k Kafka) Client() (*kafka.Client, error) {
 	conn, err := k.connect()
 	if err != nil {
 		return nil, err
 	}
 	return conn.client(), nil
+}
+
+// CloseClient releases a client from Kafka.Client: its transport's
+// connections and background metadata refresh.
+func CloseClient(cl *kafka.Client) {
+	if t, ok := cl.Transport.(*kafka.Transport); ok {
+		t.CloseIdleConnections()
+	}
 }

@@ -3,6 +3,7 @@ package processor
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"strings"
 	"unicode"
@@ -139,6 +140,15 @@ func splitKey(key []byte) (tenant, profile string, ok bool) {
 		return "", "", false
 	}
 	return tenant, profile, true
+}
+
+// ReasonOf is the stable reason code of an error MapProfile returned.
+func ReasonOf(err error) (string, bool) {
+	var se *stageError
+	if errors.As(err, &se) {
+		return se.reason, true
+	}
+	return "", false
 }
 
 // MapProfile applies a tenant's mapping to one profile as the pipeline does:

@@ -133,6 +133,7 @@ func (p *Processor) Health() error {
 func (p *Processor) Run(ctx context.Context) error {
 	ctx, stop := context.WithCancel(ctx)
 	defer stop()
+	defer p.conn.close()
 	p.fail = func(err error) {
 		p.failOnce.Do(func() {
 			p.failure = err

@@ -100,7 +100,21 @@ func Follow(ctx context.Context, k Kafka, topic string, apply func(kafka.Message
 	if err != nil {
 		return err
 	}
+	defer conn.close()
 	return follow(ctx, conn, topic, apply, caughtUp)
+}
+
+// TopicEnds lists the next offset of each partition of a topic now.
+func TopicEnds(ctx context.Context, cl *kafka.Client, topic string) (map[int]int64, error) {
+	spans, err := spansOf(ctx, cl, topic)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[int]int64, len(spans))
+	for p, s := range spans {
+		out[p] = s.end
+	}
+	return out, nil
 }
 
 // errTopicMissing means a topic the service needs does not exist (yet):

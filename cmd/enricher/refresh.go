@@ -399,9 +399,7 @@ func previewRun(state processor.TenantState, profiles []currentProfile, prior ma
 		fp, skipReason, err := processor.MapProfile(pr, mapping)
 		switch {
 		case err != nil:
-			// MapProfile's error starts with its stable reason code; an
-			// exported reason accessor in processor would spare the parsing.
-			reason, _, _ := strings.Cut(err.Error(), ":")
+			reason, _ := processor.ReasonOf(err)
 			inputError(reason)
 			continue
 		case skipReason != "":

@@ -123,6 +123,7 @@ func runAndStop(t *testing.T, opts embedded.Options, env map[string]string) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer processor.CloseClient(conn)
 	committed := committedOffsets(t, ctx, stack, conn)
 	if committed != n {
 		t.Fatalf("the group committed %d of %d offsets before exiting", committed, n)

@@ -140,6 +140,7 @@ func processedAll(t *testing.T, stack *embedded.Stack, svc *runningService) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer processor.CloseClient(cl)
 	// A client's transport keeps polling metadata until closed.
 	defer cl.Transport.(*kafka.Transport).CloseIdleConnections()
 	eventually(t, 3*time.Minute, func() (bool, string) {
@@ -150,7 +151,7 @@ func processedAll(t *testing.T, stack *embedded.Stack, svc *runningService) {
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
-		ends, err := topicEnds(ctx, cl, stack.Topics.Profiles) // one client: each new one keeps its connections
+		ends, err := processor.TopicEnds(ctx, cl, stack.Topics.Profiles) // one client: each new one keeps its connections
 		if err != nil {
 			return false, err.Error()
 		}

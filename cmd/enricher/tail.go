@@ -66,6 +66,7 @@ func cmdTail(args []string) error {
 	if err != nil {
 		return err
 	}
+	defer processor.CloseClient(cl)
 	if tr, ok := cl.Transport.(*kafka.Transport); ok {
 		defer tr.CloseIdleConnections() // or it polls metadata until the process ends
 	}
@@ -74,7 +75,7 @@ func cmdTail(args []string) error {
 		if fromStart {
 			continue
 		}
-		if starts[t], err = topicEnds(setup, cl, t); err != nil {
+		if starts[t], err = processor.TopicEnds(setup, cl, t); err != nil {
 			return err
 		}
 	}
@@ -156,28 +157,3 @@ func describe(ctx context.Context, codec *schemas.Codec, dead bool, m kafka.Mess
 }
 
 // topicEnds is the next offset of every partition of a topic now.
-func topicEnds(ctx context.Context, cl *kafka.Client, topic string) (map[int]int64, error) {
-	meta, err := cl.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{topic}})
-	if err != nil {
-		return nil, fmt.Errorf("metadata of %s: %w", topic, err)
-	}
-	if len(meta.Topics) != 1 || meta.Topics[0].Error != nil {
-		return nil, fmt.Errorf("topic %s is not available", topic)
-	}
-	var reqs []kafka.OffsetRequest
-	for _, p := range meta.Topics[0].Partitions {
-		reqs = append(reqs, kafka.LastOffsetOf(p.ID))
-	}
-	res, err := cl.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{topic: reqs}})
-	if err != nil {
-		return nil, fmt.Errorf("offsets of %s: %w", topic, err)
-	}
-	ends := map[int]int64{}
-	for _, po := range res.Topics[topic] {
-		if po.Error != nil {
-			return nil, fmt.Errorf("offsets of %s/%d: %w", topic, po.Partition, po.Error)
-		}
-		ends[po.Partition] = po.LastOffset
-	}
-	return ends, nil
-}

@@ -188,7 +188,7 @@ func (c *benchConfig) benchStack(ctx context.Context, name string, programs int)
 	workDir := filepath.Join(c.outDir, name)
 	_ = os.RemoveAll(workDir)
 	st := &stack{ps: &procs{}, cfg: stackConfig{repo: c.repo, binDir: c.binDir, workDir: workDir, partitions: 6,
-		simTPS: c.simTPS, simLatency: c.simLatency, simJitter: c.simJitter, tokens: tokens}}
+		simTPS: c.simTPS, simLatency: c.simLatency, simJitter: c.simJitter, tokens: tokens, group: "leadspace-enricher"}}
 	if err := st.up(ctx); err != nil {
 		return st, nil, err
 	}

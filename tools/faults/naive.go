@@ -21,21 +21,32 @@ import (
 // no batching), commit the offset. It runs for d on program-1's token and
 // returns how many events it finished.
 func naiveLoop(ctx context.Context, st *stack, d time.Duration, _ time.Duration) (done int, took time.Duration, n429 int, err error) {
+	if _, err := st.client.CreateTopics(ctx, &kafka.CreateTopicsRequest{Topics: []kafka.TopicConfig{
+		{Topic: "naive-enriched", NumPartitions: 6, ReplicationFactor: 1}}}); err != nil {
+		return 0, 0, 0, err
+	}
 	r := kafka.NewReader(kafka.ReaderConfig{Brokers: []string{st.bootstrap}, GroupID: "naive-loop", Topic: topicProfiles,
 		StartOffset: kafka.FirstOffset, MinBytes: 1, MaxBytes: 1 << 20, MaxWait: 100 * time.Millisecond})
 	defer r.Close()
 	w := &kafka.Writer{Addr: kafka.TCP(st.bootstrap), Topic: "naive-enriched", RequiredAcks: kafka.RequireAll,
-		BatchSize: 1, BatchTimeout: time.Millisecond, AllowAutoTopicCreation: true}
+		BatchSize: 1, BatchTimeout: time.Millisecond}
 	defer w.Close()
 	hc := &http.Client{Timeout: 30 * time.Second}
 	token := st.cfg.tokens[0]
 	ctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
 	start := time.Now()
+	// stop ends the loop: nil when the time is up, the error otherwise.
+	stop := func(err error) (int, time.Duration, int, error) {
+		if ctx.Err() != nil {
+			err = nil
+		}
+		return done, time.Since(start), n429, err
+	}
 	for {
 		m, err := r.FetchMessage(ctx)
 		if err != nil {
-			break
+			return stop(err)
 		}
 		p, err := st.codec.DecodeProfile(ctx, m.Value)
 		if err != nil {
@@ -50,7 +61,7 @@ func naiveLoop(ctx context.Context, st *stack, d time.Duration, _ time.Duration)
 		} else {
 			status, matched, err := naiveCall(ctx, hc, st.simURL, token, name, p.Attributes[attrWebsite], &n429)
 			if err != nil {
-				break
+				return stop(err)
 			}
 			e.Status = schemas.StatusNotMatched
 			if matched {
@@ -63,14 +74,13 @@ func naiveLoop(ctx context.Context, st *stack, d time.Duration, _ time.Duration)
 			return done, time.Since(start), n429, err
 		}
 		if err := w.WriteMessages(ctx, kafka.Message{Key: m.Key, Value: v}); err != nil {
-			break
+			return stop(err)
 		}
 		if err := r.CommitMessages(ctx, m); err != nil {
-			break
+			return stop(err)
 		}
 		done++
 	}
-	return done, time.Since(start), n429, nil
 }
 
 // naiveCall posts one single enrichment; a 429 waits a second and retries.

@@ -71,7 +71,7 @@ func buildWorkload(codec *schemas.Codec, spec workloadSpec) (*workload, error) {
 	for i := 0; i < spec.profiles; i++ {
 		n := spec.startAt + i
 		stem := stems[rng.IntN(len(stems))]
-		b := base{stem: stem, suffix: suffixes[rng.IntN(len(suffixes))], domain: strings.ToLower(stem) + fmt.Sprint(n) + ".example"}
+		b := base{stem: stem, suffix: suffixes[rng.IntN(len(suffixes))], domain: strings.ToLower(stem) + fmt.Sprint(n) + ".com"}
 		if rng.IntN(10) < 6 {
 			b.loc = locations[rng.IntN(len(locations))]
 		}

@@ -70,6 +70,11 @@ type results struct {
 	// their key.
 	LostEvents   int      `json:"lost_events"`
 	LostExamples []string `json:"lost_examples,omitempty"`
+	// LostCommitted: of the lost input events, those below their
+	// partition's committed offset at the end: the group will never
+	// deliver them again (a real loss). The rest were not committed yet
+	// (a stall: an instance that comes back would process them).
+	LostCommitted int `json:"lost_committed"`
 
 	// DeadLetters: DLQ records of this run's inputs, by reason code.
 	DeadLetters       int            `json:"dead_letters"`
@@ -154,6 +159,8 @@ type analysisInput struct {
 	codec    *schemas.Codec
 	gate     map[string]int
 	progress progress
+	// committed: the group's committed offset per input partition at the end.
+	committed map[int]int64
 }
 
 func analyze(ctx context.Context, a analysisInput) (*results, error) {
@@ -311,6 +318,11 @@ func analyze(ctx context.Context, a analysisInput) (*results, error) {
 		lost[id] = true
 	}
 	r.Lost = len(lost)
+	for id := range lost {
+		if ir := ins[id]; ir != nil && a.committed != nil && ir.offset < a.committed[ir.partition] {
+			r.LostCommitted++
+		}
+	}
 	for id := range lost {
 		if len(r.LostExamples) >= 5 {
 			break

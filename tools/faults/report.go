@@ -11,8 +11,11 @@ func printScenario(w io.Writer, rep *scenarioReport) {
 	fmt.Fprintf(w, "=== %s: %s (%.0fs)\n", rep.Name, rep.Title, rep.Seconds)
 	if r := rep.Results; r != nil {
 		fmt.Fprintf(w, "  inputs %d (keys %d, harness retry copies %d), outputs %d\n", r.Inputs, r.Keys, r.InputCopies, r.Outputs)
-		fmt.Fprintf(w, "  lost %d (final state %d, events %d)  dead letters %d %v (latest version on DLQ: %d keys)\n",
-			r.Lost, r.LostFinal, r.LostEvents, r.DeadLetters, r.DeadLetterReasons, r.DeadLatest)
+		fmt.Fprintf(w, "  lost %d (final state %d, events %d; %d already committed, %d not yet)  dead letters %d %v (latest version on DLQ: %d keys)\n",
+			r.Lost, r.LostFinal, r.LostEvents, r.LostCommitted, r.Lost-r.LostCommitted, r.DeadLetters, r.DeadLetterReasons, r.DeadLatest)
+		for _, ex := range r.LostExamples {
+			fmt.Fprintf(w, "    e.g. %s\n", ex)
+		}
 		fmt.Fprintf(w, "  duplicates %d  keys backwards %d (%d records)  event_id mismatches %d\n", r.Duplicates, r.Backwards, r.BackwardsRecords, r.IDMismatch)
 		fmt.Fprintf(w, "  needed %d  received %d  wasted %d (%.2f%%)  re-sent after published %d  needed never sent %d  leaked (no consent) %d\n",
 			r.Needed, r.Received, r.Wasted, r.WastedRatio*100, r.ResentPublished, r.NeededNotSent, r.Leaked)

@@ -43,7 +43,7 @@ func (c *suiteConfig) scenarios_() []scenario {
 // left, and (strict) no dead letter and no instance that gave up.
 func basicChecks(r *run, res *results, strict bool) []check {
 	cs := []check{
-		{Name: "lost = 0", OK: res.Lost == 0, Detail: fmt.Sprintf("lost %d (final state %d, events %d) %v", res.Lost, res.LostFinal, res.LostEvents, res.LostExamples)},
+		{Name: "lost = 0", OK: res.Lost == 0, Detail: lostDetail(res)},
 		{Name: "no key going backwards", OK: res.Backwards == 0, Detail: fmt.Sprintf("%d keys, %d records", res.Backwards, res.BackwardsRecords)},
 		{Name: "nothing left for a tenant without consent", OK: res.Leaked == 0, Detail: fmt.Sprintf("%d records", res.Leaked)},
 		{Name: "dead letters = 0", OK: res.DeadLetters == 0, Detail: fmt.Sprintf("%d %v", res.DeadLetters, res.DeadLetterReasons)},
@@ -175,7 +175,7 @@ func killLoop(ctx context.Context, r *run) error {
 func killLoopChecks(r *run, res *results, _ map[string]*scenarioReport) []check {
 	session := r.st.sessionTimeout()
 	cs := []check{
-		{Name: "lost = 0", OK: res.Lost == 0, Detail: fmt.Sprintf("lost %d (final state %d, events %d) %v", res.Lost, res.LostFinal, res.LostEvents, res.LostExamples)},
+		{Name: "lost = 0", OK: res.Lost == 0, Detail: lostDetail(res)},
 		{Name: "no key going backwards", OK: res.Backwards == 0, Detail: fmt.Sprintf("%d keys, %d records", res.Backwards, res.BackwardsRecords)},
 		{Name: fmt.Sprintf("extra records <= %.0f%% of needed", r.cfg.maxWastedKill*100), OK: res.WastedRatio <= r.cfg.maxWastedKill,
 			Detail: fmt.Sprintf("%d extra of %d needed (%.2f%%), %d re-sent after their answer was published", res.Wasted, res.Needed, res.WastedRatio*100, res.ResentPublished)},
@@ -230,7 +230,7 @@ func churnChecks(r *run, res *results, _ map[string]*scenarioReport) []check {
 	}
 	res.Extra["duplicate_ratio"] = round3(dupRatio)
 	return []check{
-		{Name: "lost = 0", OK: res.Lost == 0, Detail: fmt.Sprintf("lost %d (final state %d, events %d) %v", res.Lost, res.LostFinal, res.LostEvents, res.LostExamples)},
+		{Name: "lost = 0", OK: res.Lost == 0, Detail: lostDetail(res)},
 		{Name: "no key going backwards", OK: res.Backwards == 0, Detail: fmt.Sprintf("%d keys, %d records", res.Backwards, res.BackwardsRecords)},
 		{Name: fmt.Sprintf("wasted records <= %.0f%%", r.cfg.maxWastedChurn*100), OK: res.WastedRatio <= r.cfg.maxWastedChurn,
 			Detail: fmt.Sprintf("%d of %d needed (%.2f%%), %d re-sent after their answer was published", res.Wasted, res.Needed, res.WastedRatio*100, res.ResentPublished)},
@@ -350,7 +350,7 @@ func bulkWithdrawChecks(r *run, res *results, _ map[string]*scenarioReport) []ch
 		{Name: "no call carries the tenant's records after the withdrawal returned", OK: after == 0 && singlesAfter == 0,
 			Detail: fmt.Sprintf("%d bulk submits and %d single calls with %d records, the last %s after the command returned; %d submits while it ran",
 				after, singlesAfter, recsAfter, lastAfter.Round(time.Microsecond), between)},
-		{Name: "lost = 0", OK: res.Lost == 0, Detail: fmt.Sprintf("lost %d (final state %d, events %d) %v", res.Lost, res.LostFinal, res.LostEvents, res.LostExamples)},
+		{Name: "lost = 0", OK: res.Lost == 0, Detail: lostDetail(res)},
 		{Name: "no instance exited by itself", OK: unexpectedExits(r.st) == 0, Detail: fmt.Sprintf("%v", res.InstanceExits)},
 	}
 }
@@ -392,3 +392,8 @@ func firstLine(s string) string {
 
 func round1(f float64) float64 { return float64(int64(f*10+0.5)) / 10 }
 func round3(f float64) float64 { return float64(int64(f*1000+0.5)) / 1000 }
+
+func lostDetail(res *results) string {
+	return fmt.Sprintf("lost %d (final state %d, events %d); %d of them below the committed offset (never redelivered), %d not committed (stalled)",
+		res.Lost, res.LostFinal, res.LostEvents, res.LostCommitted, res.Lost-res.LostCommitted)
+}

@@ -315,13 +315,18 @@ func (r *run) collect(ctx context.Context, parts []int) (*results, error) {
 	if err != nil {
 		return nil, err
 	}
+	committed, err := committedOffsets(ctx, st.client, st.cfg.group, topicProfiles, parts)
+	if err != nil {
+		return nil, err
+	}
 	samples, outs := r.watch.snapshot()
 	var gate map[string]int
 	if st.gate != nil {
 		gate = st.gate.injectedCalls()
 	}
 	res, err := analyze(ctx, analysisInput{w: r.w, rules: r.rules, inputs: inputs, outputs: outputs, dlq: dlq, calls: calls,
-		t0: r.t0, bucket: r.cfg.bucket, codec: st.codec, gate: gate, progress: computeProgress(samples, outs, parts, r.lastKill)})
+		t0: r.t0, bucket: r.cfg.bucket, codec: st.codec, gate: gate, progress: computeProgress(samples, outs, parts, r.lastKill),
+		committed: committed})
 	if err != nil {
 		return nil, err
 	}

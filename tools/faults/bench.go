@@ -28,6 +28,7 @@ type benchConfig struct {
 	simJitter            time.Duration
 	pollsCount           bool
 	minFreeGiB           float64
+	simArgs, instArgs    []string
 	timeout              time.Duration
 	seed                 uint64
 }
@@ -76,6 +77,7 @@ func benchMain(ctx context.Context, args []string) int {
 	fs := flag.NewFlagSet("faults bench", flag.ContinueOnError)
 	c := &benchConfig{}
 	var sizes, cases string
+	var simArgs, instArgs listFlag
 	fs.StringVar(&c.repo, "repo", ".", "repository root")
 	fs.StringVar(&c.binDir, "bin", ".build/bin", "folder with the enricher and leadspace-sim binaries")
 	fs.StringVar(&c.outDir, "out", ".build/bench", "folder for logs and bench.json")
@@ -91,12 +93,15 @@ func benchMain(ctx context.Context, args []string) int {
 	fs.Float64Var(&c.minFreeGiB, "min-free-gib", 8, "refuse to write the largest backlog with less free disk than this")
 	fs.DurationVar(&c.timeout, "case-timeout", 45*time.Minute, "give up on a backlog that has not drained in this time")
 	fs.Uint64Var(&c.seed, "seed", 1, "seed of the profiles")
+	fs.Var(&simArgs, "sim-arg", "extra argument for leadspace-sim (repeatable)")
+	fs.Var(&instArgs, "instance-arg", "extra argument for every `enricher run` (repeatable; the benchmark is meant for the shipped defaults)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
 		}
 		return 2
 	}
+	c.simArgs, c.instArgs = simArgs, instArgs
 	for _, s := range strings.Split(sizes, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(s))
 		if err != nil || n < 1 {
@@ -188,7 +193,8 @@ func (c *benchConfig) benchStack(ctx context.Context, name string, programs int)
 	workDir := filepath.Join(c.outDir, name)
 	_ = os.RemoveAll(workDir)
 	st := &stack{ps: &procs{}, cfg: stackConfig{repo: c.repo, binDir: c.binDir, workDir: workDir, partitions: 6,
-		simTPS: c.simTPS, simLatency: c.simLatency, simJitter: c.simJitter, tokens: tokens, group: "leadspace-enricher"}}
+		simTPS: c.simTPS, simLatency: c.simLatency, simJitter: c.simJitter, tokens: tokens, group: "leadspace-enricher",
+		simArgs: c.simArgs, instanceArgs: c.instArgs}}
 	if err := st.up(ctx); err != nil {
 		return st, nil, err
 	}

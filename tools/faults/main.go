@@ -56,7 +56,7 @@ func suiteMain(ctx context.Context, args []string) int {
 	c := &suiteConfig{}
 	var scen string
 	var ci bool
-	var instArgs, instEnv listFlag
+	var instArgs, instEnv, simArgs listFlag
 	fs.StringVar(&c.repo, "repo", ".", "repository root (tools/kafka/broker.sh lives there)")
 	fs.StringVar(&c.binDir, "bin", ".build/bin", "folder with the enricher and leadspace-sim binaries (make build)")
 	fs.StringVar(&c.outDir, "out", ".build/faults", "folder for logs and report.json")
@@ -94,6 +94,7 @@ func suiteMain(ctx context.Context, args []string) int {
 	fs.Float64Var(&c.maxDupChurn, "max-dup-churn", 0.01, "churn: duplicate outputs allowed, as a share of distinct outputs")
 	fs.Var(&instArgs, "instance-arg", "extra argument for every `enricher run` (repeatable), e.g. --instance-arg=--token-env-prefix=LEADSPACE_TOKEN_")
 	fs.Var(&instEnv, "instance-env", "extra NAME=VALUE for every `enricher run` (repeatable)")
+	fs.Var(&simArgs, "sim-arg", "extra argument for leadspace-sim (repeatable)")
 	fs.StringVar(&c.adminKey, "admin-key", "faults-admin-key", "admin key that signs and verifies control events (empty: unsigned)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -132,7 +133,7 @@ func suiteMain(ctx context.Context, args []string) int {
 			c.bulkProfiles = 20000
 		}
 	}
-	c.instanceArgs, c.instanceEnv = instArgs, instEnv
+	c.instanceArgs, c.instanceEnv, c.simArgs = instArgs, instEnv, simArgs
 	if c.killMax < c.killMin {
 		fmt.Fprintln(os.Stderr, "faults: --kill-max is below --kill-min")
 		return 2

@@ -46,9 +46,12 @@ type stackConfig struct {
 	// instanceArgs are added to every `enricher run`; instanceEnv too.
 	instanceArgs []string
 	instanceEnv  []string
-	group        string
-	adminKey     string
-	keepBroker   bool
+	// simArgs are added to leadspace-sim (e.g. a switch for whether polls
+	// count as transactions, once it has one).
+	simArgs    []string
+	group      string
+	adminKey   string
+	keepBroker bool
 }
 
 // stack is one broker, one simulator, one schema registry, an optional fault
@@ -136,6 +139,7 @@ func (s *stack) up(ctx context.Context) error {
 	for _, t := range s.cfg.tokens {
 		simArgs = append(simArgs, "--token", t)
 	}
+	simArgs = append(simArgs, s.cfg.simArgs...)
 	sim, err := s.ps.start("leadspace-sim", filepath.Join(s.cfg.workDir, "leadspace-sim.log"), s.env(), s.bin("leadspace-sim"), simArgs...)
 	if err != nil {
 		return err
@@ -236,6 +240,23 @@ func (s *stack) detectRunFlags(ctx context.Context) (map[string]bool, error) {
 	return flags, nil
 }
 
+// tokenEnvFlag is the flag of `enricher run` that allows environment token
+// references by name or prefix (being added: issue 8's token allowlist),
+// when the binary has one and --instance-arg does not set it already.
+func (s *stack) tokenEnvFlag() string {
+	for f := range s.runFlags {
+		if strings.Contains(f, "token") && strings.Contains(f, "env") {
+			for _, a := range s.cfg.instanceArgs {
+				if strings.Contains(a, f) {
+					return ""
+				}
+			}
+			return f
+		}
+	}
+	return ""
+}
+
 // tenantSetup is one tenant's control events.
 type tenantSetup struct {
 	id      string
@@ -297,6 +318,9 @@ func (s *stack) startInstance(ctx context.Context, slot int, env []string, ready
 	}
 	if s.runFlags["group-instance-id"] {
 		args = append(args, "--group-instance-id", fmt.Sprintf("faults-%d", slot))
+	}
+	if f := s.tokenEnvFlag(); f != "" {
+		args = append(args, "--"+f, "LEADSPACE_TOKEN_")
 	}
 	args = append(args, s.cfg.instanceArgs...)
 	env = append(append([]string{}, env...), s.cfg.instanceEnv...)

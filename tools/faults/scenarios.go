@@ -152,6 +152,17 @@ func killLoop(ctx context.Context, r *run) error {
 			return ctx.Err()
 		case <-time.After(wait):
 		}
+		// Like a supervisor, bring back an instance that exited by itself
+		// (e.g. it could not reach the registry at start); counted apart.
+		for s := 1; s <= 3; s++ {
+			if r.slotAlive(s) == nil {
+				r.selfExits++
+				if _, err := r.st.startInstance(ctx, s, r.st.tokenEnvs(defaultTenants()), 0); err != nil {
+					return err
+				}
+				r.note("slot %d had exited by itself; restarted", s)
+			}
+		}
 		slot := 1 + r.rng.IntN(3)
 		if in := r.slotAlive(slot); in != nil {
 			r.kill(in, syscall.SIGKILL)
@@ -187,6 +198,7 @@ func killLoopChecks(r *run, res *results, _ map[string]*scenarioReport) []check 
 		{Name: "nothing left for a tenant without consent", OK: res.Leaked == 0, Detail: fmt.Sprintf("%d records", res.Leaked)},
 	}
 	res.Extra["session_timeout_s"] = session.Seconds()
+	res.Extra["restarted_after_exiting_by_themselves"] = r.selfExits
 	return cs
 }
 

@@ -95,11 +95,12 @@ type run struct {
 	t0    time.Time
 	rng   *rand.Rand
 
-	mu       sync.Mutex
-	lastKill time.Time
-	kills    int
-	extra    map[string]any
-	notes    []string
+	mu        sync.Mutex
+	lastKill  time.Time
+	kills     int
+	selfExits int
+	extra     map[string]any
+	notes     []string
 
 	// Kept from collect for the scenario's own checks.
 	firstOut map[string][]float64
@@ -237,6 +238,9 @@ func (c *suiteConfig) runScenario(ctx context.Context, sc scenario, all map[stri
 		bg.Go(func() { bodyErr = sc.body(runCtx, r) })
 	}
 	bg.Wait()
+	for _, e := range wr.errors() {
+		r.note("write retried: %s", e)
+	}
 	if ctx.Err() != nil {
 		return fail(errAborted)
 	}
@@ -363,8 +367,10 @@ func unexpectedExits(st *stack) int {
 
 // kill sends sig to the slot's running instance and records it.
 func (r *run) kill(in *instance, sig syscall.Signal) {
-	in.killedBy = map[syscall.Signal]string{syscall.SIGKILL: "SIGKILL", syscall.SIGTERM: "SIGTERM"}[sig]
-	in.p.signal(sig)
+	if in.p.alive() {
+		in.killedBy = map[syscall.Signal]string{syscall.SIGKILL: "SIGKILL", syscall.SIGTERM: "SIGTERM"}[sig]
+		in.p.signal(sig)
+	}
 	r.mu.Lock()
 	if sig == syscall.SIGKILL {
 		r.kills++

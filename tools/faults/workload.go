@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -169,6 +170,15 @@ type writer struct {
 	w       *kafka.Writer
 	written atomic.Int64
 	retries atomic.Int64
+
+	mu   sync.Mutex
+	errs []string // the first few errors that made a batch retry
+}
+
+func (w *writer) errors() []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return append([]string(nil), w.errs...)
 }
 
 func newWriter(bootstrap string) *writer {
@@ -197,6 +207,11 @@ func (w *writer) write(ctx context.Context, ins []*input) error {
 			return ctx.Err()
 		}
 		w.retries.Add(1)
+		w.mu.Lock()
+		if len(w.errs) < 3 {
+			w.errs = append(w.errs, fmt.Sprintf("%s: %v", time.Now().Format("15:04:05.000"), truncate(err.Error(), 300)))
+		}
+		w.mu.Unlock()
 		var werrs kafka.WriteErrors
 		if errors.As(err, &werrs) {
 			var rest []kafka.Message
@@ -251,4 +266,11 @@ func (w *writer) writePaced(ctx context.Context, ins []*input, d time.Duration) 
 		}
 	}
 	return nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "..."
 }

@@ -239,7 +239,7 @@ func (c *benchConfig) backlogCase(ctx context.Context, rep *benchReport, name st
 	env := st.tokenEnvs(tenants)
 
 	if naivePS != nil && c.cases["naive"] {
-		n, d, n429, err := naiveLoop(ctx, st, c.naiveFor, c.simLatency)
+		n, d, n429, err := naiveLoop(ctx, st, c.naiveFor)
 		if err != nil {
 			return nil, fmt.Errorf("naive loop: %w", err)
 		}
@@ -451,11 +451,6 @@ func (c *benchConfig) restartAndReplay(ctx context.Context, st *stack, env []str
 	for _, in := range st.alive() {
 		in.p.stop(60 * time.Second)
 	}
-	calls, err := fetchCalls(ctx, st.simURL)
-	if err != nil {
-		return out, err
-	}
-	_ = calls
 	if err := resetSim(ctx, st.simURL); err != nil {
 		return out, err
 	}
@@ -505,7 +500,7 @@ func (c *benchConfig) restartAndReplay(ctx context.Context, st *stack, env []str
 	if err != nil {
 		return out, err
 	}
-	calls, err = fetchCalls(ctx, st.simURL)
+	calls, err := fetchCalls(ctx, st.simURL)
 	if err != nil {
 		return out, err
 	}

@@ -147,7 +147,7 @@ func suiteMain(ctx context.Context, args []string) int {
 			*p = filepath.Join(c.repo, *p)
 		}
 	}
-	all := c.scenarios_()
+	all := c.suiteScenarios()
 	want := map[string]bool{}
 	for _, s := range strings.Split(scen, ",") {
 		want[strings.TrimSpace(s)] = true

@@ -20,7 +20,7 @@ import (
 // make one Leadspace single call, encode the answer, produce it (acks=all,
 // no batching), commit the offset. It runs for d on program-1's token and
 // returns how many events it finished.
-func naiveLoop(ctx context.Context, st *stack, d time.Duration, _ time.Duration) (done int, took time.Duration, n429 int, err error) {
+func naiveLoop(ctx context.Context, st *stack, d time.Duration) (done int, took time.Duration, n429 int, err error) {
 	if _, err := st.client.CreateTopics(ctx, &kafka.CreateTopicsRequest{Topics: []kafka.TopicConfig{
 		{Topic: "naive-enriched", NumPartitions: 6, ReplicationFactor: 1}}}); err != nil {
 		return 0, 0, 0, err
@@ -59,7 +59,7 @@ func naiveLoop(ctx context.Context, st *stack, d time.Duration, _ time.Duration)
 		if name == "" {
 			e.Status, e.SkipReason = schemas.StatusSkipped, "map.missing_company_name"
 		} else {
-			status, matched, err := naiveCall(ctx, hc, st.simURL, token, name, p.Attributes[attrWebsite], &n429)
+			matched, err := naiveCall(ctx, hc, st.simURL, token, name, p.Attributes[attrWebsite], &n429)
 			if err != nil {
 				return stop(err)
 			}
@@ -67,7 +67,6 @@ func naiveLoop(ctx context.Context, st *stack, d time.Duration, _ time.Duration)
 			if matched {
 				e.Status = schemas.StatusEnriched
 			}
-			_ = status
 		}
 		v, err := st.codec.Encode(schemas.EnrichedCompany, e.Native())
 		if err != nil {
@@ -84,7 +83,7 @@ func naiveLoop(ctx context.Context, st *stack, d time.Duration, _ time.Duration)
 }
 
 // naiveCall posts one single enrichment; a 429 waits a second and retries.
-func naiveCall(ctx context.Context, hc *http.Client, base, token, name, website string, n429 *int) (int, bool, error) {
+func naiveCall(ctx context.Context, hc *http.Client, base, token, name, website string, n429 *int) (bool, error) {
 	body, _ := json.Marshal(map[string]any{"company": map[string]any{"name": name, "website": website}})
 	for {
 		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, base+"/enrichment/enrich/single", bytes.NewReader(body))
@@ -92,7 +91,7 @@ func naiveCall(ctx context.Context, hc *http.Client, base, token, name, website 
 		req.Header.Set("Content-Type", "application/json")
 		resp, err := hc.Do(req)
 		if err != nil {
-			return 0, false, err
+			return false, err
 		}
 		b, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
@@ -100,13 +99,13 @@ func naiveCall(ctx context.Context, hc *http.Client, base, token, name, website 
 			*n429++
 			select {
 			case <-ctx.Done():
-				return 0, false, ctx.Err()
+				return false, ctx.Err()
 			case <-time.After(time.Second):
 			}
 			continue
 		}
 		if resp.StatusCode != http.StatusOK {
-			return resp.StatusCode, false, fmt.Errorf("leadspace single: %s", resp.Status)
+			return false, fmt.Errorf("leadspace single: %s", resp.Status)
 		}
 		var res struct {
 			Data struct {
@@ -114,6 +113,6 @@ func naiveCall(ctx context.Context, hc *http.Client, base, token, name, website 
 			} `json:"data"`
 		}
 		_ = json.Unmarshal(b, &res)
-		return resp.StatusCode, res.Data.Status != "Not Enriched", nil
+		return res.Data.Status != "Not Enriched", nil
 	}
 }

@@ -13,16 +13,16 @@ import (
 
 // scenarios returns the suite in the order it runs: the baseline first, as
 // the outage scenario compares its throughput with it.
-func (c *suiteConfig) scenarios_() []scenario {
+func (c *suiteConfig) suiteScenarios() []scenario {
 	return []scenario{
 		{name: "baseline", title: "no fault: 1 instance, the workload written at a steady rate", instances: 1,
 			checks: func(r *run, res *results, _ map[string]*scenarioReport) []check {
-				return basicChecks(r, res, true)
+				return basicChecks(r, res)
 			}},
 		{name: "broker-kill", title: fmt.Sprintf("broker kill -9 at t+%s, down %s, restarted on the same ports and data", c.brokerKillAt, c.brokerDown),
 			instances: c.brokerInstances, body: brokerKill,
 			checks: func(r *run, res *results, _ map[string]*scenarioReport) []check {
-				return basicChecks(r, res, false)
+				return basicChecks(r, res)
 			}},
 		{name: "outage", title: fmt.Sprintf("program-1 (tenant A) answers %d for %s from t+%s", c.outageStatus, c.outageFor, c.outageAt),
 			instances: 1, body: outage, checks: outageChecks},
@@ -40,8 +40,8 @@ func (c *suiteConfig) scenarios_() []scenario {
 }
 
 // basicChecks: lost 0, no key backwards, nothing of a tenant without consent
-// left, and (strict) no dead letter and no instance that gave up.
-func basicChecks(r *run, res *results, strict bool) []check {
+// left, no dead letter and no instance that gave up.
+func basicChecks(r *run, res *results) []check {
 	cs := []check{
 		{Name: "lost = 0", OK: res.Lost == 0, Detail: lostDetail(res)},
 		{Name: "no key going backwards", OK: res.Backwards == 0, Detail: fmt.Sprintf("%d keys, %d records", res.Backwards, res.BackwardsRecords)},
@@ -49,7 +49,6 @@ func basicChecks(r *run, res *results, strict bool) []check {
 		{Name: "dead letters = 0", OK: res.DeadLetters == 0, Detail: fmt.Sprintf("%d %v", res.DeadLetters, res.DeadLetterReasons)},
 		{Name: "no instance exited by itself", OK: unexpectedExits(r.st) == 0, Detail: fmt.Sprintf("%d: %v", unexpectedExits(r.st), res.InstanceExits)},
 	}
-	_ = strict
 	return cs
 }
 
@@ -102,7 +101,7 @@ func outage(ctx context.Context, r *run) error {
 }
 
 func outageChecks(r *run, res *results, all map[string]*scenarioReport) []check {
-	cs := basicChecks(r, res, true)
+	cs := basicChecks(r, res)
 	from, to := r.cfg.outageAt.Seconds(), (r.cfg.outageAt + r.cfg.outageFor).Seconds()
 	got := countIn(r.firstOut[tenantB], from, to)
 	var want float64
@@ -282,7 +281,7 @@ func sharedTokenChecks(r *run, res *results, _ map[string]*scenarioReport) []che
 	res.Extra["status_429_total"] = total
 	res.Extra["status_429_steady"] = steady
 	res.Extra["seconds_over_tps"] = over
-	cs := basicChecks(r, res, true)
+	cs := basicChecks(r, res)
 	detail := fmt.Sprintf("%d 429s after t+%s (%d in all); %d seconds with more than %.0f calls; max %d calls in a second",
 		steady, r.cfg.steadyAfter, total, over, r.cfg.simTPS, res.Programs["program-1"].maxPerSecond())
 	return append(cs, check{Name: "0 429s in steady state", OK: steady == 0, Detail: detail})

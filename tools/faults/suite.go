@@ -218,10 +218,11 @@ func (c *suiteConfig) runScenario(ctx context.Context, sc scenario, all map[stri
 		return fail(err)
 	}
 	r.watch = newWatcher(st, st.cfg.group, parts)
-	watchCtx, stopWatch := context.WithCancel(ctx)
+	watchCtx, cancelWatch := context.WithCancel(ctx)
 	watchDone := make(chan struct{})
 	go func() { r.watch.run(watchCtx); close(watchDone) }()
-	defer func() { stopWatch(); <-watchDone }()
+	stopWatch := sync.OnceFunc(func() { cancelWatch(); <-watchDone })
+	defer stopWatch()
 	r.t0 = time.Now()
 
 	runCtx, cancelRun := context.WithCancel(ctx)
@@ -250,11 +251,8 @@ func (c *suiteConfig) runScenario(ctx context.Context, sc scenario, all map[stri
 	if bodyErr != nil {
 		return fail(fmt.Errorf("injecting the fault: %w", bodyErr))
 	}
-	r.drain(ctx, env)
+	r.drain(ctx)
 	stopWatch()
-	<-watchDone
-	watchDone = make(chan struct{})
-	close(watchDone)
 
 	res, err := r.collect(ctx, parts)
 	if err != nil {
@@ -269,7 +267,7 @@ func (c *suiteConfig) runScenario(ctx context.Context, sc scenario, all map[stri
 
 // drain waits until every input partition is committed to its end, no
 // instance is left alive (for 10 s), or the drain timeout passes.
-func (r *run) drain(ctx context.Context, env []string) {
+func (r *run) drain(ctx context.Context) {
 	deadline := time.Now().Add(r.cfg.drainTimeout)
 	var noneSince time.Time
 	for {

@@ -139,6 +139,11 @@ func (s *stack) up(ctx context.Context) error {
 	for _, t := range s.cfg.tokens {
 		simArgs = append(simArgs, "--token", t)
 	}
+	// A simulator that keeps only the newest calls (--call-log-limit) must
+	// keep them all here: the figures are counted from the call log.
+	if help := s.helpOf("leadspace-sim", "-h"); strings.Contains(help, "call-log-limit") && !strings.Contains(strings.Join(s.cfg.simArgs, " "), "call-log-limit") {
+		simArgs = append(simArgs, "--call-log-limit", "0")
+	}
 	simArgs = append(simArgs, s.cfg.simArgs...)
 	sim, err := s.ps.start("leadspace-sim", filepath.Join(s.cfg.workDir, "leadspace-sim.log"), s.env(), s.bin("leadspace-sim"), simArgs...)
 	if err != nil {
@@ -222,6 +227,14 @@ func (s *stack) adminEnv(ctx context.Context, env []string, args ...string) (str
 		return string(out), fmt.Errorf("enricher %s: %w\n%s", strings.Join(args, " "), err, out)
 	}
 	return string(out), nil
+}
+
+// helpOf returns what `bin args...` prints (its -h text).
+func (s *stack) helpOf(bin string, args ...string) string {
+	cmd := exec.Command(s.bin(bin), args...)
+	cmd.Env = s.env()
+	out, _ := cmd.CombinedOutput()
+	return string(out)
 }
 
 // detectRunFlags reads the flag names `enricher run -h` prints.

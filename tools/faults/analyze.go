@@ -62,14 +62,21 @@ type results struct {
 	// not reflect the key's latest input version: for a tenant with consent,
 	// ENRICHED or NOT_MATCHED (SKIPPED map.missing_company_name when the
 	// name is blank) with lineage.profile_version = the latest version; for
-	// a tenant without consent, SKIPPED with that version. Keys whose latest
-	// input went to the DLQ are excluded (they are dead letters, not lost).
+	// a tenant without consent, SKIPPED (any version: see SkipsStanding).
+	// Keys whose latest input went to the DLQ are excluded (they are dead
+	// letters, not lost).
 	LostFinal int `json:"lost_final_state"`
 	// LostEvents: input events not on the DLQ with neither an output whose
 	// event_id is derived from theirs nor an output of a newer version of
-	// their key.
-	LostEvents   int      `json:"lost_events"`
-	LostExamples []string `json:"lost_examples,omitempty"`
+	// their key (for a tenant without consent: nor a final SKIPPED record
+	// of their key, which answers every version).
+	LostEvents int `json:"lost_events"`
+	// SkipsStanding: keys of tenants without consent whose final SKIPPED
+	// record names an older version than the latest input (the service
+	// kept its standing skip instead of publishing the same skip again).
+	// Not a loss; shown so the behaviour is visible.
+	SkipsStanding int      `json:"skips_standing"`
+	LostExamples  []string `json:"lost_examples,omitempty"`
 	// LostCommitted: of the lost input events, those below their
 	// partition's committed offset at the end: the group will never
 	// deliver them again (a real loss). The rest were not committed yet
@@ -298,6 +305,15 @@ func analyze(ctx context.Context, a analysisInput) (*results, error) {
 		rule := a.rules[l.tenant]
 		f, ok := final[key]
 		good := ok && f.e.Lineage.ProfileVersion == l.version
+		if !rule.consent && ok && f.e.Status == schemas.StatusSkipped {
+			// Without consent the answer is "SKIPPED" whatever the version:
+			// the service may keep its standing skip for a newer version
+			// (unchanged skips publish nothing new, issue 10 §4).
+			if f.e.Lineage.ProfileVersion != l.version {
+				r.SkipsStanding++
+			}
+			good = true
+		}
 		if good && !rule.anyStatus {
 			switch {
 			case !rule.consent:
@@ -323,6 +339,9 @@ func analyze(ctx context.Context, a analysisInput) (*results, error) {
 	for id, ir := range ins {
 		if dead[id] || outIDs[outputEventID(id)] > 0 || newerOut[ir.key] > ir.version {
 			continue
+		}
+		if f, ok := final[ir.key]; ok && !a.rules[ir.tenant].consent && f.e.Status == schemas.StatusSkipped {
+			continue // answered by the key's standing SKIPPED (no consent)
 		}
 		r.LostEvents++
 		lost[id] = true

@@ -160,3 +160,39 @@ func TestProgressMeasuresTheLongestStallAndTheRecovery(t *testing.T) {
 		t.Errorf("recovered %.1fs after the kill, want 5.5s", pr.RecoveredAfterLastKillS)
 	}
 }
+
+func TestAStandingSkipAnswersEveryVersionOfATenantWithoutConsent(t *testing.T) {
+	codec := testCodec(t)
+	w, err := buildWorkload(codec, workloadSpec{tenants: []string{"c"}, profiles: 2, updates: 1, updateLag: 1, seed: 1, runID: "x"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Now()
+	var inputs []record
+	for i, in := range w.inputs {
+		inputs = append(inputs, record{offset: int64(i), at: t0, key: in.key, value: in.value})
+	}
+	// Only version 1 of each profile has an output: the service kept the
+	// standing skip for profile 1's version 2.
+	var outputs []record
+	for _, in := range w.inputs {
+		if in.version != 1 {
+			continue
+		}
+		e := schemas.Enriched{EventID: outputEventID(in.eventID), TenantID: in.tenant, ProfileID: in.profile, Status: schemas.StatusSkipped,
+			SkipReason: "gate.no_consent", InputFingerprint: "-", EnrichedAt: t0, Lineage: schemas.Lineage{SourceEventID: in.eventID, ProfileVersion: 1}}
+		v, err := codec.Encode(schemas.EnrichedCompany, e.Native())
+		if err != nil {
+			t.Fatal(err)
+		}
+		outputs = append(outputs, record{offset: int64(len(outputs)), key: in.key, at: t0, value: v})
+	}
+	res, err := analyze(context.Background(), analysisInput{w: w, rules: map[string]tenantRule{"c": {program: "program-3"}},
+		inputs: inputs, outputs: outputs, t0: t0, bucket: 10 * time.Second, codec: codec})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Lost != 0 || res.SkipsStanding != 1 || res.Needed != 0 {
+		t.Errorf("lost %d (%v), standing skips %d, needed %d; want 0, 1, 0", res.Lost, res.LostExamples, res.SkipsStanding, res.Needed)
+	}
+}

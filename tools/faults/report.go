@@ -13,6 +13,9 @@ func printScenario(w io.Writer, rep *scenarioReport) {
 		fmt.Fprintf(w, "  inputs %d (keys %d, harness retry copies %d), outputs %d\n", r.Inputs, r.Keys, r.InputCopies, r.Outputs)
 		fmt.Fprintf(w, "  lost %d (final state %d, events %d; %d already committed, %d not yet)  dead letters %d %v (latest version on DLQ: %d keys)\n",
 			r.Lost, r.LostFinal, r.LostEvents, r.LostCommitted, r.Lost-r.LostCommitted, r.DeadLetters, r.DeadLetterReasons, r.DeadLatest)
+		if r.SkipsStanding > 0 {
+			fmt.Fprintf(w, "  standing skips (no consent, final SKIPPED of an older version): %d keys\n", r.SkipsStanding)
+		}
 		for _, ex := range r.LostExamples {
 			fmt.Fprintf(w, "    e.g. %s\n", ex)
 		}

@@ -271,7 +271,7 @@ func (r *run) drain(ctx context.Context) {
 	deadline := time.Now().Add(r.cfg.drainTimeout)
 	var noneSince time.Time
 	for {
-		if r.watch.caughtUp() {
+		if r.watch.caughtUp() && r.recoveredOrNoKill() {
 			r.note("caught up: every input partition committed to its end")
 			return
 		}
@@ -296,6 +296,20 @@ func (r *run) drain(ctx context.Context) {
 		case <-time.After(250 * time.Millisecond):
 		}
 	}
+}
+
+// recoveredOrNoKill: no instance was killed, or the samples since the last
+// kill already show the group owning and advancing every partition (so the
+// drain does not end before that figure can be measured).
+func (r *run) recoveredOrNoKill() bool {
+	r.mu.Lock()
+	lastKill := r.lastKill
+	r.mu.Unlock()
+	if lastKill.IsZero() {
+		return true
+	}
+	samples, outs := r.watch.snapshot()
+	return computeProgress(samples, outs, r.watch.parts, lastKill).RecoveredAfterLastKillS >= 0
 }
 
 // collect reads the topics and the call log and analyses them.

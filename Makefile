@@ -4,9 +4,30 @@ SHELL   := /bin/bash
 GO      ?= go
 BROKER  := tools/kafka/broker.sh
 
-.PHONY: all build test vet test-kafka smoke-kcat bench bench-leadspace dev fuzz clean
+.PHONY: all help build test vet test-kafka smoke-kcat test-faults bench bench-leadspace bench-backlog dev fuzz clean
+
+# Flags for the fault suite and the backlog benchmark, e.g.
+#   make test-faults FAULTS_FLAGS="--report-only --scenarios kill-loop"
+#   make bench-backlog BENCH_FLAGS="--sizes 100000 --cases 1p1i,trickle"
+FAULTS_FLAGS ?=
+BENCH_FLAGS  ?=
 
 all: build test
+
+help:
+	@echo "make build           build enricher and leadspace-sim into .build/bin"
+	@echo "make test            vet, gofmt, unit and integration tests on the in-process broker (-race)"
+	@echo "make test-kafka      the integration suite against Apache Kafka 4.4.0 (Java 17, Maven)"
+	@echo "make smoke-kcat      kcat checks a real broker and a running enricher"
+	@echo "make test-faults     black-box fault suite on Apache Kafka 4.4.0: broker kill -9, Leadspace 503s,"
+	@echo "                     SIGKILL loop, rebalance churn, shared token, consent withdrawn in bulk mode;"
+	@echo "                     exits 1 when a check fails (FAULTS_FLAGS=\"--report-only\" to only report,"
+	@echo "                     --ci for the shorter CI preset, -h for every flag: .build/bin/faults suite -h)"
+	@echo "make bench-backlog   backlog benchmark on Apache Kafka 4.4.0: 100,000 and 1,000,000 profiles, naive"
+	@echo "                     loop, 1-2 programs, 1-2 instances, restart, replay, trickle latency (BENCH_FLAGS)"
+	@echo "make bench           in-process benchmarks; make bench-leadspace: the Leadspace client alone"
+	@echo "make fuzz            fuzz the profile decoder for 30 s"
+	@echo "make dev             everything embedded, with demo data"
 
 build:
 	$(GO) build -o .build/bin/ ./cmd/...
@@ -33,6 +54,21 @@ smoke-kcat: build
 	@set -e; trap '$(BROKER) stop' EXIT; \
 	eval "$$($(BROKER) start)"; export KAFKA_BOOTSTRAP; \
 	tools/kcat-smoke.sh
+
+# The black-box fault suite (issues 8 and 11): real broker, simulator,
+# registry and enricher processes; see tools/faults/README.md. Always stops
+# the broker, also when the suite fails or is interrupted.
+test-faults: build
+	@set -e; trap '$(BROKER) stop >/dev/null 2>&1 || true' EXIT; \
+	$(GO) build -o .build/bin/ ./tools/faults; \
+	.build/bin/faults suite $(FAULTS_FLAGS)
+
+# Backlog throughput, memory, restart and trickle latency on the real broker
+# with the shipped defaults of enricher run (issue 10); about 30 minutes.
+bench-backlog: build
+	@set -e; trap '$(BROKER) stop >/dev/null 2>&1 || true' EXIT; \
+	$(GO) build -o .build/bin/ ./tools/faults; \
+	.build/bin/faults bench $(BENCH_FLAGS)
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 1x ./...

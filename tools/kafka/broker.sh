@@ -7,6 +7,8 @@
 #   tools/kafka/broker.sh start    # prints KAFKA_BOOTSTRAP=127.0.0.1:<port> on stdout
 #   tools/kafka/broker.sh status   # exit 0 healthy, 1 running but not answering, 3 not running
 #   tools/kafka/broker.sh stop     # idempotent
+#   tools/kafka/broker.sh kill     # SIGKILL the broker (a crash); keeps its ports and data for restart
+#   tools/kafka/broker.sh restart  # start the killed or stopped broker again on the same ports and data dir
 #
 #   eval "$(tools/kafka/broker.sh start)"; export KAFKA_BOOTSTRAP
 #
@@ -229,6 +231,38 @@ launch_once() {
   START_SECS="$(since "$t0")"
 }
 
+# Starts the JVM of state dir $KAFKA_STATE_DIR again, on the ports and data
+# of its server.properties, and waits until it answers. The previous log is
+# kept as broker.log.<n>, so the ready check sees only this start.
+relaunch() {
+  local dir="$KAFKA_STATE_DIR" logfile n=1 t0 deadline
+  logfile="$dir/broker.log"
+  while [[ -e "$logfile.$n" ]]; do n=$((n + 1)); done
+  [[ -f "$logfile" ]] && mv "$logfile" "$logfile.$n"
+  t0=$EPOCHREALTIME
+  # shellcheck disable=SC2086 # HEAP_OPTS is a list of JVM flags
+  nohup java $HEAP_OPTS -Djava.awt.headless=true \
+    -Dlog4j2.configurationFile="$LOG4J_CONF" \
+    -cp "$LIBS/*" kafka.Kafka "$dir/server.properties" </dev/null >"$logfile" 2>&1 9>&- &
+  KAFKA_PID=$!
+  echo "$KAFKA_PID" >"$dir/broker.pid"
+  printf 'KAFKA_PID=%s\nKAFKA_PORT=%s\nKAFKA_CONTROLLER_PORT=%s\nKAFKA_STATE_DIR=%q\n' \
+    "$KAFKA_PID" "$KAFKA_PORT" "$KAFKA_CONTROLLER_PORT" "$dir" >"$CURRENT"
+  deadline=$((SECONDS + START_TIMEOUT))
+  until broker_answers "$KAFKA_PORT" "$logfile"; do
+    if ! kill -0 "$KAFKA_PID" 2>/dev/null; then
+      tail -n 40 "$logfile" >&2
+      die "restarted broker exited during startup (log above, kept in $dir)"
+    fi
+    if ((SECONDS >= deadline)); then
+      tail -n 40 "$logfile" >&2
+      die "restarted broker not ready after ${START_TIMEOUT}s (log above, kept in $dir)"
+    fi
+    sleep 0.25
+  done
+  START_SECS="$(since "$t0")"
+}
+
 # The broker's own version line (AppInfoParser at INFO), else the jar name.
 broker_version() {
   local v
@@ -303,6 +337,33 @@ cmd_stop() {
   echo "${out:-broker not running}"
 }
 
+# kill: SIGKILL, as a crash or an OOM killer would; nothing is flushed. The
+# state dir and current.env stay, so restart brings the broker back with
+# its data on the same ports.
+cmd_kill() {
+  if ! load_current || ! is_our_broker "$KAFKA_PID" "$KAFKA_STATE_DIR"; then
+    echo "broker not running"
+    return 0
+  fi
+  kill -KILL "$KAFKA_PID" 2>/dev/null || true
+  while kill -0 "$KAFKA_PID" 2>/dev/null; do sleep 0.05; done
+  echo "killed broker pid $KAFKA_PID (data kept in $KAFKA_STATE_DIR)"
+}
+
+cmd_restart() {
+  load_current || die "no broker state to restart (run start first)"
+  [[ -f "$KAFKA_STATE_DIR/server.properties" ]] || die "state dir $KAFKA_STATE_DIR has no server.properties"
+  if is_our_broker "$KAFKA_PID" "$KAFKA_STATE_DIR"; then
+    log "broker pid $KAFKA_PID is still running; not restarting"
+    echo "KAFKA_BOOTSTRAP=127.0.0.1:$KAFKA_PORT"
+    return 0
+  fi
+  require_java
+  relaunch
+  log "kafka restarted in ${START_SECS}s on 127.0.0.1:$KAFKA_PORT with the data of $KAFKA_STATE_DIR, pid $KAFKA_PID"
+  echo "KAFKA_BOOTSTRAP=127.0.0.1:$KAFKA_PORT"
+}
+
 cmd_status() {
   if ! load_current || ! is_our_broker "$KAFKA_PID" "$KAFKA_STATE_DIR"; then
     echo "not running"
@@ -319,9 +380,9 @@ cmd_status() {
 main() {
   local cmd="${1:-}"
   case "$cmd" in
-  start | stop | status) ;;
+  start | stop | status | kill | restart) ;;
   *)
-    echo "usage: $0 start|stop|status" >&2
+    echo "usage: $0 start|stop|status|kill|restart" >&2
     exit 2
     ;;
   esac

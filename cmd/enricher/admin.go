@@ -124,6 +124,8 @@ type adminSession struct {
 	prod   *processor.Producer
 	// known is what the control and status topics say of the tenant.
 	known processor.TenantControl
+	// published is the last event written.
+	published schemas.Control
 }
 
 // open connects and reads what the control and status topics know of the
@@ -193,9 +195,11 @@ func (s *adminSession) publish(ev schemas.Control) error {
 		}
 		signed = "signed by " + ev.KeyID
 	}
-	if _, err := s.prod.PublishControl(s.ctx, a.topics.Control, ev); err != nil {
+	published, err := s.prod.PublishControl(s.ctx, a.topics.Control, ev)
+	if err != nil {
 		return err
 	}
+	s.published = published
 	fmt.Printf("published %s for tenant %s on %s, %s, sequence %d, event %s\n", ev.Kind(), a.tenant, a.topics.Control, signed, ev.Sequence, ev.EventID)
 	return nil
 }
@@ -285,11 +289,19 @@ func cmdConsent(args []string) error {
 	}
 	s, a := newAdmin("consent " + args[0])
 	var terms string
+	var wait time.Duration
 	s.StringVar(&terms, "terms-version", "", "version of the data-privacy terms agreed to")
+	if args[0] == "withdraw" {
+		waitFlag(s, &wait)
+	}
 	if err := s.parse(args[1:]); err != nil {
 		return err
 	}
-	return a.publish(schemas.Control{Consent: &schemas.Consent{Given: args[0] == "give", TermsVersion: terms}})
+	ev := schemas.Control{Consent: &schemas.Consent{Given: args[0] == "give", TermsVersion: terms}}
+	if args[0] == "give" {
+		return a.publish(ev)
+	}
+	return a.publishAndWait(ev, wait)
 }
 
 var confidenceLevels = []string{"HIGH", "MEDIUM", "LOW", "VERY LOW"}
@@ -407,11 +419,51 @@ func validateMapping(m schemas.Mapping) error {
 func cmdRemove(args []string) error {
 	s, a := newAdmin("remove")
 	var purge bool
+	var wait time.Duration
 	s.BoolVar(&purge, "purge", false, "also withdraw the tenant's published enrichments (tombstones on the enriched topic)")
+	waitFlag(s, &wait)
 	if err := s.parse(args); err != nil {
 		return err
 	}
-	return a.publish(schemas.Control{Removal: &schemas.Removal{Purge: purge}})
+	return a.publishAndWait(schemas.Control{Removal: &schemas.Removal{Purge: purge}}, wait)
+}
+
+// waitFlag binds --wait-applied, for the commands that stop data leaving.
+func waitFlag(s *settings, wait *time.Duration) {
+	s.DurationVar(wait, "wait-applied", 30*time.Second, "wait until the running service has applied the change, so nothing leaves for Leadspace after the command returns (0: do not wait)")
+}
+
+// publishAndWait publishes ev, then waits until the service's control
+// record on the status topic says it applied it: from then on its calls
+// for the tenant are stopped. Without a running service the wait times out
+// with a warning; the change applies when the service starts.
+func (a *adminFlags) publishAndWait(ev schemas.Control, wait time.Duration) error {
+	s, err := a.open(false)
+	if err != nil {
+		return err
+	}
+	defer s.close()
+	if err := s.publish(ev); err != nil {
+		return err
+	}
+	if wait <= 0 {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	for {
+		records, err := processor.ReadControlStatus(ctx, a.kafka(), a.topics.Status, s.codec)
+		if err == nil && records[a.tenant].AppliedControl[ev.Kind()] == s.published.EventID {
+			fmt.Printf("applied by the service: no call for tenant %s is made after this\n", a.tenant)
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			fmt.Fprintf(os.Stderr, "warning: no running enricher applied the %s within %s (is the service running?); it applies when the service reads the control topic\n", ev.Kind(), wait)
+			return nil
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
 }
 
 // cmdKeys makes key pairs: the seal key for sealed tokens, or (--admin) an

@@ -169,8 +169,11 @@ func TestAdminCommandsAgainstARunningService(t *testing.T) {
 		t.Fatalf("enricher status changed across a restart:\n before %+v\n after  %+v", before2, after)
 	}
 
-	// Consent withdrawn: the tenant's state says so, in both views.
-	run("consent", "withdraw", "--tenant", "acme")
+	// Consent withdrawn: the command returns once the service applied it,
+	// and the tenant's state says so, in both views.
+	if withdrawn, _ := run("consent", "withdraw", "--tenant", "acme"); !strings.Contains(withdrawn, "applied by the service") {
+		t.Errorf("consent withdraw returned before the service applied it:\n%s", withdrawn)
+	}
 	st = waitStatus(t, stack, env, func(s processor.TenantView) bool { return s.State == schemas.StateNoConsent })
 	if got := controlShow(t, stack, env).tenant(t, "acme"); got.State != st.State || got.Applied[schemas.KindConsent].Summary != "withdrawn" {
 		t.Errorf("control show after the withdrawal: %s, consent %+v", got.State, got.Applied[schemas.KindConsent])

@@ -54,6 +54,15 @@ func (p *Program) sendBulk(recs []*record, done func(error)) {
 		return
 	}
 	b := &bulkJob{path: path, dispatched: dispatched, submitted: p.now()}
+	if hook := p.c.cfg.BulkAccepted; hook != nil {
+		// Before the first poll: if this process dies now, whoever redoes
+		// these records can read the bulk instead of paying again.
+		ids := make([]string, len(recs))
+		for i, r := range recs {
+			ids[i] = r.req.ExternalID
+		}
+		hook(p.key, path, ids)
+	}
 	var out []delivery
 	p.mu.Lock()
 	for _, r := range recs {
@@ -254,12 +263,17 @@ func parseBulkAccepted(body []byte) (string, error) {
 	if !strings.HasPrefix(id, "/") {
 		return "/v3/enrichment/results/" + url.PathEscape(id), nil
 	}
-	// The path comes from the network: keep it a plain path on our gateway.
-	u, err := url.Parse(id)
-	if err != nil || u.Scheme != "" || u.Host != "" || strings.HasPrefix(id, "//") || strings.Contains(id, "..") {
+	return checkResultsPath(id)
+}
+
+// checkResultsPath keeps a results path from the network (or from a
+// journal) a plain path on our gateway.
+func checkResultsPath(path string) (string, error) {
+	u, err := url.Parse(path)
+	if err != nil || !strings.HasPrefix(path, "/") || u.Scheme != "" || u.Host != "" || strings.HasPrefix(path, "//") || strings.Contains(path, "..") {
 		return "", errors.New("bulk id is not a results path")
 	}
-	return id, nil
+	return path, nil
 }
 
 // bulkRecord is one record's outcome in a bulk's results.

@@ -24,6 +24,7 @@ type metrics struct {
 	capacityG   *prometheus.GaugeVec
 	pendingG    *prometheus.GaugeVec
 	retries     *prometheus.CounterVec
+	resumedC    *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -87,6 +88,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "leadspace_record_retries_total",
 			Help: "Records put back into their program's queue after a retryable failure.",
 		}, []string{"program"}),
+		resumedC: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "leadspace_bulks_resumed_total",
+			Help: "Earlier bulks (of a process that stopped) read again instead of paying again, by result: read or gone.",
+		}, []string{"program", "result"}),
 	}
 	// Several clients may share a registry (tests, dev mode): reuse what is there.
 	var err error
@@ -103,6 +108,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m.capacityG = register(reg, m.capacityG, &err)
 	m.pendingG = register(reg, m.pendingG, &err)
 	m.retries = register(reg, m.retries, &err)
+	m.resumedC = register(reg, m.resumedC, &err)
 	return m, err
 }
 
@@ -205,4 +211,16 @@ func (m *metrics) retry(program string) {
 		return
 	}
 	m.retries.WithLabelValues(program).Inc()
+}
+
+// resumed counts an earlier bulk read again: ok when its results came.
+func (m *metrics) resumed(program string, ok bool) {
+	if m == nil {
+		return
+	}
+	result := "read"
+	if !ok {
+		result = "gone"
+	}
+	m.resumedC.WithLabelValues(program, result).Inc()
 }

@@ -38,6 +38,7 @@ type Outcome struct {
 // the queue of submitted records and the dispatcher that turns it into
 // transactions. Get it from Client.Program. Safe for concurrent use.
 type Program struct {
+	resumeState
 	c       *Client
 	key     string
 	auth    tokenSource

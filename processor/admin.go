@@ -22,6 +22,7 @@ func Subjects(t Topics) map[schemas.Type]string {
 		schemas.EnrichedCompany:  t.Enriched + "-value",
 		schemas.DeadLetter:       t.DeadLetters + "-value",
 		schemas.EnrichmentStatus: t.Status + "-value",
+		schemas.BulkInFlight:     t.Journal + "-value",
 	}
 }
 

@@ -21,6 +21,11 @@ type Topics struct {
 	DeadLetters string
 	// Status receives EnrichmentStatus events. Default: enrichment-status.
 	Status string
+	// Journal holds the bulks Leadspace accepted whose answers are not all
+	// published yet (BulkInFlight), so that the instance redoing them after
+	// a crash reads them instead of paying again. Internal to the enricher.
+	// Default: enrichment-journal.
+	Journal string
 }
 
 // WithDefaults returns t with every unset name at its default.
@@ -40,6 +45,7 @@ func (t *Topics) setDefaults() {
 	def(&t.Enriched, "enriched-company")
 	def(&t.DeadLetters, "enrichment-dlq")
 	def(&t.Status, "enrichment-status")
+	def(&t.Journal, "enrichment-journal")
 }
 
 // Config of a Processor. Zero values take the documented defaults.
@@ -141,7 +147,8 @@ func (c *Config) Validate() error {
 	}
 	seen := map[string]string{}
 	for name, topic := range map[string]string{"profiles-topic": c.Topics.Profiles, "control-topic": c.Topics.Control,
-		"enriched-topic": c.Topics.Enriched, "dlq-topic": c.Topics.DeadLetters, "status-topic": c.Topics.Status} {
+		"enriched-topic": c.Topics.Enriched, "dlq-topic": c.Topics.DeadLetters, "status-topic": c.Topics.Status,
+		"journal-topic": c.Topics.Journal} {
 		if other, dup := seen[topic]; dup {
 			return fmt.Errorf("%s: %q is also %s; every topic must differ", name, topic, other)
 		}

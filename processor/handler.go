@@ -26,6 +26,9 @@ type Enricher interface {
 // each one's outcome, and says how many records it wants in flight.
 type Program interface {
 	Submit(ctx context.Context, req leadspace.Request, done func(leadspace.Outcome))
+	// Resume asks an earlier bulk (path) for req's answer before sending
+	// it again (see journal.go).
+	Resume(ctx context.Context, req leadspace.Request, path string, done func(leadspace.Outcome))
 	Capacity() int
 	Key() string
 }

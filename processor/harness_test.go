@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -219,6 +220,12 @@ func (e *env) start(opts ...startOpt) *instance {
 	for _, opt := range opts {
 		opt(&cfg, &lsCfg)
 	}
+	var journal atomic.Pointer[processor.Processor]
+	lsCfg.BulkAccepted = func(program, path string, ids []string) {
+		if p := journal.Load(); p != nil {
+			p.BulkAccepted(program, path, ids)
+		}
+	}
 	ls, err := leadspace.New(lsCfg)
 	if err != nil {
 		e.t.Fatal(err)
@@ -228,6 +235,7 @@ func (e *env) start(opts ...startOpt) *instance {
 	if err != nil {
 		e.t.Fatal(err)
 	}
+	journal.Store(proc)
 	ctx, cancel := context.WithCancel(context.Background())
 	in := &instance{t: e.t, stop: cancel, done: make(chan error, 1)}
 	go func() { in.done <- proc.Run(ctx); ls.Close() }()

@@ -54,6 +54,20 @@ type partitionWorker struct {
 	deferredPrograms map[string]int
 	credits          map[string]int64
 	runs             map[string]*runPass
+	// claims are offsets whose answers ride in a bulk a dead instance paid
+	// for (journal.go): offset -> the bulk's results path.
+	claims map[int64]string
+}
+
+// takeClaim returns, once, the journaled bulk an offset's answer rides in.
+func (w *partitionWorker) takeClaim(offset int64) (string, bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	path, ok := w.claims[offset]
+	if ok {
+		delete(w.claims, offset)
+	}
+	return path, ok
 }
 
 func newPartitionWorker(p *Processor, st *partitionState, committed int64) *partitionWorker {

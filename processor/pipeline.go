@@ -25,6 +25,7 @@ type job struct {
 	size     int
 	run      *runPass // nil for live input
 	attempts int      // waits for the schema registry
+	bulk     string   // the journaled bulk its record rides in (see journal.go)
 }
 
 // pool runs the pipeline's CPU stages on a fixed number of goroutines.
@@ -122,11 +123,20 @@ func (w *partitionWorker) call(j *job, plan *callPlan) {
 	if j.run != nil {
 		j.run.called()
 	}
-	prog.Submit(ctx, plan.req, func(o leadspace.Outcome) {
+	id := plan.req.ExternalID
+	w.p.journal.calling(id, j)
+	done := func(o leadspace.Outcome) {
 		stop()
 		cancel()
+		w.p.journal.answered(id, j)
 		w.p.pool.submit(func() { w.answered(j, plan, o) }, j.run != nil)
-	})
+	}
+	if path, ok := w.takeClaim(j.msg.Offset); ok {
+		// This very input rode a bulk an instance that died had paid for.
+		prog.Resume(ctx, plan.req, path, done)
+		return
+	}
+	prog.Submit(ctx, plan.req, done)
 }
 
 // answered is the second stage: Leadspace's outcome becomes the output.
@@ -193,6 +203,7 @@ func (w *partitionWorker) finish(j *job, st step) {
 		}
 		w.p.metrics.outcomes.WithLabelValues(st.tenant, st.outcome, st.reason).Inc()
 	}
+	w.p.journal.finished(j, true)
 	w.p.window.release(j.program, j.size)
 	w.next(j)
 }
@@ -217,6 +228,7 @@ func (w *partitionWorker) abandon(j *job) {
 		} else {
 			w.tracker.abandon(x.msg.Offset)
 		}
+		w.p.journal.finished(x, false)
 		w.p.window.release(x.program, x.size)
 	}
 	if idle {

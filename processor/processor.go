@@ -44,6 +44,7 @@ type Processor struct {
 	window   *window
 	pub      *publisher
 	pool     *pool
+	journal  *journal
 	metrics  *metrics
 	health   *health
 	log      *zap.Logger
@@ -92,6 +93,7 @@ func New(cfg Config, codec *schemas.Codec, control *ControlTable, enricher Enric
 		return nil, err
 	}
 	p.owned.since = time.Now()
+	p.journal = newJournal(p)
 	p.window = newWindow(cfg.Window, cfg.MaxInFlightBytes, cfg.StallAfter, p.share)
 	p.handler = &handler{codec: codec, control: control, topics: cfg.Topics, log: cfg.Logger, now: time.Now, names: p.names,
 		backoff: cfg.RetryBackoff}
@@ -228,6 +230,11 @@ func (p *Processor) checkTopics(ctx context.Context) (topicLimits, error) {
 				other, counts[other], t.Profiles, counts[t.Profiles], other, counts[t.Profiles])
 		}
 	}
+	if _, err := partitionCounts(ctx, p.conn, t.Journal); err != nil {
+		p.journal.disabled.Store(true)
+		p.log.Warn("no journal topic: answers of bulks in flight when an instance dies are paid for again; create it with 'enricher topics create'",
+			zap.String("topic", t.Journal), zap.Error(err))
+	}
 	smallest := int(^uint(0) >> 1)
 	for _, n := range maxBytes {
 		smallest = min(smallest, n)
@@ -304,7 +311,8 @@ func (p *Processor) generation(ctx context.Context, member *groupMember, a assig
 	if err != nil {
 		return err
 	}
-	workers := p.assign(ctx, a, committed)
+	claims := p.journal.claims(ctx, a.partitions)
+	workers := p.assign(ctx, a, committed, claims)
 	log.Info("generation started", zap.String("member", a.memberID), zap.Ints("partitions", a.partitions),
 		zap.Int("members", a.members), zap.Bool("leader", a.leader))
 	p.metrics.generation.Set(float64(a.generation))
@@ -436,7 +444,7 @@ func generationEnd(err error) string {
 
 // assign starts a worker per assigned partition, reusing what the instance
 // kept of partitions it owned before.
-func (p *Processor) assign(ctx context.Context, a assignment, committed map[int]int64) map[int]*partitionWorker {
+func (p *Processor) assign(ctx context.Context, a assignment, committed map[int]int64, claims map[int]map[int64]string) map[int]*partitionWorker {
 	starts := map[int]int64{}
 	for _, id := range a.partitions {
 		starts[id] = committed[id]
@@ -466,6 +474,7 @@ func (p *Processor) assign(ctx context.Context, a assignment, committed map[int]
 			p.states[id] = st
 		}
 		w := newPartitionWorker(p, st, starts[id])
+		w.claims = claims[id]
 		workers[id] = w
 		w.start()
 	}

@@ -41,12 +41,17 @@ func CreateTopics(ctx context.Context, k Kafka, t Topics, layout TopicLayout) er
 	control := append(compact, kafka.ConfigEntry{ConfigName: "message.timestamp.type", ConfigValue: "LogAppendTime"})
 	dlq := []kafka.ConfigEntry{{ConfigName: "cleanup.policy", ConfigValue: "delete"},
 		{ConfigName: "retention.ms", ConfigValue: "2592000000"}} // 30 days: time for ops to replay
+	// Bulks in flight: tombstoned once answered, and gone after a day in any
+	// case (how long Leadspace keeps results is not documented).
+	journal := []kafka.ConfigEntry{{ConfigName: "cleanup.policy", ConfigValue: "compact,delete"},
+		{ConfigName: "retention.ms", ConfigValue: "86400000"}}
 	req := &kafka.CreateTopicsRequest{Topics: []kafka.TopicConfig{
 		{Topic: t.Profiles, NumPartitions: layout.Partitions, ReplicationFactor: layout.ReplicationFactor, ConfigEntries: compact},
 		{Topic: t.Control, NumPartitions: 1, ReplicationFactor: layout.ReplicationFactor, ConfigEntries: control},
 		{Topic: t.Enriched, NumPartitions: layout.Partitions, ReplicationFactor: layout.ReplicationFactor, ConfigEntries: compact},
 		{Topic: t.DeadLetters, NumPartitions: layout.Partitions, ReplicationFactor: layout.ReplicationFactor, ConfigEntries: dlq},
 		{Topic: t.Status, NumPartitions: layout.Partitions, ReplicationFactor: layout.ReplicationFactor, ConfigEntries: compact},
+		{Topic: t.Journal, NumPartitions: 1, ReplicationFactor: layout.ReplicationFactor, ConfigEntries: journal},
 	}}
 	res, err := conn.client().CreateTopics(ctx, req)
 	if err != nil {

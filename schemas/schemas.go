@@ -27,6 +27,7 @@ const (
 	EnrichedCompany  Type = "com.enrichment.leadspace.EnrichedCompany"
 	DeadLetter       Type = "com.enrichment.leadspace.DeadLetter"
 	EnrichmentStatus Type = "com.enrichment.leadspace.EnrichmentStatus"
+	BulkInFlight     Type = "com.enrichment.leadspace.BulkInFlight"
 )
 
 var typeFiles = map[Type]string{
@@ -35,11 +36,12 @@ var typeFiles = map[Type]string{
 	EnrichedCompany:  "enriched_company.avsc",
 	DeadLetter:       "dead_letter.avsc",
 	EnrichmentStatus: "enrichment_status.avsc",
+	BulkInFlight:     "bulk_in_flight.avsc",
 }
 
 // Types lists every record type of the contract.
 func Types() []Type {
-	return []Type{ProfileUnified, ControlEvent, EnrichedCompany, DeadLetter, EnrichmentStatus}
+	return []Type{ProfileUnified, ControlEvent, EnrichedCompany, DeadLetter, EnrichmentStatus, BulkInFlight}
 }
 
 // Source returns the embedded .avsc text of a type.

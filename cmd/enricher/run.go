@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -51,6 +52,7 @@ func (k *kafkaFlags) bind(s *settings) {
 	s.StringVar(&k.topics.Enriched, "enriched-topic", "enriched-company", "output topic of EnrichedCompany events")
 	s.StringVar(&k.topics.DeadLetters, "dlq-topic", "enrichment-dlq", "dead letter topic")
 	s.StringVar(&k.topics.Status, "status-topic", "enrichment-status", "status topic")
+	s.StringVar(&k.topics.Journal, "journal-topic", "enrichment-journal", "internal topic of Leadspace bulks in flight (read again after a crash instead of paying twice)")
 }
 
 func (k *kafkaFlags) kafka() processor.Kafka {
@@ -215,9 +217,17 @@ func newService(ctx context.Context, f *serviceFlags, log *zap.Logger) (*service
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	// The processor journals every bulk Leadspace accepts (see
+	// Processor.BulkAccepted); it exists once the client does.
+	var journal atomic.Pointer[processor.Processor]
 	ls, err := leadspace.New(leadspace.Config{BaseURL: f.leadspaceURL, TPS: f.leadspaceTPS, RequestTimeout: f.leadspaceTimeout,
 		MaxAttempts: f.leadspaceAttempts, GiveUpAfter: f.leadspaceGiveUpAfter, FreePolls: f.leadspaceFreePolls, BulkThreshold: f.leadspaceBulkFrom, Breaker: leadspace.BreakerConfig{OpenTimeout: f.breakerOpen},
-		Logger: log.Named("leadspace"), Registerer: reg})
+		Logger: log.Named("leadspace"), Registerer: reg,
+		BulkAccepted: func(program, path string, ids []string) {
+			if p := journal.Load(); p != nil {
+				p.BulkAccepted(program, path, ids)
+			}
+		}})
 	if err != nil {
 		return nil, fmt.Errorf("leadspace: %w", err)
 	}
@@ -239,6 +249,7 @@ func newService(ctx context.Context, f *serviceFlags, log *zap.Logger) (*service
 	if err != nil {
 		return nil, err
 	}
+	journal.Store(proc)
 	return &service{proc: proc, ls: ls, reg: reg, log: log, flags: f, codec: codec, table: table}, nil
 }
 

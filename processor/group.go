@@ -223,7 +223,8 @@ func (m *groupMember) plan(ctx context.Context, res *kafka.JoinGroupResponse) ([
 	return out, nil
 }
 
-// heartbeat tells the coordinator the member is alive. It returns
+// heartbeat tells the coordinator the member is alive, and says whether the
+// generation goes on. It returns
 // kafka.RebalanceInProgress when the group is rebalancing (the member must
 // finish its work, commit and rejoin), kafka.UnknownMemberId or
 // kafka.IllegalGeneration when the member was dropped, errFenced when its
@@ -239,7 +240,44 @@ func (m *groupMember) heartbeat(ctx context.Context, a assignment) error {
 	if errors.Is(res.Error, kafka.FencedInstanceID) {
 		return errFenced
 	}
-	return res.Error
+	if res.Error != nil {
+		return res.Error
+	}
+	// kafka-go v0.4.51 decodes Heartbeat v1+ answers with the error code
+	// and throttle time swapped, so every answer reads as "no error" (a
+	// rebalance, a drop, all lost). The heartbeat still keeps the session
+	// alive; whether the generation goes on is asked with DescribeGroups.
+	return m.generationState(hctx, a)
+}
+
+// generationState asks the coordinator about the group: a rebalance in
+// progress (kafka.RebalanceInProgress), or this member no longer in it
+// (kafka.UnknownMemberId).
+func (m *groupMember) generationState(ctx context.Context, a assignment) error {
+	res, err := m.client.DescribeGroups(ctx, &kafka.DescribeGroupsRequest{GroupIDs: []string{m.cfg.ID}})
+	if err != nil {
+		return err
+	}
+	for _, g := range res.Groups {
+		if g.GroupID != m.cfg.ID {
+			continue
+		}
+		if g.Error != nil {
+			return g.Error
+		}
+		member := false
+		for _, mem := range g.Members {
+			member = member || mem.MemberID == a.memberID
+		}
+		switch {
+		case !member:
+			return kafka.UnknownMemberId
+		case g.GroupState == "PreparingRebalance", g.GroupState == "CompletingRebalance":
+			return kafka.RebalanceInProgress
+		}
+		return nil
+	}
+	return fmt.Errorf("group %s not described", m.cfg.ID)
 }
 
 // commit commits the next offsets to consume, with the generation: the

@@ -387,6 +387,7 @@ var errSessionLost = errors.New("no heartbeat reached the coordinator for a whol
 func (p *Processor) heartbeats(ctx context.Context, member *groupMember, a assignment, ended chan<- error) {
 	t := time.NewTicker(p.cfg.Group.HeartbeatInterval)
 	defer t.Stop()
+	log := p.log.With(zap.Int("generation", a.generation))
 	last := time.Now()
 	signalled := false
 	signal := func(err error) {
@@ -395,21 +396,31 @@ func (p *Processor) heartbeats(ctx context.Context, member *groupMember, a assig
 			ended <- err
 		}
 	}
+	failing := 0
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
+		begin := time.Now()
 		err := member.heartbeat(ctx, a)
+		if took := time.Since(begin); took > p.cfg.Group.HeartbeatInterval {
+			log.Warn("a heartbeat took longer than the heartbeat interval", zap.Duration("took", took), zap.Error(err))
+		}
 		switch {
 		case err == nil, errors.Is(err, kafka.RebalanceInProgress):
 			last = time.Now()
+			if failing > 0 {
+				log.Info("heartbeats reach the coordinator again", zap.Int("failed", failing))
+				failing = 0
+			}
 			p.health.set("group", nil)
 			if err != nil {
 				signal(errRebalance)
 			}
 		case dropped(err):
+			log.Info("heartbeat refused: the member is out of the generation", zap.Error(err))
 			signal(err)
 			return
 		case ctx.Err() != nil:
@@ -420,6 +431,9 @@ func (p *Processor) heartbeats(ctx context.Context, member *groupMember, a assig
 			signal(fmt.Errorf("%w (%s): %v", errSessionLost, time.Since(last).Truncate(time.Second), err))
 			return
 		default:
+			if failing++; failing == 1 || failing%10 == 0 {
+				log.Warn("heartbeat failed; retrying", zap.Error(err), zap.Int("failures", failing))
+			}
 			p.health.set("group", fmt.Errorf("heartbeat: %w", err))
 		}
 	}

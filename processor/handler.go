@@ -153,6 +153,9 @@ func (h *handler) prepare(j *job) step {
 		(st.outcome == outcomeEnriched || st.outcome == outcomeNotMatched) && h.stands(j, st, permit.Mapping) {
 		next := st
 		next.offset, next.version = msg.Offset, profile.Version
+		if j.run != nil {
+			j.run.inherited(msg.Offset, st.answeredAt)
+		}
 		return step{outcome: outUnchanged, tenant: profile.TenantID, state: &next}
 	}
 	return step{tenant: profile.TenantID, call: &callPlan{permit: permit, profile: profile, mapped: m,

@@ -121,7 +121,7 @@ func (w *partitionWorker) call(j *job, plan *callPlan) {
 	stop := context.AfterFunc(plan.permit.Ctx, cancel)
 	prog := w.p.enricher.Program(plan.permit.Credentials)
 	if j.run != nil {
-		j.run.called()
+		j.run.called(j.msg.Offset)
 	}
 	id := plan.req.ExternalID
 	w.p.journal.calling(id, j)
@@ -141,7 +141,7 @@ func (w *partitionWorker) call(j *job, plan *callPlan) {
 
 // answered is the second stage: Leadspace's outcome becomes the output.
 func (w *partitionWorker) answered(j *job, plan *callPlan, o leadspace.Outcome) {
-	w.spent(plan.profile.TenantID, j.run, o.Sent)
+	w.spent(plan.profile.TenantID, j, o.Sent)
 	if c, ok := leadspace.ClassOf(o.Err); ok && c == leadspace.ClassCanceled {
 		if w.ctx.Err() != nil {
 			w.abandon(j)
@@ -276,7 +276,7 @@ func (w *partitionWorker) next(j *job) {
 
 // spent adds records Leadspace accepted to the tenant's credits on this
 // partition (and to the Run's, for a Run's record).
-func (w *partitionWorker) spent(tenant string, run *runPass, n int) {
+func (w *partitionWorker) spent(tenant string, j *job, n int) {
 	if n == 0 {
 		return
 	}
@@ -284,8 +284,8 @@ func (w *partitionWorker) spent(tenant string, run *runPass, n int) {
 	w.credits[tenant] += int64(n)
 	w.mu.Unlock()
 	w.table.markDirty(tenant)
-	if run != nil {
-		run.spent(n)
+	if j.run != nil {
+		j.run.spent(j.msg.Offset, n)
 	}
 	w.p.metrics.records.WithLabelValues(tenant).Add(float64(n))
 }

@@ -62,11 +62,20 @@ type runPass struct {
 	mu       sync.Mutex
 	progress schemas.RunProgress
 	scope    []int64        // offsets of the tenant's current profiles, ascending
+	scoped   bool           // scope was read (a pass stopped before has none)
 	finished map[int64]bool // done beyond the cursor
 	cursor   int            // scope[:cursor] is done
 	open     map[int64]bool // admitted and not done
+	cost     map[int64]cost // calls and records of records beyond the cursor
+	resumed  bool           // an earlier pass of this Run did part of the partition
 	reason   string         // why it stopped early, if it did
 }
+
+// cost is what one Run record cost. It joins the Run's counts when the
+// cursor passes the record, so the counts in a status record are exactly
+// those of the records before its cursor: the next owner, resuming at the
+// cursor, counts the rest once.
+type cost struct{ calls, records int64 }
 
 // done records a Run record's outcome.
 func (r *runPass) done(offset int64, st step) {
@@ -75,7 +84,12 @@ func (r *runPass) done(offset int64, st step) {
 	delete(r.open, offset)
 	r.finished[offset] = true
 	for r.cursor < len(r.scope) && r.finished[r.scope[r.cursor]] {
-		delete(r.finished, r.scope[r.cursor])
+		o := r.scope[r.cursor]
+		c := r.cost[o]
+		r.progress.Called += c.calls
+		r.progress.RecordsSpent += c.records
+		delete(r.finished, o)
+		delete(r.cost, o)
 		r.cursor++
 	}
 	r.progress.Done = int64(r.cursor)
@@ -83,24 +97,41 @@ func (r *runPass) done(offset int64, st step) {
 }
 
 // called counts a Run record sent to Leadspace.
-func (r *runPass) called() {
+func (r *runPass) called(offset int64) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.progress.Called++
+	c := r.cost[offset]
+	c.calls++
+	r.cost[offset] = c
 }
 
-// abandoned records a Run record given up in a drain: the next owner redoes it.
+// spent adds records Leadspace accepted for a Run record.
+func (r *runPass) spent(offset int64, n int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	c := r.cost[offset]
+	c.records += int64(n)
+	r.cost[offset] = c
+}
+
+// inherited counts a record an earlier pass of this Run answered after its
+// last status record (the instance died or lost the partition before the
+// cursor passed it): that answer was paid for, once, and this pass finds it
+// standing instead of calling again.
+func (r *runPass) inherited(offset int64, answeredAt int64) {
+	if !r.resumed || answeredAt < r.requestedAt.UnixMilli() {
+		return
+	}
+	r.spent(offset, 1)
+}
+
+// abandoned records a Run record given up in a drain: the next owner redoes
+// it, and counts what it cost then.
 func (r *runPass) abandoned(offset int64) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	delete(r.open, offset)
-}
-
-// spent adds records Leadspace accepted for the Run.
-func (r *runPass) spent(n int) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.progress.RecordsSpent += int64(n)
+	delete(r.cost, offset)
 }
 
 // background watches, while the partition is owned, the tenants' Run
@@ -217,12 +248,13 @@ func (w *partitionWorker) setProgress(tenant string, f func(*schemas.RunProgress
 func (w *partitionWorker) startRun(tenant string, req runRequest, prior *schemas.RunProgress) {
 	ctx, stop := context.WithCancel(w.fetchCtx)
 	r := &runPass{w: w, tenant: tenant, force: req.force, requestedAt: req.requestedAt, ctx: ctx, stop: stop,
-		finished: map[int64]bool{}, open: map[int64]bool{}}
+		finished: map[int64]bool{}, open: map[int64]bool{}, cost: map[int64]cost{}}
 	r.progress = schemas.RunProgress{RunID: req.id, Force: req.force, Scheduled: req.scheduled, RequestedAt: req.requestedAt,
 		Scope: -1, StartedAt: time.Now().UTC().Truncate(time.Millisecond)}
 	resume := 0
 	if prior != nil && prior.RunID == req.id {
 		r.progress = *prior
+		r.resumed = true
 		resume = int(prior.Done)
 	}
 	w.mu.Lock()
@@ -268,7 +300,7 @@ func (r *runPass) execute(resume int) error {
 	w := r.w
 	defer func() {
 		r.mu.Lock()
-		if r.progress.Outcome == "" && r.cursor >= len(r.scope) && r.progress.Scope >= 0 {
+		if r.progress.Outcome == "" && r.scoped && r.cursor >= len(r.scope) {
 			r.progress.Outcome = schemas.RunCompleted
 			r.progress.FinishedAt = time.Now().UTC().Truncate(time.Millisecond)
 		}
@@ -284,7 +316,7 @@ func (r *runPass) execute(resume int) error {
 		return err
 	}
 	r.mu.Lock()
-	r.scope = scope
+	r.scope, r.scoped = scope, true
 	r.progress.Scope = int64(len(scope))
 	r.cursor = min(resume, len(scope))
 	r.progress.Done = int64(r.cursor)

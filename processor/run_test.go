@@ -172,9 +172,9 @@ func TestARunResumesAfterAStopAndCountsNothingTwice(t *testing.T) {
 
 	e.start()
 	runs := e.waitRun("acme", "force-2", 90*time.Second)
-	done := int64(0)
+	done, counted := int64(0), int64(0)
 	for _, r := range runs {
-		done += r.Done
+		done, counted = done+r.Done, counted+r.RecordsSpent
 		if r.Outcome != schemas.RunCompleted || r.Done != r.Scope {
 			t.Fatalf("resumed run: %+v", r)
 		}
@@ -184,6 +184,9 @@ func TestARunResumesAfterAStopAndCountsNothingTwice(t *testing.T) {
 	}
 	if got := e.stack.Simulator.RecordsReceived("acme") - before; got < n || got > n+n/50 {
 		t.Fatalf("a Run of %d profiles stopped once spent %d records; at most %d allowed", n, got, n+n/50)
+	}
+	if diff := counted - int64(e.stack.Simulator.RecordsReceived("acme")-before); diff < -n/50 || diff > n/50 {
+		t.Fatalf("the Run counts %d records spent, %d off what Leadspace received", counted, diff)
 	}
 }
 

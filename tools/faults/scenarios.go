@@ -36,6 +36,9 @@ func (c *suiteConfig) suiteScenarios() []scenario {
 		{name: "bulk-withdraw", title: fmt.Sprintf("a %d-event backlog of tenant A in bulk mode; consent withdrawn at %.0f%% of its outputs", c.bulkProfiles, c.withdrawAt*100),
 			instances: 1, backlog: true, tenants: []tenantSetup{{id: tenantA, tokenIx: 0, consent: true}},
 			body: bulkWithdraw, checks: bulkWithdrawChecks},
+		{name: "run-kill", title: fmt.Sprintf("a forced Run of a %d-profile tenant on 3 instances, one SIGKILLed and restarted twice during it", c.bulkProfiles),
+			instances: 3, backlog: true, tenants: []tenantSetup{{id: tenantA, tokenIx: 0, consent: true}},
+			body: runKill, checks: runKillChecks},
 	}
 }
 

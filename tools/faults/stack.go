@@ -46,6 +46,8 @@ type stackConfig struct {
 	// instanceArgs are added to every `enricher run`; instanceEnv too.
 	instanceArgs []string
 	instanceEnv  []string
+	// dynamic leaves out --group-instance-id: every restart is a new member.
+	dynamic bool
 	// simArgs are added to leadspace-sim (e.g. a switch for whether polls
 	// count as transactions, once it has one).
 	simArgs    []string
@@ -329,7 +331,7 @@ func (s *stack) startInstance(ctx context.Context, slot int, env []string, ready
 	if s.cfg.group != "" {
 		args = append(args, "--group", s.cfg.group)
 	}
-	if s.runFlags["group-instance-id"] {
+	if s.runFlags["group-instance-id"] && !s.cfg.dynamic {
 		args = append(args, "--group-instance-id", fmt.Sprintf("faults-%d", slot))
 	}
 	if f := s.tokenEnvFlag(); f != "" {

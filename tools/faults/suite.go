@@ -50,6 +50,7 @@ type suiteConfig struct {
 	maxWastedKill, maxWastedChurn, maxDupChurn float64
 
 	instanceArgs, instanceEnv, simArgs []string
+	dynamic                            bool
 	adminKey                           string
 	keepLogs                           bool
 }
@@ -163,7 +164,7 @@ func (c *suiteConfig) runScenario(ctx context.Context, sc scenario, all map[stri
 	}
 	st := &stack{ps: &procs{}, cfg: stackConfig{repo: c.repo, binDir: c.binDir, workDir: workDir, partitions: c.partitions,
 		simTPS: c.simTPS, simLatency: c.simLatency, simJitter: c.simJitter, tokens: []string{"tok-program-1", "tok-program-2", "tok-program-3"},
-		proxy: true, instanceArgs: c.instanceArgs, instanceEnv: c.instanceEnv, simArgs: c.simArgs, group: "leadspace-enricher", adminKey: c.adminKey}}
+		proxy: true, instanceArgs: c.instanceArgs, instanceEnv: c.instanceEnv, simArgs: c.simArgs, group: "leadspace-enricher", adminKey: c.adminKey, dynamic: c.dynamic}}
 	defer st.down()
 	r := &run{cfg: c, name: sc.name, st: st, extra: map[string]any{}, rng: rand.New(rand.NewPCG(c.seed, uint64(len(sc.name)))), t0: time.Now()}
 	fail := func(err error) *scenarioReport {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"sync/atomic"
@@ -102,6 +103,7 @@ type serviceFlags struct {
 	leadspaceFreePolls                   bool
 	breakerOpen                          time.Duration
 	httpAddr                             string
+	pprof                                bool
 	logFormat, logLevel                  string
 	allowPlaintextTokens                 bool
 	sealKey, sealKeyFile                 string
@@ -114,7 +116,7 @@ func (f *serviceFlags) bind(s *settings) {
 	s.StringVar(&f.group, "group", "leadspace-enricher", "consumer group of the profiles topic")
 	s.StringVar(&f.instanceID, "group-instance-id", "", "static group membership: a stable id unique to this instance (e.g. the pod name); a restart within the session timeout keeps its partitions without a rebalance")
 	s.DurationVar(&f.sessionTimeout, "session-timeout", 10*time.Second, "the group drops a member silent this long; a crashed instance holds its partitions this long")
-	s.DurationVar(&f.heartbeatInterval, "heartbeat-interval", 3*time.Second, "time between heartbeats; at most a third of session-timeout")
+	s.DurationVar(&f.heartbeatInterval, "heartbeat-interval", time.Second, "time between heartbeats, at most a third of session-timeout; members learn of a rebalance at their next one")
 	s.DurationVar(&f.rebalanceTimeout, "rebalance-timeout", 30*time.Second, "how long a rebalance waits for members to finish their work and rejoin; above shutdown-timeout")
 	s.IntVar(&f.window, "window", 50000, "upper bound of inputs in flight across all partitions (they are sized per Leadspace program by its measured rate and bounded by max-in-flight-bytes)")
 	s.Int64Var(&f.maxInFlightBytes, "max-in-flight-bytes", 64<<20, "memory bound of the inputs in flight; a full window stops fetching")
@@ -130,6 +132,7 @@ func (f *serviceFlags) bind(s *settings) {
 	s.IntVar(&f.leadspaceBulkFrom, "leadspace-bulk-threshold", 20, "records waiting per program at which bulk calls replace single calls")
 	s.DurationVar(&f.breakerOpen, "leadspace-breaker-open", 10*time.Second, "how long an open breaker waits before probing Leadspace")
 	s.StringVar(&f.httpAddr, "http-addr", ":8080", "address of /metrics, /healthz and /readyz (empty: off)")
+	s.BoolVar(&f.pprof, "pprof", false, "also serve Go's profiles under /debug/pprof/ on http-addr (heap, CPU, goroutines; no data of the records)")
 	s.StringVar(&f.logFormat, "log-format", "json", "log format: json or console")
 	s.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	s.BoolVar(&f.allowPlaintextTokens, "allow-plaintext-tokens", false, "accept plain:TOKEN references in control events (development only)")
@@ -269,6 +272,12 @@ func (s *service) serveHTTP() error {
 		}
 		fmt.Fprintln(w, "ready")
 	})
+	if s.flags.pprof {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
 	ln, err := net.Listen("tcp", s.flags.httpAddr)
 	if err != nil {
 		return fmt.Errorf("http-addr: %w", err)

@@ -10,6 +10,7 @@ import (
 	"net/http/pprof"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -311,6 +312,7 @@ func cmdRun(args []string) error {
 		return err
 	}
 	defer log.Sync()
+	tuneGC(log)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	svc, err := newService(ctx, &f, log)
@@ -324,4 +326,20 @@ func cmdRun(args []string) error {
 	err = svc.run(ctx)
 	log.Info("enricher stopped", zap.Error(err))
 	return err
+}
+
+// defaultGCPercent is the Go GC's target when GOGC is not set. Most of the
+// heap is the partitions' tables, which live as long as the process, and
+// the runtime's default (100) lets the heap grow to twice what is live
+// before collecting: 350 MiB of RSS for 171 MiB live at 1,000,000 profiles.
+// At 30 the heap peaks at 1.3 x live, for a few percent more CPU in the GC.
+// GOGC and GOMEMLIMIT in the environment take precedence.
+const defaultGCPercent = 30
+
+func tuneGC(log *zap.Logger) {
+	if os.Getenv("GOGC") != "" {
+		return
+	}
+	debug.SetGCPercent(defaultGCPercent)
+	log.Debug("GC target set", zap.Int("gogc", defaultGCPercent))
 }

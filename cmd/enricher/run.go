@@ -10,7 +10,6 @@ import (
 	"net/http/pprof"
 	"os"
 	"os/signal"
-	"runtime/debug"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -93,7 +92,7 @@ type serviceFlags struct {
 	sessionTimeout, heartbeatInterval    time.Duration
 	rebalanceTimeout                     time.Duration
 	window                               int
-	maxInFlightBytes                     int64
+	maxInFlightBytes, memoryLimit        int64
 	stallAfter                           time.Duration
 	commitInterval, shutdownTimeout      time.Duration
 	leadspaceGiveUpAfter                 time.Duration
@@ -121,6 +120,7 @@ func (f *serviceFlags) bind(s *settings) {
 	s.DurationVar(&f.rebalanceTimeout, "rebalance-timeout", 30*time.Second, "how long a rebalance waits for members to finish their work and rejoin; above shutdown-timeout")
 	s.IntVar(&f.window, "window", 50000, "upper bound of inputs in flight across all partitions (they are sized per Leadspace program by its measured rate and bounded by max-in-flight-bytes)")
 	s.Int64Var(&f.maxInFlightBytes, "max-in-flight-bytes", 64<<20, "memory bound of the inputs in flight; a full window stops fetching")
+	s.Int64Var(&f.memoryLimit, "memory-limit", 224<<20, "soft limit of the Go runtime's memory in bytes: the GC works harder near it, and it rises to 1.25 x what is live when the tables outgrow it (0: the runtime's default; GOMEMLIMIT wins)")
 	s.DurationVar(&f.stallAfter, "stall-after", 5*time.Second, "a Leadspace program that finishes nothing this long is stalled: its tenants' further inputs wait aside so others keep flowing")
 	s.DurationVar(&f.commitInterval, "commit-interval", time.Second, "how often finished offsets are committed")
 	s.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 20*time.Second, "time in-flight work gets to finish on SIGTERM or when a rebalance takes partitions away; below rebalance-timeout")
@@ -312,9 +312,9 @@ func cmdRun(args []string) error {
 		return err
 	}
 	defer log.Sync()
-	tuneGC(log)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	go keepMemoryUnder(ctx, f.memoryLimit, log)
 	svc, err := newService(ctx, &f, log)
 	if err != nil {
 		return err
@@ -326,20 +326,4 @@ func cmdRun(args []string) error {
 	err = svc.run(ctx)
 	log.Info("enricher stopped", zap.Error(err))
 	return err
-}
-
-// defaultGCPercent is the Go GC's target when GOGC is not set. Most of the
-// heap is the partitions' tables, which live as long as the process, and
-// the runtime's default (100) lets the heap grow to twice what is live
-// before collecting: 350 MiB of RSS for 171 MiB live at 1,000,000 profiles.
-// At 30 the heap peaks at 1.3 x live, for a few percent more CPU in the GC.
-// GOGC and GOMEMLIMIT in the environment take precedence.
-const defaultGCPercent = 30
-
-func tuneGC(log *zap.Logger) {
-	if os.Getenv("GOGC") != "" {
-		return
-	}
-	debug.SetGCPercent(defaultGCPercent)
-	log.Debug("GC target set", zap.Int("gogc", defaultGCPercent))
 }

@@ -418,7 +418,9 @@ func (w *partitionWorker) offsetAt(ctx context.Context, t time.Time) (int64, err
 }
 
 // scopeOf reads the partition up to end and returns the offsets of the
-// tenant's current profiles (the latest record per key, deletions out).
+// tenant's current profiles: the latest record per key, deletions out, and,
+// as in the dry run's preview, values that are no profile at all (they
+// have their dead letters) out.
 func (w *partitionWorker) scopeOf(ctx context.Context, tenant string, end int64) ([]int64, error) {
 	latest := map[string]int64{}
 	prefix := tenant + "/"
@@ -427,6 +429,10 @@ func (w *partitionWorker) scopeOf(ctx context.Context, tenant string, end int64)
 			return
 		}
 		if m.Value == nil {
+			delete(latest, string(m.Key))
+			return
+		}
+		if _, err := w.p.codec.DecodeProfile(ctx, m.Value); err != nil && !decodeFailure(err).replayable {
 			delete(latest, string(m.Key))
 			return
 		}

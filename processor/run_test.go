@@ -82,8 +82,11 @@ func TestARunReEnrichesEveryCurrentProfileOnce(t *testing.T) {
 	const n, updated, deleted = 600, 100, 50
 	current := e.tenantWithHistory("acme", n, updated, deleted)
 	e.produceProfiles(companies(50, "globex")...)
+	// A value that is no profile at all has its dead letter and is no
+	// current profile: out of the Run's scope, as in the dry run's preview.
+	e.produceRaw(kafka.Message{Key: []byte("acme/not-a-profile"), Value: []byte("not avro")})
 	e.waitOutputs(60*time.Second, func(o outputs) bool { return len(o.enriched) == len(current)+50 })
-	e.waitCommitted(60*time.Second, n+2*updated+deleted+50)
+	e.waitCommitted(60*time.Second, n+2*updated+deleted+50+1)
 	st := e.waitStatus("acme", 30*time.Second, func(s processor.TenantView) bool { return s.Profiles == int64(len(current)) })
 	before := e.stack.Simulator.RecordsReceived("acme")
 	globexBefore := e.stack.Simulator.RecordsReceived("globex")

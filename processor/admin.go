@@ -43,8 +43,9 @@ func NewProducer(k Kafka, codec *schemas.Codec) (*Producer, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Producer{codec: codec, conn: conn, w: &kafka.Writer{Addr: kafka.TCP(conn.brokers...), Balancer: &kafka.Murmur2Balancer{},
-		RequiredAcks: kafka.RequireAll, BatchTimeout: 5 * time.Millisecond, BatchSize: 1000, Transport: conn.transport}}, nil
+	w := conn.keyedWriter()
+	w.BatchSize = 1000
+	return &Producer{codec: codec, conn: conn, w: w}, nil
 }
 
 // Write sends raw messages (each with its Topic set).

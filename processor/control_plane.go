@@ -103,15 +103,13 @@ func NewControlPlane(cfg ControlPlaneConfig) (*ControlPlane, error) {
 		return nil, err
 	}
 	c := &ControlPlane{cfg: cfg, conn: conn, log: cfg.Logger.Named("control"), ready: make(chan struct{}),
-		w: &kafka.Writer{Addr: kafka.TCP(conn.brokers...), Transport: conn.transport,
-			// Murmur2 like every other writer of these topics: a key must land
-			// on one partition, or compaction keeps two "latest" records.
-			Balancer: &kafka.Murmur2Balancer{}, RequiredAcks: kafka.RequireAll, BatchTimeout: 5 * time.Millisecond, MaxAttempts: 3},
+		w: conn.keyedWriter(),
 		records: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "enricher", Name: "control_records_total",
 			Help: "Control-topic records read, by result (applied, unchanged, refused) and reason."}, []string{"result", "reason"}),
 		copies: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "enricher", Name: "control_rewrites_total",
 			Help: "Genuine control events written again after a record under their key was refused."}),
 	}
+	c.w.MaxAttempts = 3
 	if cfg.Registerer != nil {
 		if err := cfg.Registerer.Register(c.records); err != nil {
 			return nil, err

@@ -1,15 +1,12 @@
 package processor
 
 import (
-	"context"
 	"errors"
 	"slices"
 	"testing"
 	"time"
 
 	"github.com/segmentio/kafka-go"
-	"github.com/twmb/franz-go/pkg/sr"
-	"github.com/twmb/franz-go/pkg/sr/srfake"
 
 	"github.com/enrichment/leadspace-enricher/leadspace"
 	"github.com/enrichment/leadspace-enricher/schemas"
@@ -27,17 +24,7 @@ type controlLog struct {
 
 func newControlLog(t *testing.T) *controlLog {
 	t.Helper()
-	reg := srfake.New()
-	t.Cleanup(reg.Close)
-	cl, err := sr.NewClient(sr.URLs(reg.URL()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	codec, err := schemas.NewCodec(context.Background(), cl, Subjects(Topics{}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &controlLog{t: t, codec: codec, auth: ControlAuth{Key: []byte("admin-key")}, at: time.Date(2026, 11, 1, 9, 0, 0, 0, time.UTC)}
+	return &controlLog{t: t, codec: testCodec(t), auth: ControlAuth{Key: []byte("admin-key")}, at: time.Date(2026, 11, 1, 9, 0, 0, 0, time.UTC)}
 }
 
 // event signs a new event of tenant, issued a minute after the last one.

@@ -15,8 +15,8 @@ import (
 	"github.com/enrichment/leadspace-enricher/schemas"
 )
 
-// testHandler is a handler with a real codec on an in-memory registry.
-func testHandler(t *testing.T) *handler {
+// testCodec is a real codec on an in-memory registry.
+func testCodec(t *testing.T) *schemas.Codec {
 	t.Helper()
 	reg := srfake.New()
 	t.Cleanup(reg.Close)
@@ -28,7 +28,13 @@ func testHandler(t *testing.T) *handler {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &handler{codec: codec, topics: Topics{}.WithDefaults(), log: zap.NewNop(), now: time.Now, names: newInterner()}
+	return codec
+}
+
+// testHandler is a handler with a real codec on an in-memory registry.
+func testHandler(t *testing.T) *handler {
+	t.Helper()
+	return &handler{codec: testCodec(t), topics: Topics{}.WithDefaults(), log: zap.NewNop(), now: time.Now, names: newInterner()}
 }
 
 func TestADeadLetterAlwaysFitsItsTopic(t *testing.T) {

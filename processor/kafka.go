@@ -118,6 +118,15 @@ func (k Kafka) connect() (connection, error) {
 	}, nil
 }
 
+// keyedWriter writes keyed records as every writer of these topics must:
+// murmur2, like Kafka's own clients (a key lands on one partition, or
+// compaction keeps two "latest" records), acknowledged by all in-sync
+// replicas.
+func (c connection) keyedWriter() *kafka.Writer {
+	return &kafka.Writer{Addr: kafka.TCP(c.brokers...), Transport: c.transport, Balancer: &kafka.Murmur2Balancer{},
+		RequiredAcks: kafka.RequireAll, BatchTimeout: 5 * time.Millisecond}
+}
+
 func (c connection) client() *kafka.Client {
 	return &kafka.Client{Addr: kafka.TCP(c.brokers...), Transport: c.transport, Timeout: 10 * time.Second}
 }

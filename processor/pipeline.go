@@ -121,7 +121,7 @@ func (w *partitionWorker) call(j *job, plan *callPlan) {
 	stop := context.AfterFunc(plan.permit.Ctx, cancel)
 	prog := w.p.enricher.Program(plan.permit.Credentials)
 	if j.run != nil {
-		j.run.called(j.msg.Offset)
+		j.run.charge(j.msg.Offset, 1, 0)
 	}
 	id := plan.req.ExternalID
 	w.p.journal.calling(id, j)
@@ -285,7 +285,7 @@ func (w *partitionWorker) spent(tenant string, j *job, n int) {
 	w.mu.Unlock()
 	w.table.markDirty(tenant)
 	if j.run != nil {
-		j.run.spent(j.msg.Offset, n)
+		j.run.charge(j.msg.Offset, 0, int64(n))
 	}
 	w.p.metrics.records.WithLabelValues(tenant).Add(float64(n))
 }

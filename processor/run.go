@@ -96,21 +96,14 @@ func (r *runPass) done(offset int64, st step) {
 	r.w.table.markDirty(r.tenant)
 }
 
-// called counts a Run record sent to Leadspace.
-func (r *runPass) called(offset int64) {
+// charge adds to a Run record's cost: a call sent to Leadspace, records
+// Leadspace accepted.
+func (r *runPass) charge(offset int64, calls, records int64) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	c := r.cost[offset]
-	c.calls++
-	r.cost[offset] = c
-}
-
-// spent adds records Leadspace accepted for a Run record.
-func (r *runPass) spent(offset int64, n int) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	c := r.cost[offset]
-	c.records += int64(n)
+	c.calls += calls
+	c.records += records
 	r.cost[offset] = c
 }
 
@@ -122,7 +115,7 @@ func (r *runPass) inherited(offset int64, answeredAt int64) {
 	if !r.resumed || answeredAt < r.requestedAt.UnixMilli() {
 		return
 	}
-	r.spent(offset, 1)
+	r.charge(offset, 0, 1)
 }
 
 // abandoned records a Run record given up in a drain: the next owner redoes

@@ -20,26 +20,12 @@ func TestAKillWhileBulksAreOutPaysForNothingTwice(t *testing.T) {
 	const token, n = "tok-crash-test-3Kq9", 2000
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	stack, err := embedded.Start(ctx, embedded.Options{
+	stack := startAcme(t, ctx, embedded.Options{
 		Programs:         []simulator.ProgramConfig{{ID: "acme", Tokens: []string{token}, TPS: 1000, Credits: simulator.Unlimited}},
 		LeadspaceLatency: 5 * time.Millisecond, LeadspaceJitter: -1,
 		// Bulks take long enough for the kill to land while they are out.
 		BulkReadyAfter: 4 * time.Second,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer stack.Close()
-	prod, err := processor.NewProducer(stack.Kafka, stack.Codec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer prod.Close()
-	now := time.Now().UTC().Truncate(time.Millisecond)
-	if err := publishControl(ctx, prod, stack.Topics.Control, processor.ControlAuth{}, tenantControl("acme", "env:LEADSPACE_TOKEN_ACME", true, now)); err != nil {
-		t.Fatal(err)
-	}
-	seedProfiles(t, ctx, stack, n)
+	}, n)
 	env := map[string]string{"LEADSPACE_TOKEN_ACME": token, "ENRICHER_LEADSPACE_TPS": "1000"}
 	first := startRun(t, stack, env)
 

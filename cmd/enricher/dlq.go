@@ -286,17 +286,13 @@ func cmdDLQ(args []string) error {
 	if err != nil {
 		return err
 	}
+	if err := requireTenant(ctx, &k, codec, contents, f.tenant); err != nil {
+		return err
+	}
 	var rows []*deadEntry
-	tenantSeen := false
 	for _, e := range contents.letters {
-		tenantSeen = tenantSeen || e.dead.TenantID == f.tenant
 		if f.match(e.dead) {
 			rows = append(rows, e)
-		}
-	}
-	if f.tenant != "" && !tenantSeen {
-		if _, err := loadTenant(ctx, &k, codec, processor.ControlAuth{}, f.tenant); err != nil {
-			return err
 		}
 	}
 	matched := len(rows)

@@ -58,10 +58,8 @@ func cmdReplay(args []string) error {
 	if err != nil {
 		return err
 	}
-	if f.tenant != "" && !hasTenant(contents, f.tenant) {
-		if _, err := loadTenant(ctx, &k, codec, processor.ControlAuth{}, f.tenant); err != nil {
-			return err
-		}
+	if err := requireTenant(ctx, &k, codec, contents, f.tenant); err != nil {
+		return err
 	}
 	plan := planReplay(contents.letters, f, o)
 	if !o.includeSuperseded && len(plan.replay) > 0 {
@@ -105,6 +103,16 @@ func hasTenant(c *dlqContents, tenant string) bool {
 		}
 	}
 	return false
+}
+
+// requireTenant answers a filter on a tenant without dead letters as every
+// command answers for that tenant: an unknown one is an error.
+func requireTenant(ctx context.Context, k *kafkaFlags, codec *schemas.Codec, c *dlqContents, tenant string) error {
+	if tenant == "" || hasTenant(c, tenant) {
+		return nil
+	}
+	_, err := loadTenant(ctx, k, codec, processor.ControlAuth{}, tenant)
+	return err
 }
 
 // replayPlan is what a replay does with each dead letter the filter selects.

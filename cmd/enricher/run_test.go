@@ -68,18 +68,16 @@ func TestRunOverTLSWithSCRAM(t *testing.T) {
 	})
 }
 
-func runAndStop(t *testing.T, opts embedded.Options, env map[string]string) {
-	const token, n = "tok-run-test-7Q2V", 60
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	opts.Programs = []simulator.ProgramConfig{{ID: "acme", Tokens: []string{token}, TPS: 1000, Credits: simulator.Unlimited}}
-	opts.LeadspaceLatency, opts.LeadspaceJitter = 5*time.Millisecond, -1
+// startAcme starts the embedded stack with opts, connects tenant acme (its
+// token in LEADSPACE_TOKEN_ACME, consent given, the default mapping) and
+// writes n profiles for it.
+func startAcme(t *testing.T, ctx context.Context, opts embedded.Options, n int) *embedded.Stack {
+	t.Helper()
 	stack, err := embedded.Start(ctx, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer stack.Close()
-
+	t.Cleanup(stack.Close)
 	prod, err := processor.NewProducer(stack.Kafka, stack.Codec)
 	if err != nil {
 		t.Fatal(err)
@@ -90,6 +88,16 @@ func runAndStop(t *testing.T, opts embedded.Options, env map[string]string) {
 		t.Fatal(err)
 	}
 	seedProfiles(t, ctx, stack, n)
+	return stack
+}
+
+func runAndStop(t *testing.T, opts embedded.Options, env map[string]string) {
+	const token, n = "tok-run-test-7Q2V", 60
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	opts.Programs = []simulator.ProgramConfig{{ID: "acme", Tokens: []string{token}, TPS: 1000, Credits: simulator.Unlimited}}
+	opts.LeadspaceLatency, opts.LeadspaceJitter = 5*time.Millisecond, -1
+	stack := startAcme(t, ctx, opts, n)
 
 	env = maps.Clone(env)
 	if env == nil {

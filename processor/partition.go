@@ -57,6 +57,8 @@ type partitionWorker struct {
 	// claims are offsets whose answers ride in a bulk a dead instance paid
 	// for (journal.go): offset -> the bulk's results path.
 	claims map[int64]string
+	// callCtxs: permit's context -> the calls' context under it (callCtx).
+	callCtxs map[context.Context]context.Context
 }
 
 // takeClaim returns, once, the journaled bulk an offset's answer rides in.
@@ -74,7 +76,8 @@ func newPartitionWorker(p *Processor, st *partitionState, committed int64) *part
 	w := &partitionWorker{p: p, id: st.id, state: st, table: st.table, tracker: newOffsetTracker(committed),
 		log:  p.log.With(zap.String("topic", p.cfg.Topics.Profiles), zap.Int("partition", st.id)),
 		idle: make(chan struct{}, 1), keys: map[string][]*job{}, deferredKeys: map[string]int{},
-		deferredPrograms: map[string]int{}, credits: st.credits, runs: map[string]*runPass{}}
+		deferredPrograms: map[string]int{}, credits: st.credits, runs: map[string]*runPass{},
+		callCtxs: map[context.Context]context.Context{}}
 	w.ctx, w.cancel = context.WithCancel(context.Background())
 	w.fetchCtx, w.stopFetch = context.WithCancel(context.Background())
 	w.highWater.Store(committed)

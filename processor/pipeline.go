@@ -117,8 +117,7 @@ func (w *partitionWorker) proceed(j *job, st step) {
 // cancelled when the tenant's permission ends (consent withdrawn, removed,
 // paused) or when the partition's work is abandoned.
 func (w *partitionWorker) call(j *job, plan *callPlan) {
-	ctx, cancel := context.WithCancel(w.ctx)
-	stop := context.AfterFunc(plan.permit.Ctx, cancel)
+	ctx := w.callCtx(plan.permit.Ctx)
 	prog := w.p.enricher.Program(plan.permit.Credentials)
 	if j.run != nil {
 		j.run.charge(j.msg.Offset, 1, 0)
@@ -126,8 +125,6 @@ func (w *partitionWorker) call(j *job, plan *callPlan) {
 	id := plan.req.ExternalID
 	w.p.journal.calling(id, j)
 	done := func(o leadspace.Outcome) {
-		stop()
-		cancel()
 		w.p.journal.answered(id, j)
 		w.p.pool.submit(func() { w.answered(j, plan, o) }, j.run != nil)
 	}
@@ -137,6 +134,31 @@ func (w *partitionWorker) call(j *job, plan *callPlan) {
 		return
 	}
 	prog.Submit(ctx, plan.req, done)
+}
+
+// callCtx is the context of the worker's calls under one permit: it ends
+// when the permit does or when the worker's work is abandoned. Calls share
+// it rather than each deriving its own, because the program groups queued
+// records by context: one shared context costs one cancel hook for
+// thousands of records in flight, not one each.
+func (w *partitionWorker) callCtx(permit context.Context) context.Context {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if ctx, ok := w.callCtxs[permit]; ok && ctx.Err() == nil {
+		return ctx
+	}
+	ctx, cancel := context.WithCancel(w.ctx)
+	stop := context.AfterFunc(permit, cancel)
+	w.callCtxs[permit] = ctx
+	context.AfterFunc(ctx, func() {
+		stop()
+		w.mu.Lock()
+		if w.callCtxs[permit] == ctx {
+			delete(w.callCtxs, permit)
+		}
+		w.mu.Unlock()
+	})
+	return ctx
 }
 
 // answered is the second stage: Leadspace's outcome becomes the output.

@@ -1,13 +1,14 @@
 package leadspace
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/valyala/fastjson"
 )
 
 // bulkJob is an accepted bulk whose results are awaited.
@@ -288,62 +289,42 @@ const (
 	recordInvalidInput  = 1200
 )
 
-// UNCERTAIN(leadspace-api.md §3): the names of the fields carrying a record's
-// error code are not known; we read error_code, code, or error.code, and a
-// status of "Invalid Input". The simulator emits error_code and error.
-type wireBulkResults struct {
-	Results []wireBulkRecord `json:"results"`
-}
-
-type wireBulkRecord struct {
-	wireResult
-	ErrorCode flexInt         `json:"error_code"`
-	Code      flexInt         `json:"code"`
-	Error     wireRecordError `json:"error"`
-}
-
-type wireRecordError struct {
-	Code    flexInt    `json:"code"`
-	Message flexString `json:"message"`
-}
-
-// An error given as a plain string is its message.
-func (w *wireRecordError) UnmarshalJSON(b []byte) error {
-	if !isObject(b) {
-		return w.Message.UnmarshalJSON(b)
-	}
-	type plain wireRecordError
-	return json.Unmarshal(b, (*plain)(w))
-}
-
-// parseBulkResults reads {"results": [...]} into records keyed by external id.
+// parseBulkResults reads {"results": [...]} into records keyed by external
+// id (see answer.go).
 func parseBulkResults(body []byte) (map[string]bulkRecord, error) {
-	var w wireBulkResults
-	if err := decodeObject(body, &w); err != nil {
-		return nil, &Error{Class: ClassRetryable, Reason: ReasonBadResponse, StatusCode: http.StatusOK, Err: err}
-	}
-	out := make(map[string]bulkRecord, len(w.Results))
-	for i := range w.Results {
-		r := &w.Results[i]
-		if id := r.ExternalID.String(); id != "" {
-			out[id] = r.outcome()
+	var out map[string]bulkRecord
+	err := readAnswer(body, func(v *fastjson.Value) {
+		var results []*fastjson.Value
+		eachField(v, func(key []byte, v *fastjson.Value) {
+			if string(key) == "results" {
+				results, _ = v.Array()
+			}
+		})
+		out = make(map[string]bulkRecord, len(results))
+		for _, r := range results {
+			if a := readRecord(r); a.externalID != "" {
+				out[a.externalID] = a.outcome()
+			}
 		}
+	})
+	if err != nil {
+		return nil, &Error{Class: ClassRetryable, Reason: ReasonBadResponse, StatusCode: http.StatusOK, Err: err}
 	}
 	return out, nil
 }
 
-func (r *wireBulkRecord) outcome() bulkRecord {
-	code := int64(first3(r.ErrorCode, r.Code, r.Error.Code))
-	msg := truncate(r.Error.Message.String(), 300)
+func (a *answer) outcome() bulkRecord {
+	code := first3(a.errorCode, a.code, a.errCode)
+	msg := truncate(a.errMessage, 300)
 	switch {
-	case code == recordInvalidInput || strings.EqualFold(r.Status.String(), "Invalid Input"):
+	case code == recordInvalidInput || strings.EqualFold(a.status, "Invalid Input"):
 		return bulkRecord{err: recordError(ClassInput, ReasonInputRejected, recordInvalidInput, msg)}
 	case code != 0:
 		return bulkRecord{err: recordError(ClassRetryable, ReasonRecordFailed, code, msg)}
-	case r.Data == nil:
+	case !a.hasData:
 		return bulkRecord{err: recordError(ClassRetryable, ReasonRecordFailed, 0, "record has no data")}
 	}
-	return bulkRecord{result: r.result()}
+	return bulkRecord{result: a.result()}
 }
 
 func recordError(class Class, reason string, code int64, msg string) *Error {
@@ -354,7 +335,7 @@ func recordError(class Class, reason string, code int64, msg string) *Error {
 	return &Error{Class: class, Reason: reason, Err: errors.New(text)}
 }
 
-func first3(v ...flexInt) flexInt {
+func first3(v ...int64) int64 {
 	for _, x := range v {
 		if x != 0 {
 			return x

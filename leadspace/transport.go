@@ -23,6 +23,19 @@ type response struct {
 // is well under a megabyte, so anything near this is not a real answer.
 const maxResponseBytes = 32 << 20
 
+// readBody reads at most maxResponseBytes+1 of an answer, into one buffer
+// of the announced size when there is one: a bulk's results are large, and
+// io.ReadAll would grow through a dozen copies to reach it.
+func readBody(res *http.Response) ([]byte, error) {
+	body := io.LimitReader(res.Body, maxResponseBytes+1)
+	if n := res.ContentLength; n > 0 && n <= maxResponseBytes {
+		buf := bytes.NewBuffer(make([]byte, 0, n+bytes.MinRead))
+		_, err := buf.ReadFrom(body)
+		return buf.Bytes(), err
+	}
+	return io.ReadAll(body)
+}
+
 // endpoint names label metrics and logs.
 type endpoint string
 
@@ -171,7 +184,7 @@ func (p *Program) send(ctx context.Context, method, path string, body []byte, be
 		return nil, transportError(ctx, err)
 	}
 	defer res.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(res.Body, maxResponseBytes+1))
+	b, err := readBody(res)
 	if err != nil {
 		return nil, transportError(ctx, err)
 	}

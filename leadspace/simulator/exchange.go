@@ -52,6 +52,7 @@ func (c *exchange) send(status int, v any) {
 	}
 	b, _ := json.Marshal(v)
 	c.w.Header().Set("Content-Type", "application/json")
+	c.w.Header().Set("Content-Length", strconv.Itoa(len(b)))
 	c.w.WriteHeader(status)
 	_, _ = c.w.Write(b)
 }

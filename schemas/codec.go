@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"sync"
+	"sync/atomic"
 
 	"github.com/linkedin/goavro/v2"
 	"github.com/twmb/franz-go/pkg/sr"
@@ -27,6 +28,7 @@ type Codec struct {
 type writer struct {
 	id    int
 	codec *goavro.Codec
+	last  *atomic.Int64 // size of the last value encoded: the next one's buffer
 }
 
 type reader struct {
@@ -54,7 +56,7 @@ func NewCodec(ctx context.Context, registry *sr.Client, subjects map[Type]string
 		if err != nil {
 			return nil, fmt.Errorf("schema registry refused or could not take %s under subject %q: %w", shortName(t), subject, err)
 		}
-		c.writers[t] = writer{id: ss.ID, codec: codec}
+		c.writers[t] = writer{id: ss.ID, codec: codec, last: new(atomic.Int64)}
 		c.readers[ss.ID] = reader{typ: t, codec: codec}
 	}
 	return c, nil
@@ -69,11 +71,14 @@ func (c *Codec) Encode(t Type, native map[string]any) ([]byte, error) {
 	if !ok {
 		return nil, fmt.Errorf("schemas: %s is not registered with this codec", shortName(t))
 	}
-	body, err := w.codec.BinaryFromNative(nil, native)
+	// Values of a type are alike in size: sized by the last one, the
+	// buffer rarely grows while goavro appends.
+	value, err := w.codec.BinaryFromNative(header(w.id, int(w.last.Load())+64), native)
 	if err != nil {
 		return nil, fmt.Errorf("schemas: encode %s: %w", shortName(t), err)
 	}
-	return frame(w.id, body), nil
+	w.last.Store(int64(len(value)))
+	return value, nil
 }
 
 // Decode checks the frame, resolves the writer schema by id, refuses records

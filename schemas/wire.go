@@ -37,9 +37,15 @@ func decodeErr(reason string, err error) error { return &DecodeError{Reason: rea
 
 // frame prepends the Confluent wire header to an Avro body.
 func frame(id int, body []byte) []byte {
-	out := make([]byte, 5, 5+len(body))
+	return append(header(id, len(body)), body...)
+}
+
+// header is the Confluent wire header, with room for a body of n bytes
+// after it: encoders append the body in place instead of copying it.
+func header(id, n int) []byte {
+	out := make([]byte, 5, 5+n)
 	binary.BigEndian.PutUint32(out[1:5], uint32(id))
-	return append(out, body...)
+	return out
 }
 
 // unframe splits a Confluent-framed value into schema id and Avro body.

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/valyala/fastjson"
+	"github.com/tidwall/gjson"
 )
 
 // bulkJob is an accepted bulk whose results are awaited.
@@ -292,23 +292,24 @@ const (
 // parseBulkResults reads {"results": [...]} into records keyed by external
 // id (see answer.go).
 func parseBulkResults(body []byte) (map[string]bulkRecord, error) {
-	var out map[string]bulkRecord
-	err := readAnswer(body, func(v *fastjson.Value) {
-		var results []*fastjson.Value
-		eachField(v, func(key []byte, v *fastjson.Value) {
-			if string(key) == "results" {
-				results, _ = v.Array()
-			}
-		})
-		out = make(map[string]bulkRecord, len(results))
-		for _, r := range results {
+	v, err := readAnswer(body)
+	if err != nil {
+		return nil, &Error{Class: ClassRetryable, Reason: ReasonBadResponse, StatusCode: http.StatusOK, Err: err}
+	}
+	var results gjson.Result
+	eachField(v, func(key []byte, v gjson.Result) {
+		if string(key) == "results" {
+			results = v
+		}
+	})
+	out := make(map[string]bulkRecord, 500)
+	if results.IsArray() {
+		results.ForEach(func(_, r gjson.Result) bool {
 			if a := readRecord(r); a.externalID != "" {
 				out[a.externalID] = a.outcome()
 			}
-		}
-	})
-	if err != nil {
-		return nil, &Error{Class: ClassRetryable, Reason: ReasonBadResponse, StatusCode: http.StatusOK, Err: err}
+			return true
+		})
 	}
 	return out, nil
 }

@@ -6,8 +6,6 @@ import (
 	"errors"
 	"strings"
 	"unicode/utf8"
-
-	"github.com/valyala/fastjson"
 )
 
 // Company is the firmographic profile Leadspace returned for a match.
@@ -57,18 +55,15 @@ var errNotJSONObject = errors.New("response is not a JSON object")
 // answer.go). It never panics; only a body that is not a JSON object, or has
 // no data, is an error.
 func parseSingleResponse(body []byte) (Result, error) {
-	var a answer
-	var res Result
-	if err := readAnswer(body, func(v *fastjson.Value) {
-		a = readRecord(v)
-		res = a.result()
-	}); err != nil {
+	v, err := readAnswer(body)
+	if err != nil {
 		return Result{}, err
 	}
+	a := readRecord(v)
 	if !a.hasData {
 		return Result{}, errors.New("response has no data object")
 	}
-	return res, nil
+	return a.result(), nil
 }
 
 // decodeObject insists on a JSON object at the top, then decodes leniently:

@@ -92,6 +92,45 @@ func assignSticky(members []groupPeer, partitions []int) map[string][]int {
 	return out
 }
 
+// withholdOwned makes a sticky plan safe for members that keep working
+// through a rebalance: a partition planned for one member while another
+// still owns it goes to nobody in this generation. Its owner sees it
+// missing from its assignment, finishes and commits its work on it, and
+// rejoins; the next generation then gives it to its planned member. So
+// two members never work on one partition, and only moving partitions
+// pause.
+func withholdOwned(members []groupPeer, plan map[string][]int) map[string][]int {
+	owner := map[int]string{}
+	for _, mem := range members {
+		for _, p := range mem.owned {
+			owner[p] = mem.id
+		}
+	}
+	out := make(map[string][]int, len(plan))
+	for id, ps := range plan {
+		out[id] = []int{}
+		for _, p := range ps {
+			if o, ok := owner[p]; !ok || o == id {
+				out[id] = append(out[id], p)
+			}
+		}
+	}
+	return out
+}
+
+// fleetOf counts the members that work on partitions in a plan: those
+// assigned some, and those still finishing partitions that move. They
+// share each Leadspace program's rate.
+func fleetOf(members []groupPeer, plan map[string][]int) int {
+	n := 0
+	for _, mem := range members {
+		if len(plan[mem.id]) > 0 || len(mem.owned) > 0 {
+			n++
+		}
+	}
+	return max(n, 1)
+}
+
 // assignRange is kafka-go's "range" assignment (contiguous ranges by member
 // order), for groups where an older enricher still runs.
 func assignRange(members []groupPeer, partitions []int) map[string][]int {

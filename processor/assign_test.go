@@ -78,3 +78,26 @@ func TestRangeAssignmentMatchesKafkaGo(t *testing.T) {
 		}
 	}
 }
+
+// A partition planned for one member while another still works on it goes
+// to nobody until its owner let it go; members that work share the rate.
+func TestAPartitionStillOwnedElsewhereWaitsForItsOwner(t *testing.T) {
+	members := []groupPeer{{id: "old", owned: []int{0, 1, 2, 3}}, {id: "new"}}
+	plan := assignSticky(members, []int{0, 1, 2, 3})
+	if len(plan["old"]) != 2 || len(plan["new"]) != 2 {
+		t.Fatalf("sticky plan %v", plan)
+	}
+	held := withholdOwned(members, plan)
+	if !slices.Equal(held["old"], plan["old"]) || len(held["new"]) != 0 {
+		t.Fatalf("withheld plan %v from %v", held, plan)
+	}
+	if n := fleetOf(members, held); n != 1 {
+		t.Fatalf("fleet %d while only the old member works", n)
+	}
+	// The old member finished the two it gave up and rejoins with the rest.
+	members[0].owned = held["old"]
+	plan = withholdOwned(members, assignSticky(members, []int{0, 1, 2, 3}))
+	if !slices.Equal(plan["old"], held["old"]) || len(plan["new"]) != 2 || fleetOf(members, plan) != 2 {
+		t.Fatalf("after the handover %v", plan)
+	}
+}

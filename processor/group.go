@@ -92,7 +92,16 @@ func (c *GroupConfig) Validate() error {
 	return nil
 }
 
+// The assignment protocols a member offers, in order of preference. The
+// coordinator picks the first that every member offers, so a group runs
+// cooperatively only once no member of an older version is left in it.
 const (
+	// protocolCooperative: a rebalance stops only the partitions that
+	// move (see withholdOwned): members keep working on the rest
+	// while the group rejoins.
+	protocolCooperative = "enricher-cooperative"
+	// protocolSticky: eager; every member finishes all its work
+	// before it rejoins.
 	protocolSticky = "enricher-sticky"
 	protocolRange  = "range" // kafka-go's RangeGroupBalancer, for mixed-version groups
 )
@@ -104,6 +113,13 @@ type assignment struct {
 	leader     bool
 	partitions []int
 	members    int // members of the group; 0 when the leader did not say
+	// fleet counts the members that work on partitions (assigned, or
+	// still finishing ones that move): they share the Leadspace rate.
+	// 0 when the leader did not say.
+	fleet int
+	// cooperative: partitions kept from the generation before go on
+	// running through the rebalance (protocolCooperative).
+	cooperative bool
 }
 
 // errFenced means another process joined with this member's instance id.
@@ -151,7 +167,8 @@ func (m *groupMember) joinOnce(ctx context.Context, owned []int) (assignment, er
 	res, err := m.client.JoinGroup(jctx, &kafka.JoinGroupRequest{
 		GroupID: m.cfg.ID, MemberID: m.memberID, GroupInstanceID: m.cfg.InstanceID,
 		SessionTimeout: m.cfg.SessionTimeout, RebalanceTimeout: m.cfg.RebalanceTimeout, ProtocolType: "consumer",
-		Protocols: []kafka.GroupProtocol{{Name: protocolSticky, Metadata: sub}, {Name: protocolRange, Metadata: sub}},
+		Protocols: []kafka.GroupProtocol{{Name: protocolCooperative, Metadata: sub}, {Name: protocolSticky, Metadata: sub},
+			{Name: protocolRange, Metadata: sub}},
 	})
 	if err != nil {
 		return assignment{}, fmt.Errorf("join group: %w", err)
@@ -166,7 +183,8 @@ func (m *groupMember) joinOnce(ctx context.Context, owned []int) (assignment, er
 		return assignment{}, fmt.Errorf("join group: %w", res.Error)
 	}
 	m.memberID = res.MemberID
-	a := assignment{generation: res.GenerationID, memberID: res.MemberID, leader: res.LeaderID == res.MemberID}
+	a := assignment{generation: res.GenerationID, memberID: res.MemberID, leader: res.LeaderID == res.MemberID,
+		cooperative: res.ProtocolName == protocolCooperative}
 	var plan []kafka.SyncGroupRequestAssignment
 	if a.leader {
 		if plan, err = m.plan(ctx, res); err != nil {
@@ -189,6 +207,9 @@ func (m *groupMember) joinOnce(ctx context.Context, owned []int) (assignment, er
 	sort.Ints(a.partitions)
 	if n, k := binary.Uvarint(sres.Assignment.UserData); k > 0 {
 		a.members = int(n)
+		if f, j := binary.Uvarint(sres.Assignment.UserData[k:]); j > 0 {
+			a.fleet = int(f)
+		}
 	}
 	return a, nil
 }
@@ -211,16 +232,21 @@ func (m *groupMember) plan(ctx context.Context, res *kafka.JoinGroupResponse) ([
 		members[i] = groupPeer{id: mem.ID, instance: mem.GroupInstanceID, owned: mem.Metadata.OwnedPartitions[m.topic]}
 	}
 	var plan map[string][]int
-	if res.ProtocolName == protocolRange {
+	switch res.ProtocolName {
+	case protocolRange:
 		plan = assignRange(members, partitions)
-	} else {
+	case protocolCooperative:
+		plan = withholdOwned(members, assignSticky(members, partitions))
+	default:
 		plan = assignSticky(members, partitions)
 	}
-	count := binary.AppendUvarint(nil, uint64(len(members)))
+	// User data: the members of the group, then those sharing the rate.
+	userData := binary.AppendUvarint(nil, uint64(len(members)))
+	userData = binary.AppendUvarint(userData, uint64(fleetOf(members, plan)))
 	out := make([]kafka.SyncGroupRequestAssignment, 0, len(members))
 	for _, mem := range members {
 		out = append(out, kafka.SyncGroupRequestAssignment{MemberID: mem.id, Assignment: kafka.GroupProtocolAssignment{
-			AssignedPartitions: map[string][]int{m.topic: plan[mem.id]}, UserData: count}})
+			AssignedPartitions: map[string][]int{m.topic: plan[mem.id]}, UserData: userData}})
 	}
 	return out, nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -28,8 +29,9 @@ func testKafka(t *testing.T) Kafka {
 }
 
 // A member learns of a rebalance from its heartbeats, rejoins, and the
-// partitions are shared. (kafka-go's Heartbeat answer hides the error code,
-// so this is what makes rebalances happen at all.)
+// partitions are shared, cooperatively: those that move pause only while
+// their owner finishes them. (kafka-go's Heartbeat answer hides the error
+// code, so heartbeats are what makes rebalances happen at all.)
 func TestAMemberSeesARebalanceAndRejoins(t *testing.T) {
 	k := testKafka(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -77,21 +79,47 @@ func TestAMemberSeesARebalanceAndRejoins(t *testing.T) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+	// Cooperative: the first member keeps two of its partitions and gives
+	// up two, which go to nobody while it still works on them.
 	second, err := a.join(ctx, first.partitions)
 	if err != nil {
 		t.Fatal(err)
 	}
 	other := <-joined
-	if second.generation != other.generation || len(second.partitions)+len(other.partitions) != 4 || len(second.partitions) != 2 ||
-		second.members != 2 {
+	if second.generation != other.generation || !second.cooperative || len(second.partitions) != 2 || len(other.partitions) != 0 ||
+		second.members != 2 || second.fleet != 1 || other.fleet != 1 {
 		t.Fatalf("after the rebalance: %+v and %+v", second, other)
 	}
-	// The first member keeps two of the partitions it had (sticky).
-	for _, p := range second.partitions {
-		if p < 0 || p > 3 {
-			t.Fatalf("partition %d", p)
+	// Once it has finished them, it rejoins with the two it kept; the
+	// other member hears of that rebalance and gets the two given up.
+	rejoined := make(chan assignment, 1)
+	go func() {
+		as, err := a.join(ctx, second.partitions)
+		if err != nil {
+			t.Error(err)
 		}
+		rejoined <- as
+	}()
+	for {
+		err := b.heartbeat(ctx, other)
+		if errors.Is(err, kafka.RebalanceInProgress) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the second member never heard of the first one rejoining; last heartbeat: %v", err)
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
+	fourth, err := b.join(ctx, other.partitions)
+	if err != nil {
+		t.Fatal(err)
+	}
+	third := <-rejoined
+	if !slices.Equal(third.partitions, second.partitions) || len(fourth.partitions) != 2 || third.fleet != 2 ||
+		slices.ContainsFunc(fourth.partitions, func(p int) bool { return slices.Contains(third.partitions, p) }) {
+		t.Fatalf("after the member gave its partitions up: %+v and %+v", third, fourth)
+	}
+	second = third
 	if err := a.heartbeat(ctx, second); err != nil {
 		t.Fatalf("a heartbeat in the new generation: %v", err)
 	}

@@ -16,6 +16,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"runtime"
 	"sort"
 	"sync"
@@ -274,10 +275,12 @@ func (p *Processor) share(program string) int {
 func (p *Processor) consume(ctx context.Context) error {
 	member := newGroupMember(p.conn, p.cfg.Group, p.cfg.Topics.Profiles, p.log)
 	var owned []int
+	var last assignment
 	for {
 		a, err := member.join(ctx, owned)
 		if err != nil {
 			if ctx.Err() != nil {
+				p.stopAll(member, last)
 				member.leave(context.Background())
 				return nil
 			}
@@ -288,9 +291,12 @@ func (p *Processor) consume(ctx context.Context) error {
 				a.members = n
 			}
 		}
-		p.enricher.SetFleetSize(max(a.members, 1))
+		if a.fleet == 0 {
+			a.fleet = a.members
+		}
+		p.enricher.SetFleetSize(max(a.fleet, 1))
 		end := p.generation(ctx, member, a)
-		owned = a.partitions
+		owned, last = p.ownedIDs(), a
 		if errors.Is(end, errFenced) {
 			return fmt.Errorf("consumer group %s: %w", p.cfg.Group.ID, errFenced)
 		}
@@ -303,18 +309,37 @@ func (p *Processor) consume(ctx context.Context) error {
 }
 
 // generation runs one assignment until the group rebalances, the member is
-// dropped, or ctx ends. It then finishes the in-flight work (heartbeats go
-// on meanwhile), commits it, and returns why it ended.
+// dropped, or ctx ends, and returns why it ended.
+//
+// In a cooperative generation, partitions the member keeps from the
+// generation before go on running (nothing stops for a member joining or
+// leaving elsewhere); those it lost are finished and committed while the
+// rest run, and then the member rejoins so that they can be assigned. An
+// eager generation, and the end of every generation that is not a
+// cooperative rebalance, finishes all in-flight work (heartbeats go on
+// meanwhile) and commits it first.
 func (p *Processor) generation(ctx context.Context, member *groupMember, a assignment) error {
 	log := p.log.With(zap.Int("generation", a.generation))
-	committed, err := member.committed(ctx, a.partitions)
+	revoked := p.revoke(a)
+	if len(revoked) > 0 && !a.cooperative {
+		// A member of an older version joined while this one worked
+		// cooperatively: the plan ignored what we still run, so stop now.
+		for _, w := range revoked {
+			w.cancel()
+		}
+	}
+	added := p.unowned(a.partitions)
+	committed, err := member.committed(ctx, added)
 	if err != nil {
+		drainAll(revoked, p.cfg.DrainTimeout)
+		p.finishRevoked(revoked, member, a)
 		return err
 	}
-	claims := p.journal.claims(ctx, a.partitions)
-	workers := p.assign(ctx, a, committed, claims)
+	claims := p.journal.claims(ctx, added)
+	workers := p.assign(ctx, a, added, committed, claims)
 	log.Info("generation started", zap.String("member", a.memberID), zap.Ints("partitions", a.partitions),
-		zap.Int("members", a.members), zap.Bool("leader", a.leader))
+		zap.Ints("added", added), zap.Int("revoked", len(revoked)), zap.Int("members", a.members), zap.Int("fleet", a.fleet),
+		zap.Bool("leader", a.leader), zap.Bool("cooperative", a.cooperative))
 	p.metrics.generation.Set(float64(a.generation))
 
 	// Heartbeats run on their own, through commits and the drain: a slow
@@ -323,6 +348,12 @@ func (p *Processor) generation(ctx context.Context, member *groupMember, a assig
 	defer stopBeats()
 	ended := make(chan error, 1)
 	go p.heartbeats(beats, member, a, ended)
+	// Partitions that moved away finish beside the ones that stay.
+	revokedDone := make(chan struct{})
+	go func() {
+		drainAll(revoked, p.cfg.DrainTimeout)
+		close(revokedDone)
+	}()
 	commit := time.NewTicker(p.cfg.CommitInterval)
 	defer commit.Stop()
 	var end error
@@ -331,6 +362,13 @@ func (p *Processor) generation(ctx context.Context, member *groupMember, a assig
 		case <-ctx.Done():
 			end = errShutdown
 		case end = <-ended:
+		case <-revokedDone:
+			revokedDone = nil
+			if len(revoked) > 0 {
+				p.finishRevoked(revoked, member, a)
+				revoked = nil
+				end = errRejoin // so that what this member gave up is assigned
+			}
 		case <-commit.C:
 			if err := p.commit(ctx, member, a, workers, false); dropped(err) {
 				end = err
@@ -340,6 +378,21 @@ func (p *Processor) generation(ctx context.Context, member *groupMember, a assig
 	dropped := dropped(end)
 	if dropped {
 		stopBeats()
+		for _, w := range revoked {
+			w.cancel()
+		}
+	}
+	if revokedDone != nil {
+		<-revokedDone
+		if dropped {
+			member = nil
+		}
+		p.finishRevoked(revoked, member, a)
+	}
+	if a.cooperative && (errors.Is(end, errRebalance) || errors.Is(end, errRejoin)) {
+		// Keep working: the next generation says what moves.
+		log.Info("generation ended; its partitions go on while the member rejoins", zap.String("why", generationEnd(end)))
+		return end
 	}
 	log.Info("generation ending", zap.String("why", generationEnd(end)))
 	var wg sync.WaitGroup
@@ -356,7 +409,7 @@ func (p *Processor) generation(ctx context.Context, member *groupMember, a assig
 	stopBeats()
 	p.release(workers)
 	log.Info("generation ended", zap.String("why", generationEnd(end)))
-	if errors.Is(end, errShutdown) || errors.Is(end, errRebalance) {
+	if errors.Is(end, errShutdown) || errors.Is(end, errRebalance) || errors.Is(end, errRejoin) {
 		return end
 	}
 	if errors.Is(end, errFenced) {
@@ -365,9 +418,49 @@ func (p *Processor) generation(ctx context.Context, member *groupMember, a assig
 	return end
 }
 
+// drainAll drains workers in parallel.
+func drainAll(workers map[int]*partitionWorker, timeout time.Duration) {
+	var wg sync.WaitGroup
+	for _, w := range workers {
+		wg.Go(func() { w.drain(timeout) })
+	}
+	wg.Wait()
+}
+
+// finishRevoked commits what drained workers finished (unless member is
+// nil: the member was dropped) and lets their partitions go.
+func (p *Processor) finishRevoked(revoked map[int]*partitionWorker, member *groupMember, a assignment) {
+	if len(revoked) == 0 {
+		return
+	}
+	if member != nil {
+		_ = p.commit(context.Background(), member, a, revoked, true)
+	}
+	p.release(revoked)
+}
+
+// stopAll finishes the partitions still running when the member leaves
+// while it rejoins (a cooperative rebalance), and commits them with the
+// last generation: the coordinator takes commits of a generation that is
+// rebalancing.
+func (p *Processor) stopAll(member *groupMember, last assignment) {
+	p.mu.Lock()
+	workers := maps.Clone(p.workers)
+	p.mu.Unlock()
+	if len(workers) == 0 {
+		return
+	}
+	drainAll(workers, p.cfg.DrainTimeout)
+	_ = p.commit(context.Background(), member, last, workers, true)
+	p.release(workers)
+}
+
 var (
 	errShutdown  = errors.New("shutdown")
 	errRebalance = errors.New("rebalance")
+	// errRejoin: the member gave partitions up and rejoins, so that the
+	// group assigns them.
+	errRejoin = errors.New("rejoin")
 )
 
 // dropped says whether an error means the group no longer counts this
@@ -446,6 +539,8 @@ func generationEnd(err error) string {
 		return "the instance is stopping"
 	case errors.Is(err, errRebalance):
 		return "the coordinator started a rebalance (a member joined, left or timed out, or partitions changed)"
+	case errors.Is(err, errRejoin):
+		return "this member finished the partitions it gave up and rejoins so that they are assigned"
 	case errors.Is(err, kafka.UnknownMemberId), errors.Is(err, kafka.IllegalGeneration):
 		return "the coordinator dropped this member (its session expired): " + err.Error()
 	case errors.Is(err, errFenced):
@@ -456,11 +551,12 @@ func generationEnd(err error) string {
 	return err.Error()
 }
 
-// assign starts a worker per assigned partition, reusing what the instance
-// kept of partitions it owned before.
-func (p *Processor) assign(ctx context.Context, a assignment, committed map[int]int64, claims map[int]map[int64]string) map[int]*partitionWorker {
+// assign starts a worker per added partition, reusing what the instance
+// kept of partitions it owned before, and returns the generation's
+// workers: those kept running from the generation before, and the added.
+func (p *Processor) assign(ctx context.Context, a assignment, added []int, committed map[int]int64, claims map[int]map[int64]string) map[int]*partitionWorker {
 	starts := map[int]int64{}
-	for _, id := range a.partitions {
+	for _, id := range added {
 		starts[id] = committed[id]
 		if starts[id] < 0 { // nothing committed yet: from the first offset there is
 			starts[id] = 0
@@ -481,7 +577,12 @@ func (p *Processor) assign(ctx context.Context, a assignment, committed map[int]
 		}
 	}
 	workers := map[int]*partitionWorker{}
-	for _, id := range a.partitions {
+	for id, w := range p.workers {
+		if keep[id] {
+			workers[id] = w
+		}
+	}
+	for _, id := range added {
 		st := p.states[id]
 		if st == nil {
 			st = p.newPartitionState(id)
@@ -498,6 +599,51 @@ func (p *Processor) assign(ctx context.Context, a assignment, committed map[int]
 		p.owned.since = time.Now()
 	}
 	return workers
+}
+
+// revoke takes the running partitions that a's assignment does not hold
+// out of the running set, for the caller to finish.
+func (p *Processor) revoke(a assignment) map[int]*partitionWorker {
+	keep := map[int]bool{}
+	for _, id := range a.partitions {
+		keep[id] = true
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := map[int]*partitionWorker{}
+	for id, w := range p.workers {
+		if !keep[id] {
+			out[id] = w
+			delete(p.workers, id)
+		}
+	}
+	return out
+}
+
+// unowned lists the partitions among ids that no worker runs.
+func (p *Processor) unowned(ids []int) []int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var out []int
+	for _, id := range ids {
+		if p.workers[id] == nil {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+// ownedIDs lists the partitions this member works on now, sorted: what it
+// tells the group it owns when it (re)joins.
+func (p *Processor) ownedIDs() []int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	ids := make([]int, 0, len(p.workers))
+	for id := range p.workers {
+		ids = append(ids, id)
+	}
+	sort.Ints(ids)
+	return ids
 }
 
 // newPartitionState starts a partition's memory: an empty table, and the
@@ -535,8 +681,12 @@ func (p *Processor) release(workers map[int]*partitionWorker) {
 		cancel()
 	}
 	p.mu.Lock()
-	p.workers = map[int]*partitionWorker{}
-	p.owned.partitions = 0
+	for id, w := range workers {
+		if p.workers[id] == w {
+			delete(p.workers, id)
+		}
+	}
+	p.owned.partitions = len(p.workers)
 	p.mu.Unlock()
 }
 

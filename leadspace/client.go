@@ -26,7 +26,7 @@ type Client struct {
 
 	mu       sync.Mutex
 	programs map[string]*Program
-	fleet    int
+	share    float64 // of each program's TPS, for this instance
 }
 
 // New checks cfg, fills in defaults and returns a Client.
@@ -49,7 +49,7 @@ func New(cfg Config) (*Client, error) {
 		ctx:      ctx,
 		cancel:   cancel,
 		programs: make(map[string]*Program),
-		fleet:    1,
+		share:    1,
 	}, nil
 }
 
@@ -65,24 +65,29 @@ func (c *Client) Program(creds Credentials) *Program {
 	if p, ok := c.programs[key]; ok {
 		return p
 	}
-	p := newProgram(c, key, creds, c.cfg.TPS/float64(c.fleet))
+	p := newProgram(c, key, creds, c.cfg.TPS*c.share)
 	c.programs[key] = p
 	return p
 }
 
 // SetFleetSize tells the client that n instances share each program's
-// token (for example the members of the consumer group): each program then
-// paces at TPS/n, so together they stay within the program's TPS. AIMD on
-// 429 still applies below that ceiling. A current rate above the new
-// ceiling is clamped at once; a higher ceiling is reached by the additive
-// increase (1 TPS per second). n < 1 counts as 1.
-func (c *Client) SetFleetSize(n int) {
-	n = max(1, n)
+// token evenly: SetShare(1/n). n < 1 counts as 1.
+func (c *Client) SetFleetSize(n int) { c.SetShare(1 / float64(max(1, n))) }
+
+// SetShare tells the client which part (0, 1] of each program's TPS this
+// instance may use, the others of the fleet sharing the token using the
+// rest: each program then paces at TPS × share. AIMD on 429 still applies
+// below that ceiling. A lower ceiling applies at once, a higher one a
+// second later (see limiter.setCeiling). A share outside (0, 1] counts as 1.
+func (c *Client) SetShare(share float64) {
+	if !(share > 0 && share <= 1) {
+		share = 1
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.fleet = n
+	c.share = share
 	for _, p := range c.programs {
-		p.lim.setCeiling(c.cfg.TPS/float64(n), c.cfg.MinTPS)
+		p.lim.setCeiling(c.cfg.TPS*share, c.cfg.MinTPS)
 	}
 }
 

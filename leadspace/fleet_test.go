@@ -70,7 +70,7 @@ func TestFleetSharesTheProgramsRate(t *testing.T) {
 	}
 }
 
-func TestSetFleetSizeClampsAndRestores(t *testing.T) {
+func TestSetShareClampsAndRestores(t *testing.T) {
 	c, err := New(Config{BaseURL: "http://127.0.0.1:9", TPS: 30})
 	if err != nil {
 		t.Fatal(err)
@@ -85,9 +85,42 @@ func TestSetFleetSizeClampsAndRestores(t *testing.T) {
 	if st := q.Stats(); st.Ceiling != 7.5 || st.TPS != 7.5 {
 		t.Fatalf("new program in a fleet of 4: %+v", st)
 	}
-	c.SetFleetSize(0) // counts as 1: the ceiling is back, the rate climbs to it (AIMD)
-	if st := p.Stats(); st.Ceiling != 30 || st.TPS != 7.5 {
-		t.Fatalf("fleet of 1: %+v", st)
+	c.SetShare(0.6) // more: not at once, so the members whose share shrank slow down first
+	if st := p.Stats(); st.Ceiling != 18 || st.TPS != 7.5 {
+		t.Fatalf("share 0.6, at once: %+v", st)
+	}
+	c.SetShare(0) // counts as 1
+	if st := p.Stats(); st.Ceiling != 30 {
+		t.Fatalf("share 1: %+v", st)
+	}
+}
+
+// A raised ceiling applies a second after it was set, at once, unless a 429
+// came meanwhile: then the rate climbs additively.
+func TestARaisedCeilingAppliesASecondLater(t *testing.T) {
+	now := time.Unix(1000, 0)
+	l := newLimiter(15, 1, 1, func() time.Time { return now })
+	l.setCeiling(24, 1)
+	l.recover()
+	if got := l.tps(); got != 15 {
+		t.Fatalf("right after the raise: %.1f TPS, want 15", got)
+	}
+	now = now.Add(raiseDelay)
+	l.recover()
+	if got := l.tps(); got != 24 {
+		t.Fatalf("a second after the raise: %.1f TPS, want 24", got)
+	}
+	l.setCeiling(12, 1)
+	if got := l.tps(); got != 12 {
+		t.Fatalf("a lower ceiling applies at once: %.1f TPS", got)
+	}
+	l.setCeiling(30, 1)
+	now = now.Add(raiseDelay / 2)
+	l.throttled(0)
+	now = now.Add(raiseDelay)
+	l.recover()
+	if got := l.tps(); got > 8 {
+		t.Fatalf("after a 429 the raise is additive: %.1f TPS", got)
 	}
 }
 

@@ -13,9 +13,9 @@ import (
 // second for each second without a 429, up to the configured ceiling. A
 // Retry-After, when Leadspace sends one, pauses the program outright.
 //
-// The ceiling is the program's TPS divided by the number of instances that
-// share its token (Client.SetFleetSize), so a fleet stays within the budget
-// together; AIMD still works below that ceiling.
+// The ceiling is this instance's share of the program's TPS (Client.SetShare:
+// the group's leader splits it among the instances that share the token),
+// so a fleet stays within the budget together; AIMD works below it.
 //
 // UNCERTAIN(leadspace-api.md §4): no rate-limit headers or Retry-After are
 // documented; the 30 TPS budget is assumed to be per program (per token).
@@ -31,6 +31,7 @@ type limiter struct {
 	lastAdjust  time.Time // last recovery step or decrease
 	lastDecr    time.Time
 	pausedUntil time.Time
+	raiseAt     time.Time // a raised ceiling applies at once from then (setCeiling)
 }
 
 // decreaseCooldown keeps a burst of 429s answering the same crowded second
@@ -69,6 +70,11 @@ func (l *limiter) recover() time.Duration {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := l.now()
+	if !l.raiseAt.IsZero() && !now.Before(l.raiseAt) {
+		l.raiseAt = time.Time{}
+		l.current = l.max
+		l.lim.SetLimitAt(now, rate.Limit(l.current))
+	}
 	if l.current < l.max {
 		l.current = min(l.max, l.current+l.step*now.Sub(l.lastAdjust).Seconds())
 		l.lim.SetLimitAt(now, rate.Limit(l.current))
@@ -82,6 +88,7 @@ func (l *limiter) throttled(retryAfter time.Duration) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := l.now()
+	l.raiseAt = time.Time{} // Leadspace says the fleet is at its limit: climb back slowly
 	if now.Sub(l.lastDecr) >= decreaseCooldown {
 		l.current = max(l.min, l.current/2)
 		l.lim.SetLimitAt(now, rate.Limit(l.current))
@@ -92,9 +99,11 @@ func (l *limiter) throttled(retryAfter time.Duration) {
 	}
 }
 
-// setCeiling changes the most the limiter allows (TPS / fleet size). The
-// current rate is clamped to it at once; a higher ceiling is reached by the
-// additive increase, so a shrinking fleet does not burst.
+// setCeiling changes the most the limiter allows (the program's TPS times
+// this member's share of it). A lower ceiling applies at once; a higher
+// one a second later, at once if no 429 came meanwhile: every member of
+// the group gets its new share at the same moment, so by then those whose
+// share shrank have slowed down. After a 429 the rate climbs additively.
 func (l *limiter) setCeiling(tps, floor float64) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -104,8 +113,14 @@ func (l *limiter) setCeiling(tps, floor float64) {
 		l.current = tps
 		l.lim.SetLimitAt(now, rate.Limit(l.current))
 	}
+	if l.current < tps && now.Sub(l.lastDecr) > decreaseCooldown {
+		l.raiseAt = now.Add(raiseDelay)
+	}
 	l.lastAdjust = now
 }
+
+// raiseDelay is how long a raised ceiling waits before it applies.
+const raiseDelay = time.Second
 
 // ceiling is the most the limiter allows now.
 func (l *limiter) ceiling() float64 {

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"sort"
 	"time"
 
@@ -117,9 +118,23 @@ type assignment struct {
 	// still finishing ones that move): they share the Leadspace rate.
 	// 0 when the leader did not say.
 	fleet int
+	// share is this member's part of each Leadspace program's rate
+	// (share.go); 0 when the leader did not say.
+	share float64
 	// cooperative: partitions kept from the generation before go on
 	// running through the rebalance (protocolCooperative).
 	cooperative bool
+	// split is the leader's plan, kept to see the lags drift from it.
+	split *split
+}
+
+// split is how the leader planned a generation: who works on what, and
+// each member's share of the rate.
+type split struct {
+	members    []groupPeer
+	plan       map[string][]int
+	partitions []int
+	shares     map[string]float64
 }
 
 // errFenced means another process joined with this member's instance id.
@@ -187,7 +202,7 @@ func (m *groupMember) joinOnce(ctx context.Context, owned []int) (assignment, er
 		cooperative: res.ProtocolName == protocolCooperative}
 	var plan []kafka.SyncGroupRequestAssignment
 	if a.leader {
-		if plan, err = m.plan(ctx, res); err != nil {
+		if plan, a.split, err = m.plan(ctx, res); err != nil {
 			return assignment{}, err
 		}
 	}
@@ -207,21 +222,26 @@ func (m *groupMember) joinOnce(ctx context.Context, owned []int) (assignment, er
 	sort.Ints(a.partitions)
 	if n, k := binary.Uvarint(sres.Assignment.UserData); k > 0 {
 		a.members = int(n)
-		if f, j := binary.Uvarint(sres.Assignment.UserData[k:]); j > 0 {
+		rest := sres.Assignment.UserData[k:]
+		if f, j := binary.Uvarint(rest); j > 0 {
 			a.fleet = int(f)
+			if ppm, i := binary.Uvarint(rest[j:]); i > 0 && ppm > 0 && ppm <= 1e6 {
+				a.share = float64(ppm) / 1e6
+			}
 		}
 	}
 	return a, nil
 }
 
-// plan is the leader's assignment of the topic's partitions to members.
-func (m *groupMember) plan(ctx context.Context, res *kafka.JoinGroupResponse) ([]kafka.SyncGroupRequestAssignment, error) {
+// plan is the leader's assignment of the topic's partitions to members,
+// with each member's share of the Leadspace rate.
+func (m *groupMember) plan(ctx context.Context, res *kafka.JoinGroupResponse) ([]kafka.SyncGroupRequestAssignment, *split, error) {
 	meta, err := m.client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{m.topic}})
 	if err != nil {
-		return nil, fmt.Errorf("metadata of %s: %w", m.topic, err)
+		return nil, nil, fmt.Errorf("metadata of %s: %w", m.topic, err)
 	}
 	if len(meta.Topics) != 1 || meta.Topics[0].Error != nil {
-		return nil, fmt.Errorf("topic %s is not available", m.topic)
+		return nil, nil, fmt.Errorf("topic %s is not available", m.topic)
 	}
 	partitions := make([]int, 0, len(meta.Topics[0].Partitions))
 	for _, p := range meta.Topics[0].Partitions {
@@ -240,15 +260,23 @@ func (m *groupMember) plan(ctx context.Context, res *kafka.JoinGroupResponse) ([
 	default:
 		plan = assignSticky(members, partitions)
 	}
-	// User data: the members of the group, then those sharing the rate.
-	userData := binary.AppendUvarint(nil, uint64(len(members)))
-	userData = binary.AppendUvarint(userData, uint64(fleetOf(members, plan)))
+	lag, err := m.lags(ctx, partitions)
+	if err != nil {
+		m.log.Warn("partition lags not read; the Leadspace rate is split evenly", zap.Error(err))
+	}
+	sp := &split{members: members, plan: plan, partitions: partitions, shares: rateShares(members, plan, lag)}
+	// User data: the members of the group, those sharing the rate, and
+	// this member's share of it in millionths.
+	fleet := fleetOf(members, plan)
 	out := make([]kafka.SyncGroupRequestAssignment, 0, len(members))
 	for _, mem := range members {
+		userData := binary.AppendUvarint(nil, uint64(len(members)))
+		userData = binary.AppendUvarint(userData, uint64(fleet))
+		userData = binary.AppendUvarint(userData, uint64(math.Round(sp.shares[mem.id]*1e6)))
 		out = append(out, kafka.SyncGroupRequestAssignment{MemberID: mem.id, Assignment: kafka.GroupProtocolAssignment{
 			AssignedPartitions: map[string][]int{m.topic: plan[mem.id]}, UserData: userData}})
 	}
-	return out, nil
+	return out, sp, nil
 }
 
 // heartbeat tells the coordinator the member is alive, and says whether the

@@ -16,10 +16,10 @@ import (
 )
 
 // Enricher is the Leadspace side as the pipeline sees it: one Program per
-// set of credentials, and the size of the fleet sharing their rate.
+// set of credentials, and this instance's share of their rate.
 type Enricher interface {
 	Program(creds leadspace.Credentials) Program
-	SetFleetSize(n int)
+	SetShare(share float64)
 }
 
 // Program is one Leadspace program: it takes records and calls back with
@@ -41,8 +41,8 @@ func (e LeadspaceEnricher) Program(creds leadspace.Credentials) Program {
 	return e.Client.Program(creds)
 }
 
-// SetFleetSize implements Enricher.
-func (e LeadspaceEnricher) SetFleetSize(n int) { e.Client.SetFleetSize(n) }
+// SetShare implements Enricher.
+func (e LeadspaceEnricher) SetShare(share float64) { e.Client.SetShare(share) }
 
 // Outcomes of one input, as counted in metrics.
 const (

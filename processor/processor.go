@@ -294,7 +294,10 @@ func (p *Processor) consume(ctx context.Context) error {
 		if a.fleet == 0 {
 			a.fleet = a.members
 		}
-		p.enricher.SetFleetSize(max(a.fleet, 1))
+		if a.share == 0 { // an older leader: an even split
+			a.share = 1 / float64(max(a.fleet, 1))
+		}
+		p.enricher.SetShare(a.share)
 		end := p.generation(ctx, member, a)
 		owned, last = p.ownedIDs(), a
 		if errors.Is(end, errFenced) {
@@ -339,7 +342,7 @@ func (p *Processor) generation(ctx context.Context, member *groupMember, a assig
 	workers := p.assign(ctx, a, added, committed, claims)
 	log.Info("generation started", zap.String("member", a.memberID), zap.Ints("partitions", a.partitions),
 		zap.Ints("added", added), zap.Int("revoked", len(revoked)), zap.Int("members", a.members), zap.Int("fleet", a.fleet),
-		zap.Bool("leader", a.leader), zap.Bool("cooperative", a.cooperative))
+		zap.Float64("rate_share", a.share), zap.Bool("leader", a.leader), zap.Bool("cooperative", a.cooperative))
 	p.metrics.generation.Set(float64(a.generation))
 
 	// Heartbeats run on their own, through commits and the drain: a slow
@@ -356,12 +359,22 @@ func (p *Processor) generation(ctx context.Context, member *groupMember, a assig
 	}()
 	commit := time.NewTicker(p.cfg.CommitInterval)
 	defer commit.Stop()
+	var checkShares <-chan time.Time
+	if a.leader && a.cooperative && a.split != nil {
+		t := time.NewTicker(shareCheck)
+		defer t.Stop()
+		checkShares = t.C
+	}
 	var end error
 	for end == nil {
 		select {
 		case <-ctx.Done():
 			end = errShutdown
 		case end = <-ended:
+		case <-checkShares:
+			if p.sharesDrifted(ctx, member, a.split) {
+				end = errRejoin // a new split of the rate; nothing stops for it
+			}
 		case <-revokedDone:
 			revokedDone = nil
 			if len(revoked) > 0 {
@@ -416,6 +429,24 @@ func (p *Processor) generation(ctx context.Context, member *groupMember, a assig
 		return errFenced
 	}
 	return end
+}
+
+// sharesDrifted says whether the lags have moved far enough from the
+// leader's split of the rate to split it anew (share.go).
+func (p *Processor) sharesDrifted(ctx context.Context, member *groupMember, sp *split) bool {
+	lag, err := member.lags(ctx, sp.partitions)
+	if err != nil {
+		return false
+	}
+	members := make([]groupPeer, len(sp.members))
+	for i, m := range sp.members {
+		members[i] = groupPeer{id: m.id, instance: m.instance} // what they own now is what they were assigned
+	}
+	if !drifted(sp.shares, rateShares(members, sp.plan, lag)) {
+		return false
+	}
+	p.log.Info("the backlog moved away from the split of the Leadspace rate; the leader rejoins to split it anew")
+	return true
 }
 
 // drainAll drains workers in parallel.
@@ -540,7 +571,7 @@ func generationEnd(err error) string {
 	case errors.Is(err, errRebalance):
 		return "the coordinator started a rebalance (a member joined, left or timed out, or partitions changed)"
 	case errors.Is(err, errRejoin):
-		return "this member finished the partitions it gave up and rejoins so that they are assigned"
+		return "this member rejoins: to hand over partitions it finished, or to split the Leadspace rate anew"
 	case errors.Is(err, kafka.UnknownMemberId), errors.Is(err, kafka.IllegalGeneration):
 		return "the coordinator dropped this member (its session expired): " + err.Error()
 	case errors.Is(err, errFenced):

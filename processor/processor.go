@@ -359,6 +359,7 @@ func (p *Processor) generation(ctx context.Context, member *groupMember, a assig
 	}()
 	commit := time.NewTicker(p.cfg.CommitInterval)
 	defer commit.Stop()
+	started := time.Now()
 	var checkShares <-chan time.Time
 	if a.leader && a.cooperative && a.split != nil {
 		t := time.NewTicker(shareCheck)
@@ -372,7 +373,7 @@ func (p *Processor) generation(ctx context.Context, member *groupMember, a assig
 			end = errShutdown
 		case end = <-ended:
 		case <-checkShares:
-			if p.sharesDrifted(ctx, member, a.split) {
+			if time.Since(started) >= shareSettle && p.sharesDrifted(ctx, member, a.split) {
 				end = errRejoin // a new split of the rate; nothing stops for it
 			}
 		case <-revokedDone:

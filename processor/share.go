@@ -25,9 +25,12 @@ const (
 	// is split evenly; there is no backlog to follow.
 	shareEvenBelow = 2000
 	// shareDrift: a member whose share is off by this much asks for a new
-	// split. shareCheck is how often the leader looks.
-	shareDrift = 0.15
-	shareCheck = 5 * time.Second
+	// split. shareCheck is how often the leader looks, once a split is
+	// shareSettle old: a member that drained its backlog should not leave
+	// its part idle for long, nor should splits follow each other closely.
+	shareDrift  = 0.1
+	shareCheck  = time.Second
+	shareSettle = 3 * time.Second
 )
 
 // rateShares splits the rate among the members working on partitions

@@ -16,7 +16,7 @@ import (
 type job struct {
 	id        string
 	program   *program
-	results   []any
+	answer    []byte // the results' JSON, encoded once at submit: compact to keep, nothing for the GC to scan
 	submitted time.Time
 	polls     int
 	fetched   bool   // results served at least once
@@ -77,6 +77,7 @@ func (s *Simulator) bulk(c *exchange) {
 	s.mu.Lock()
 	p := c.prog
 	j := &job{id: s.id("bulk", s.next()), program: p, status: "COMPLETED", submitted: s.now()}
+	results := make([]any, 0, len(data))
 	for _, d := range data {
 		rec, _ := d.(map[string]any)
 		ext, name := rec["external_id"], field(rec, "company", "name")
@@ -85,16 +86,16 @@ func (s *Simulator) bulk(c *exchange) {
 			if f.Status < 500 {
 				code = codeInvalidInput
 			}
-			j.results = append(j.results, recordFailure(ext, code, "injected fault"))
+			results = append(results, recordFailure(ext, code, "injected fault"))
 			continue
 		}
 		if name == Magic500 || name == Magic503 {
-			j.results = append(j.results, recordFailure(ext, codeInternalError, "Internal Error"))
+			results = append(results, recordFailure(ext, codeInternalError, "Internal Error"))
 			continue
 		}
 		res, invalid, matched := s.enrichRecord(p, rec)
 		if invalid != "" {
-			j.results = append(j.results, recordFailure(ext, codeInvalidInput, "Invalid Input: "+invalid))
+			results = append(results, recordFailure(ext, codeInvalidInput, "Invalid Input: "+invalid))
 			continue
 		}
 		if matched {
@@ -107,10 +108,15 @@ func (s *Simulator) bulk(c *exchange) {
 			}
 		}
 		j.success++
-		j.results = append(j.results, res)
+		results = append(results, res)
 	}
-	s.jobs[j.id] = j
 	s.statsOf(p.cfg.ID).RecordsReceived += len(data)
+	s.mu.Unlock()
+	// Encoded outside the lock; nobody can poll the job before it is
+	// registered, and its id is answered only after that.
+	j.answer, _ = json.Marshal(map[string]any{"results": results, "bulkStatus": j.status})
+	s.mu.Lock()
+	s.jobs[j.id] = j
 	s.mu.Unlock()
 
 	if cb, _ := c.body["callbackUrl"].(string); cb != "" {
@@ -140,7 +146,7 @@ func (s *Simulator) results(c *exchange, id string) {
 	case !ready:
 		c.send(http.StatusNoContent, nil)
 	default:
-		c.send(http.StatusOK, map[string]any{"results": j.results, "bulkStatus": j.status})
+		c.sendJSON(http.StatusOK, j.answer)
 	}
 }
 

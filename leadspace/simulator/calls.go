@@ -1,6 +1,8 @@
 package simulator
 
 import (
+	"bytes"
+	"encoding/json"
 	"maps"
 	"slices"
 	"time"
@@ -77,16 +79,53 @@ func endpointOf(path string) string {
 // answered, so a call is in the log before its client has the answer.
 func (s *Simulator) Calls() []Call {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	c := s.calls
 	if n := s.cfg.CallLogLimit; n > 0 && len(c) > n {
 		c = c[len(c)-n:]
 	}
-	return slices.Clone(c)
+	c = slices.Clone(c)
+	s.mu.Unlock()
+	out := make([]Call, len(c))
+	for i, lc := range c {
+		out[i] = lc.Call
+		out[i].Records = lc.records()
+	}
+	return out
+}
+
+// loggedCall is a Call as the log keeps it: the records stay the request's
+// bytes until Calls asks for them. A backlog of a million records would
+// otherwise keep a million decoded maps for the GC to scan.
+type loggedCall struct {
+	Call
+	raw []byte
+}
+
+// records decodes the records a single or bulk call carried.
+func (lc loggedCall) records() []map[string]any {
+	if lc.raw == nil {
+		return nil
+	}
+	var body map[string]any
+	dec := json.NewDecoder(bytes.NewReader(lc.raw))
+	dec.UseNumber()
+	if dec.Decode(&body) != nil {
+		return nil
+	}
+	if !lc.Bulk {
+		return []map[string]any{body}
+	}
+	data, _ := body["data"].([]any)
+	out := make([]map[string]any, 0, len(data))
+	for _, d := range data {
+		m, _ := d.(map[string]any)
+		out = append(out, m)
+	}
+	return out
 }
 
 // logCall appends to the call log and counts the call. Call with s.mu held.
-func (s *Simulator) logCall(c Call) {
+func (s *Simulator) logCall(c loggedCall) {
 	s.calls = append(s.calls, c)
 	if n := s.cfg.CallLogLimit; n > 0 && len(s.calls) >= 2*n {
 		// Drop the oldest half at once: amortised O(1) per call.

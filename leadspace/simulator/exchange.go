@@ -20,6 +20,7 @@ type exchange struct {
 	prog   *program
 	body   map[string]any
 	call   Call
+	raw    []byte // the body of a single or bulk call, for the log
 	logged bool
 }
 
@@ -38,7 +39,7 @@ func (c *exchange) finish() {
 		c.call.Program = c.prog.cfg.ID
 	}
 	c.s.mu.Lock()
-	c.s.logCall(c.call)
+	c.s.logCall(loggedCall{Call: c.call, raw: c.raw})
 	c.s.mu.Unlock()
 }
 
@@ -51,6 +52,13 @@ func (c *exchange) send(status int, v any) {
 		return
 	}
 	b, _ := json.Marshal(v)
+	c.sendJSON(status, b)
+}
+
+// sendJSON writes an answer already encoded.
+func (c *exchange) sendJSON(status int, b []byte) {
+	c.call.Status = status
+	c.finish()
 	c.w.Header().Set("Content-Type", "application/json")
 	c.w.Header().Set("Content-Length", strconv.Itoa(len(b)))
 	c.w.WriteHeader(status)
@@ -117,16 +125,9 @@ func (c *exchange) readBody() bool {
 		c.fail(http.StatusBadRequest, "Bad Request", "body is not a JSON object")
 		return false
 	}
-	if c.r.URL.Path == pathBulk {
-		c.call.Bulk = true
-		if data, ok := c.body["data"].([]any); ok {
-			for _, d := range data {
-				m, _ := d.(map[string]any)
-				c.call.Records = append(c.call.Records, m)
-			}
-		}
-	} else if c.r.URL.Path == pathSingle {
-		c.call.Records = []map[string]any{c.body}
+	if c.r.URL.Path == pathBulk || c.r.URL.Path == pathSingle {
+		c.call.Bulk = c.r.URL.Path == pathBulk
+		c.raw = raw // the log keeps the bytes, and decodes them for Calls
 	}
 	return true
 }

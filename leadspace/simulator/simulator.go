@@ -39,7 +39,7 @@ type Simulator struct {
 	refresh  map[string]*program // unused refresh token -> program
 	jobs     map[string]*job
 	faults   []*Fault
-	calls    []Call
+	calls    []loggedCall
 	stats    map[string]*ProgramStats
 	seq      uint64
 	offset   time.Duration // POST /__sim/clock

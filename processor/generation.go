@@ -1,0 +1,498 @@
+package processor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+	"go.uber.org/zap"
+
+	"github.com/enrichment/leadspace-enricher/schemas"
+)
+
+// consume joins the group and runs one generation after another until ctx
+// ends, then leaves the group.
+func (p *Processor) consume(ctx context.Context) error {
+	member := newGroupMember(p.conn, p.cfg.Group, p.cfg.Topics.Profiles, p.log)
+	var owned []int
+	var last assignment
+	for {
+		a, err := member.join(ctx, owned)
+		if err != nil {
+			if ctx.Err() != nil {
+				p.stopAll(member, last)
+				member.leave(context.Background())
+				return nil
+			}
+			return fmt.Errorf("consumer group %s: %w", p.cfg.Group.ID, err)
+		}
+		if a.members == 0 {
+			if n, err := member.members(ctx); err == nil {
+				a.members = n
+			}
+		}
+		if a.fleet == 0 {
+			a.fleet = a.members
+		}
+		if a.share == 0 { // an older leader: an even split
+			a.share = 1 / float64(max(a.fleet, 1))
+		}
+		p.enricher.SetShare(a.share)
+		end := p.generation(ctx, member, a)
+		owned, last = p.ownedIDs(), a
+		if errors.Is(end, errFenced) {
+			return fmt.Errorf("consumer group %s: %w", p.cfg.Group.ID, errFenced)
+		}
+		if ctx.Err() != nil {
+			member.leave(context.Background())
+			p.releaseAll()
+			return nil
+		}
+	}
+}
+
+// generation runs one assignment until the group rebalances, the member is
+// dropped, or ctx ends, and returns why it ended.
+//
+// In a cooperative generation, partitions the member keeps from the
+// generation before go on running (nothing stops for a member joining or
+// leaving elsewhere); those it lost are finished and committed while the
+// rest run, and then the member rejoins so that they can be assigned. An
+// eager generation, and the end of every generation that is not a
+// cooperative rebalance, finishes all in-flight work (heartbeats go on
+// meanwhile) and commits it first.
+func (p *Processor) generation(ctx context.Context, member *groupMember, a assignment) error {
+	log := p.log.With(zap.Int("generation", a.generation))
+	revoked := p.revoke(a)
+	if len(revoked) > 0 && !a.cooperative {
+		// A member of an older version joined while this one worked
+		// cooperatively: the plan ignored what we still run, so stop now.
+		for _, w := range revoked {
+			w.cancel()
+		}
+	}
+	added := p.unowned(a.partitions)
+	committed, err := member.committed(ctx, added)
+	if err != nil {
+		drainAll(revoked, p.cfg.DrainTimeout)
+		p.finishRevoked(revoked, member, a)
+		return err
+	}
+	claims := p.journal.claims(ctx, added)
+	workers := p.assign(ctx, a, added, committed, claims)
+	log.Info("generation started", zap.String("member", a.memberID), zap.Ints("partitions", a.partitions),
+		zap.Ints("added", added), zap.Int("revoked", len(revoked)), zap.Int("members", a.members), zap.Int("fleet", a.fleet),
+		zap.Float64("rate_share", a.share), zap.Bool("leader", a.leader), zap.Bool("cooperative", a.cooperative))
+	p.metrics.generation.Set(float64(a.generation))
+
+	// Heartbeats run on their own, through commits and the drain: a slow
+	// commit must never cost the member its session.
+	beats, stopBeats := context.WithCancel(context.Background())
+	defer stopBeats()
+	ended := make(chan error, 1)
+	go p.heartbeats(beats, member, a, ended)
+	// Partitions that moved away finish beside the ones that stay.
+	revokedDone := make(chan struct{})
+	go func() {
+		drainAll(revoked, p.cfg.DrainTimeout)
+		close(revokedDone)
+	}()
+	commit := time.NewTicker(p.cfg.CommitInterval)
+	defer commit.Stop()
+	started := time.Now()
+	var checkShares <-chan time.Time
+	if a.leader && a.cooperative && a.split != nil {
+		t := time.NewTicker(shareCheck)
+		defer t.Stop()
+		checkShares = t.C
+	}
+	var end error
+	for end == nil {
+		select {
+		case <-ctx.Done():
+			end = errShutdown
+		case end = <-ended:
+		case <-checkShares:
+			if time.Since(started) >= shareSettle && p.sharesDrifted(ctx, member, a.split) {
+				end = errRejoin // a new split of the rate; nothing stops for it
+			}
+		case <-revokedDone:
+			revokedDone = nil
+			if len(revoked) > 0 {
+				p.finishRevoked(revoked, member, a)
+				revoked = nil
+				end = errRejoin // so that what this member gave up is assigned
+			}
+		case <-commit.C:
+			if err := p.commit(ctx, member, a, workers, false); dropped(err) {
+				end = err
+			}
+		}
+	}
+	dropped := dropped(end)
+	if dropped {
+		stopBeats()
+		for _, w := range revoked {
+			w.cancel()
+		}
+	}
+	if revokedDone != nil {
+		<-revokedDone
+		if dropped {
+			member = nil
+		}
+		p.finishRevoked(revoked, member, a)
+	}
+	if a.cooperative && (errors.Is(end, errRebalance) || errors.Is(end, errRejoin)) {
+		// Keep working: the next generation says what moves.
+		log.Info("generation ended; its partitions go on while the member rejoins", zap.String("why", generationEnd(end)))
+		return end
+	}
+	log.Info("generation ending", zap.String("why", generationEnd(end)))
+	var wg sync.WaitGroup
+	for _, w := range workers {
+		if dropped {
+			w.cancel() // another member may own it already: stop at once
+		}
+		wg.Go(func() { w.drain(p.cfg.DrainTimeout) })
+	}
+	wg.Wait()
+	if !dropped {
+		_ = p.commit(context.Background(), member, a, workers, true)
+	}
+	stopBeats()
+	p.release(workers)
+	log.Info("generation ended", zap.String("why", generationEnd(end)))
+	if errors.Is(end, errShutdown) || errors.Is(end, errRebalance) || errors.Is(end, errRejoin) {
+		return end
+	}
+	if errors.Is(end, errFenced) {
+		return errFenced
+	}
+	return end
+}
+
+// sharesDrifted says whether the lags have moved far enough from the
+// leader's split of the rate to split it anew (share.go).
+func (p *Processor) sharesDrifted(ctx context.Context, member *groupMember, sp *split) bool {
+	lag, err := member.lags(ctx, sp.partitions)
+	if err != nil {
+		return false
+	}
+	members := make([]groupPeer, len(sp.members))
+	for i, m := range sp.members {
+		members[i] = groupPeer{id: m.id, instance: m.instance} // what they own now is what they were assigned
+	}
+	if !drifted(sp.shares, rateShares(members, sp.plan, lag)) {
+		return false
+	}
+	p.log.Info("the backlog moved away from the split of the Leadspace rate; the leader rejoins to split it anew")
+	return true
+}
+
+// drainAll drains workers in parallel.
+func drainAll(workers map[int]*partitionWorker, timeout time.Duration) {
+	var wg sync.WaitGroup
+	for _, w := range workers {
+		wg.Go(func() { w.drain(timeout) })
+	}
+	wg.Wait()
+}
+
+// finishRevoked commits what drained workers finished (unless member is
+// nil: the member was dropped) and lets their partitions go.
+func (p *Processor) finishRevoked(revoked map[int]*partitionWorker, member *groupMember, a assignment) {
+	if len(revoked) == 0 {
+		return
+	}
+	if member != nil {
+		_ = p.commit(context.Background(), member, a, revoked, true)
+	}
+	p.release(revoked)
+}
+
+// stopAll finishes the partitions still running when the member leaves
+// while it rejoins (a cooperative rebalance), and commits them with the
+// last generation: the coordinator takes commits of a generation that is
+// rebalancing.
+func (p *Processor) stopAll(member *groupMember, last assignment) {
+	p.mu.Lock()
+	workers := maps.Clone(p.workers)
+	p.mu.Unlock()
+	if len(workers) == 0 {
+		return
+	}
+	drainAll(workers, p.cfg.DrainTimeout)
+	_ = p.commit(context.Background(), member, last, workers, true)
+	p.release(workers)
+}
+
+var (
+	errShutdown  = errors.New("shutdown")
+	errRebalance = errors.New("rebalance")
+	// errRejoin: the member gave partitions up and rejoins, so that the
+	// group assigns them.
+	errRejoin = errors.New("rejoin")
+)
+
+// dropped says whether an error means the group no longer counts this
+// member in the generation: its partitions may be someone else's already.
+func dropped(err error) bool {
+	return err != nil && (errors.Is(err, kafka.UnknownMemberId) || errors.Is(err, kafka.IllegalGeneration) ||
+		errors.Is(err, errFenced) || errors.Is(err, errSessionLost))
+}
+
+// errSessionLost: no heartbeat reached the coordinator for a whole session.
+var errSessionLost = errors.New("no heartbeat reached the coordinator for a whole session timeout")
+
+// heartbeats keeps the member's session alive until ctx ends. The first
+// sign that the generation is over is sent on ended: a rebalance, or the
+// member dropped. After a rebalance it goes on beating (the member is
+// draining); after a drop it stops.
+func (p *Processor) heartbeats(ctx context.Context, member *groupMember, a assignment, ended chan<- error) {
+	t := time.NewTicker(p.cfg.Group.HeartbeatInterval)
+	defer t.Stop()
+	log := p.log.With(zap.Int("generation", a.generation))
+	last := time.Now()
+	signalled := false
+	signal := func(err error) {
+		if !signalled {
+			signalled = true
+			ended <- err
+		}
+	}
+	failing := 0
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		begin := time.Now()
+		err := member.heartbeat(ctx, a)
+		if took := time.Since(begin); took > p.cfg.Group.HeartbeatInterval {
+			log.Warn("a heartbeat took longer than the heartbeat interval", zap.Duration("took", took), zap.Error(err))
+		}
+		switch {
+		case err == nil, errors.Is(err, kafka.RebalanceInProgress):
+			last = time.Now()
+			if failing > 0 {
+				log.Info("heartbeats reach the coordinator again", zap.Int("failed", failing))
+				failing = 0
+			}
+			p.health.set("group", nil)
+			if err != nil {
+				signal(errRebalance)
+			}
+		case dropped(err):
+			log.Info("heartbeat refused: the member is out of the generation", zap.Error(err))
+			signal(err)
+			return
+		case ctx.Err() != nil:
+			return
+		case time.Since(last) > p.cfg.Group.SessionTimeout:
+			// The group has moved on without us: stop before a new
+			// owner's work and ours overlap.
+			signal(fmt.Errorf("%w (%s): %v", errSessionLost, time.Since(last).Truncate(time.Second), err))
+			return
+		default:
+			if failing++; failing == 1 || failing%10 == 0 {
+				log.Warn("heartbeat failed; retrying", zap.Error(err), zap.Int("failures", failing))
+			}
+			p.health.set("group", fmt.Errorf("heartbeat: %w", err))
+		}
+	}
+}
+
+// generationEnd says in words why a generation ended, for the log.
+func generationEnd(err error) string {
+	switch {
+	case errors.Is(err, errShutdown):
+		return "the instance is stopping"
+	case errors.Is(err, errRebalance):
+		return "the coordinator started a rebalance (a member joined, left or timed out, or partitions changed)"
+	case errors.Is(err, errRejoin):
+		return "this member rejoins: to hand over partitions it finished, or to split the Leadspace rate anew"
+	case errors.Is(err, kafka.UnknownMemberId), errors.Is(err, kafka.IllegalGeneration):
+		return "the coordinator dropped this member (its session expired): " + err.Error()
+	case errors.Is(err, errFenced):
+		return errFenced.Error()
+	case errors.Is(err, errSessionLost):
+		return err.Error()
+	}
+	return err.Error()
+}
+
+// assign starts a worker per added partition, reusing what the instance
+// kept of partitions it owned before, and returns the generation's
+// workers: those kept running from the generation before, and the added.
+func (p *Processor) assign(ctx context.Context, a assignment, added []int, committed map[int]int64, claims map[int]map[int64]string) map[int]*partitionWorker {
+	starts := map[int]int64{}
+	for _, id := range added {
+		starts[id] = committed[id]
+		if starts[id] < 0 { // nothing committed yet: from the first offset there is
+			starts[id] = 0
+			if s, err := partitionSpan(ctx, p.conn, p.cfg.Topics.Profiles, id); err == nil {
+				starts[id] = s.first
+			}
+		}
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	keep := map[int]bool{}
+	for _, id := range a.partitions {
+		keep[id] = true
+	}
+	for id := range p.states {
+		if !keep[id] {
+			delete(p.states, id) // another member has it: memory follows ownership
+		}
+	}
+	workers := map[int]*partitionWorker{}
+	for id, w := range p.workers {
+		if keep[id] {
+			workers[id] = w
+		}
+	}
+	for _, id := range added {
+		st := p.states[id]
+		if st == nil {
+			st = p.newPartitionState(id)
+			p.states[id] = st
+		}
+		w := newPartitionWorker(p, st, starts[id])
+		w.claims = claims[id]
+		workers[id] = w
+		w.start()
+	}
+	p.workers = workers
+	p.owned.generation, p.owned.partitions, p.owned.members, p.owned.joined = a.generation, len(a.partitions), a.members, true
+	if len(a.partitions) > 0 {
+		p.owned.since = time.Now()
+	}
+	return workers
+}
+
+// revoke takes the running partitions that a's assignment does not hold
+// out of the running set, for the caller to finish.
+func (p *Processor) revoke(a assignment) map[int]*partitionWorker {
+	keep := map[int]bool{}
+	for _, id := range a.partitions {
+		keep[id] = true
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := map[int]*partitionWorker{}
+	for id, w := range p.workers {
+		if !keep[id] {
+			out[id] = w
+			delete(p.workers, id)
+		}
+	}
+	return out
+}
+
+// unowned lists the partitions among ids that no worker runs.
+func (p *Processor) unowned(ids []int) []int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var out []int
+	for _, id := range ids {
+		if p.workers[id] == nil {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+// ownedIDs lists the partitions this member works on now, sorted: what it
+// tells the group it owns when it (re)joins.
+func (p *Processor) ownedIDs() []int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	ids := make([]int, 0, len(p.workers))
+	for id := range p.workers {
+		ids = append(ids, id)
+	}
+	sort.Ints(ids)
+	return ids
+}
+
+// release keeps the released partitions' state for the next generation,
+// marking how far their tables are: everything this instance wrote is in
+// them, so the next restore starts at the topics' current ends.
+func (p *Processor) release(workers map[int]*partitionWorker) {
+	for id, w := range workers {
+		if !w.restored.Load() {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		if s, err := partitionSpan(ctx, p.conn, p.cfg.Topics.Enriched, id); err == nil {
+			w.state.restorer.enrichedNext = s.end
+		}
+		if s, err := partitionSpan(ctx, p.conn, p.cfg.Topics.DeadLetters, id); err == nil {
+			w.state.restorer.deadNext = s.end
+		}
+		cancel()
+	}
+	p.mu.Lock()
+	for id, w := range workers {
+		if p.workers[id] == w {
+			delete(p.workers, id)
+		}
+	}
+	p.owned.partitions = len(p.workers)
+	p.mu.Unlock()
+}
+
+// releaseAll drops every partition's state (the instance is leaving).
+func (p *Processor) releaseAll() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.states = map[int]*partitionState{}
+}
+
+// commit writes the status records of every partition whose counts moved,
+// then commits the partitions' commit points: the status topic always
+// covers at least what was committed.
+func (p *Processor) commit(ctx context.Context, member *groupMember, a assignment, workers map[int]*partitionWorker, final bool) error {
+	offsets := map[int]int64{}
+	var records []schemas.Status
+	for id, w := range workers {
+		next, moved := w.tracker.commitPoint()
+		if moved {
+			offsets[id] = next
+		}
+		records = append(records, w.statusRecords(next, false)...)
+		w.tracker.caughtUp()
+	}
+	if len(offsets) == 0 && len(records) == 0 {
+		return nil
+	}
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if err := p.writeStatus(wctx, records); err != nil {
+		p.log.Warn("status not written; commit postponed", zap.Error(err))
+		for _, s := range records {
+			if w := workers[int(s.Partition)]; w != nil {
+				w.table.markDirty(s.TenantID)
+			}
+		}
+		return nil
+	}
+	if err := member.commit(wctx, a, offsets); err != nil {
+		p.metrics.committed.WithLabelValues("refused").Inc()
+		p.log.Info("commit not accepted", zap.Int("generation", a.generation), zap.Error(err), zap.Bool("final", final))
+		return err
+	}
+	p.metrics.committed.WithLabelValues("ok").Inc()
+	for id, next := range offsets {
+		workers[id].tracker.committedTo(next)
+	}
+	return nil
+}

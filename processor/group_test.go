@@ -68,17 +68,7 @@ func TestAMemberSeesARebalanceAndRejoins(t *testing.T) {
 		}
 		joined <- as
 	}()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		err := a.heartbeat(ctx, first)
-		if errors.Is(err, kafka.RebalanceInProgress) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the first member never heard of the rebalance a second member started; last heartbeat: %v", err)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	hearsOfARebalance(t, ctx, a, first, "the first member, of the second one joining")
 	// Cooperative: the first member keeps two of its partitions and gives
 	// up two, which go to nobody while it still works on them.
 	second, err := a.join(ctx, first.partitions)
@@ -100,16 +90,7 @@ func TestAMemberSeesARebalanceAndRejoins(t *testing.T) {
 		}
 		rejoined <- as
 	}()
-	for {
-		err := b.heartbeat(ctx, other)
-		if errors.Is(err, kafka.RebalanceInProgress) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the second member never heard of the first one rejoining; last heartbeat: %v", err)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	hearsOfARebalance(t, ctx, b, other, "the second member, of the first one rejoining")
 	fourth, err := b.join(ctx, other.partitions)
 	if err != nil {
 		t.Fatal(err)
@@ -125,5 +106,22 @@ func TestAMemberSeesARebalanceAndRejoins(t *testing.T) {
 	}
 	if err := a.heartbeat(ctx, first); !errors.Is(err, kafka.RebalanceInProgress) && !errors.Is(err, kafka.UnknownMemberId) && err == nil {
 		t.Logf("a heartbeat of the old generation: %v", err)
+	}
+}
+
+// hearsOfARebalance heartbeats until the member learns that the group
+// rebalances, for at most 20 s.
+func hearsOfARebalance(t *testing.T, ctx context.Context, m *groupMember, a assignment, who string) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		err := m.heartbeat(ctx, a)
+		if errors.Is(err, kafka.RebalanceInProgress) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s never heard of the rebalance; last heartbeat: %v", who, err)
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 }

@@ -48,8 +48,10 @@ func TestCapacityFollowsMeasurements(t *testing.T) {
 	}
 	defer c.Close()
 	p := c.Program(Credentials{Token: testToken})
-	if got := p.Capacity(); got != 12_500 {
-		t.Fatalf("default estimate %d, want 12,500 (30 TPS, 1 poll per bulk, 1.25 s cycle)", got)
+	// Before the first results no poll is due: 15,000/s · 1.25 s · 1.25 =
+	// 23,438 → 47 bulks + 1.
+	if got := p.Capacity(); got != 24_000 {
+		t.Fatalf("default estimate %d, want 24,000 (30 TPS, no poll yet, 1.25 s cycle)", got)
 	}
 	for range 200 { // bulks that took two polls and two seconds
 		p.clock.ready(2, 2*time.Second, true)

@@ -301,12 +301,16 @@ func (p *Program) Pending() int {
 //
 // TPS now is the limiter's current rate (the fleet's share, after AIMD);
 // polls per bulk and the cycle (a bulk's dispatch → results) are measured.
-// Before any bulk was measured it assumes 1 poll per bulk and a cycle of
-// BulkPollFirst + 250ms: 12,500 records at the defaults (30 TPS). It is
-// never below 2 × BulkMaxRecords nor above MaxBacklogRecords (100,000).
+// Before any bulk was measured it assumes no poll (none is due before the
+// first results) and a cycle of BulkPollFirst + 250ms: 24,000 records at
+// the defaults (30 TPS). It is never below 2 × BulkMaxRecords nor above
+// MaxBacklogRecords (100,000).
 func (p *Program) Capacity() int {
-	_, ppb, cycle, _ := p.clock.snapshot()
-	if p.c.cfg.FreePolls {
+	_, ppb, cycle, measured := p.clock.snapshot()
+	if p.c.cfg.FreePolls || !measured {
+		// Until the first bulk comes back no poll is due: every
+		// transaction is a submit, and the first cycle's bulks leave at
+		// twice the steady rate.
 		ppb = 0
 	}
 	n := littleCapacity(p.lim.tps(), p.c.cfg.BulkMaxRecords, ppb, cycle)

@@ -78,7 +78,7 @@ func (c *Client) SetFleetSize(n int) { c.SetShare(1 / float64(max(1, n))) }
 // instance may use, the others of the fleet sharing the token using the
 // rest: each program then paces at TPS × share. AIMD on 429 still applies
 // below that ceiling. A lower ceiling applies at once, a higher one a
-// second later (see limiter.setCeiling). A share outside (0, 1] counts as 1.
+// moment later (see limiter.setCeiling). A share outside (0, 1] counts as 1.
 func (c *Client) SetShare(share float64) {
 	if !(share > 0 && share <= 1) {
 		share = 1

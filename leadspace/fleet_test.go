@@ -95,7 +95,7 @@ func TestSetShareClampsAndRestores(t *testing.T) {
 	}
 }
 
-// A raised ceiling applies a second after it was set, at once, unless a 429
+// A raised ceiling applies raiseDelay after it was set, at once, unless a 429
 // came meanwhile: then the rate climbs additively.
 func TestARaisedCeilingAppliesASecondLater(t *testing.T) {
 	now := time.Unix(1000, 0)
@@ -108,7 +108,7 @@ func TestARaisedCeilingAppliesASecondLater(t *testing.T) {
 	now = now.Add(raiseDelay)
 	l.recover()
 	if got := l.tps(); got != 24 {
-		t.Fatalf("a second after the raise: %.1f TPS, want 24", got)
+		t.Fatalf("raiseDelay after the raise: %.1f TPS, want 24", got)
 	}
 	l.setCeiling(12, 1)
 	if got := l.tps(); got != 12 {

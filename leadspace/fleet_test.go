@@ -97,7 +97,7 @@ func TestSetShareClampsAndRestores(t *testing.T) {
 
 // A raised ceiling applies raiseDelay after it was set, at once, unless a 429
 // came meanwhile: then the rate climbs additively.
-func TestARaisedCeilingAppliesASecondLater(t *testing.T) {
+func TestARaisedCeilingAppliesAMomentLater(t *testing.T) {
 	now := time.Unix(1000, 0)
 	l := newLimiter(15, 1, 1, func() time.Time { return now })
 	l.setCeiling(24, 1)

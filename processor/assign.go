@@ -124,11 +124,17 @@ func withholdOwned(members []groupPeer, plan map[string][]int) map[string][]int 
 func fleetOf(members []groupPeer, plan map[string][]int) int {
 	n := 0
 	for _, mem := range members {
-		if len(plan[mem.id]) > 0 || len(mem.owned) > 0 {
+		if works(mem, plan) {
 			n++
 		}
 	}
 	return max(n, 1)
+}
+
+// works says whether a member works on partitions under a plan: it is
+// assigned some, or still finishes some that move.
+func works(mem groupPeer, plan map[string][]int) bool {
+	return len(plan[mem.id]) > 0 || len(mem.owned) > 0
 }
 
 // assignRange is kafka-go's "range" assignment (contiguous ranges by member

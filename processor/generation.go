@@ -144,9 +144,10 @@ func (p *Processor) generation(ctx context.Context, member *groupMember, a assig
 	if revokedDone != nil {
 		<-revokedDone
 		if dropped {
-			member = nil
+			p.release(revoked) // nothing to commit: the generation is gone
+		} else {
+			p.finishRevoked(revoked, member, a)
 		}
-		p.finishRevoked(revoked, member, a)
 	}
 	if a.cooperative && (errors.Is(end, errRebalance) || errors.Is(end, errRejoin)) {
 		// Keep working: the next generation says what moves.
@@ -204,15 +205,13 @@ func drainAll(workers map[int]*partitionWorker, timeout time.Duration) {
 	wg.Wait()
 }
 
-// finishRevoked commits what drained workers finished (unless member is
-// nil: the member was dropped) and lets their partitions go.
+// finishRevoked commits what drained workers finished and lets their
+// partitions go.
 func (p *Processor) finishRevoked(revoked map[int]*partitionWorker, member *groupMember, a assignment) {
 	if len(revoked) == 0 {
 		return
 	}
-	if member != nil {
-		_ = p.commit(context.Background(), member, a, revoked, true)
-	}
+	_ = p.commit(context.Background(), member, a, revoked, true)
 	p.release(revoked)
 }
 

@@ -60,14 +60,7 @@ func TestAMemberSeesARebalanceAndRejoins(t *testing.T) {
 		t.Fatalf("alone, the member got %+v", first)
 	}
 	b := member()
-	joined := make(chan assignment, 1)
-	go func() {
-		as, err := b.join(ctx, nil)
-		if err != nil {
-			t.Error(err)
-		}
-		joined <- as
-	}()
+	joined := joinInBackground(t, ctx, b, nil)
 	hearsOfARebalance(t, ctx, a, first, "the first member, of the second one joining")
 	// Cooperative: the first member keeps two of its partitions and gives
 	// up two, which go to nobody while it still works on them.
@@ -82,14 +75,7 @@ func TestAMemberSeesARebalanceAndRejoins(t *testing.T) {
 	}
 	// Once it has finished them, it rejoins with the two it kept; the
 	// other member hears of that rebalance and gets the two given up.
-	rejoined := make(chan assignment, 1)
-	go func() {
-		as, err := a.join(ctx, second.partitions)
-		if err != nil {
-			t.Error(err)
-		}
-		rejoined <- as
-	}()
+	rejoined := joinInBackground(t, ctx, a, second.partitions)
 	hearsOfARebalance(t, ctx, b, other, "the second member, of the first one rejoining")
 	fourth, err := b.join(ctx, other.partitions)
 	if err != nil {
@@ -107,6 +93,20 @@ func TestAMemberSeesARebalanceAndRejoins(t *testing.T) {
 	if err := a.heartbeat(ctx, first); !errors.Is(err, kafka.RebalanceInProgress) && !errors.Is(err, kafka.UnknownMemberId) && err == nil {
 		t.Logf("a heartbeat of the old generation: %v", err)
 	}
+}
+
+// joinInBackground joins (a join waits for the whole group) and hands the
+// assignment over when it comes.
+func joinInBackground(t *testing.T, ctx context.Context, m *groupMember, owned []int) <-chan assignment {
+	ch := make(chan assignment, 1)
+	go func() {
+		as, err := m.join(ctx, owned)
+		if err != nil {
+			t.Error(err)
+		}
+		ch <- as
+	}()
+	return ch
 }
 
 // hearsOfARebalance heartbeats until the member learns that the group

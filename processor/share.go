@@ -41,7 +41,7 @@ const (
 func rateShares(members []groupPeer, plan map[string][]int, lag map[int]int64) map[string]float64 {
 	var working []string
 	for _, mem := range members {
-		if len(plan[mem.id]) > 0 || len(mem.owned) > 0 {
+		if works(mem, plan) {
 			working = append(working, mem.id)
 		}
 	}

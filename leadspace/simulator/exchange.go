@@ -45,9 +45,9 @@ func (c *exchange) finish() {
 
 // send writes a JSON answer.
 func (c *exchange) send(status int, v any) {
-	c.call.Status = status
-	c.finish()
 	if v == nil {
+		c.call.Status = status
+		c.finish()
 		c.w.WriteHeader(status)
 		return
 	}

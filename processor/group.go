@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"sort"
 	"time"
@@ -176,6 +177,16 @@ func (m *groupMember) join(ctx context.Context, owned []int) (assignment, error)
 }
 
 func (m *groupMember) joinOnce(ctx context.Context, owned []int) (assignment, error) {
+	res, a, err := m.joinRequest(ctx, owned)
+	if err != nil {
+		return assignment{}, err
+	}
+	return m.sync(ctx, res, a)
+}
+
+// joinRequest is the first half of a join: the JoinGroup request, which
+// waits until every member has joined.
+func (m *groupMember) joinRequest(ctx context.Context, owned []int) (*kafka.JoinGroupResponse, assignment, error) {
 	sub := kafka.GroupProtocolSubscription{Topics: []string{m.topic}, OwnedPartitions: map[string][]int{m.topic: owned}}
 	jctx, cancel := context.WithTimeout(ctx, m.cfg.RebalanceTimeout+10*time.Second)
 	defer cancel()
@@ -186,29 +197,46 @@ func (m *groupMember) joinOnce(ctx context.Context, owned []int) (assignment, er
 			{Name: protocolRange, Metadata: sub}},
 	})
 	if err != nil {
-		return assignment{}, fmt.Errorf("join group: %w", err)
+		return nil, assignment{}, fmt.Errorf("join group: %w", err)
 	}
 	if res.Error != nil {
 		if errors.Is(res.Error, kafka.MemberIDRequired) {
 			m.memberID = res.MemberID // KIP-394: join again with the id the broker gave
 		}
 		if errors.Is(res.Error, kafka.FencedInstanceID) {
-			return assignment{}, errFenced
+			return nil, assignment{}, errFenced
 		}
-		return assignment{}, fmt.Errorf("join group: %w", res.Error)
+		return nil, assignment{}, fmt.Errorf("join group: %w", res.Error)
 	}
 	m.memberID = res.MemberID
 	a := assignment{generation: res.GenerationID, memberID: res.MemberID, leader: res.LeaderID == res.MemberID,
 		cooperative: res.ProtocolName == protocolCooperative}
+	return res, a, nil
+}
+
+// sync is the second half: the leader plans the generation, and every
+// member gets its part of the plan.
+func (m *groupMember) sync(ctx context.Context, res *kafka.JoinGroupResponse, a assignment) (assignment, error) {
+	var err error
 	var plan []kafka.SyncGroupRequestAssignment
 	if a.leader {
 		if plan, a.split, err = m.plan(ctx, res); err != nil {
 			return assignment{}, err
 		}
 	}
-	sres, err := m.client.SyncGroup(jctx, &kafka.SyncGroupRequest{GroupID: m.cfg.ID, GenerationID: res.GenerationID,
+	sctx, cancel := context.WithTimeout(ctx, m.cfg.RebalanceTimeout+10*time.Second)
+	defer cancel()
+	sres, err := m.client.SyncGroup(sctx, &kafka.SyncGroupRequest{GroupID: m.cfg.ID, GenerationID: res.GenerationID,
 		MemberID: res.MemberID, GroupInstanceID: m.cfg.InstanceID, ProtocolType: "consumer", ProtocolName: res.ProtocolName,
 		Assignments: plan})
+	if errors.Is(err, io.ErrUnexpectedEOF) {
+		// kafka-go decodes the assignment before the error code, so a
+		// refusal (the group rebalances again: another member joined
+		// meanwhile) comes back as an empty assignment that fails to
+		// decode. Joining again at once is what the refusal asks for; a
+		// connection that truly broke fails the next join and backs off.
+		return assignment{}, fmt.Errorf("sync group: %w (%w)", kafka.RebalanceInProgress, err)
+	}
 	if err != nil {
 		return assignment{}, fmt.Errorf("sync group: %w", err)
 	}

@@ -169,11 +169,31 @@ func (m *groupMember) join(ctx context.Context, owned []int) (assignment, error)
 			m.memberID = ""
 			continue
 		}
-		m.log.Warn("joining the consumer group failed; retrying", zap.String("group", m.cfg.ID), zap.Int("attempt", attempt), zap.Error(err))
-		if err := dependencyBackoff.wait(ctx, attempt); err != nil {
+		pace, log := dependencyBackoff, m.log.Warn
+		if coordinatorSettling(err) {
+			pace = coordinatorBackoff
+			if attempt < 5 {
+				log = m.log.Info // usual on a group's first use
+			}
+		}
+		log("joining the consumer group failed; retrying", zap.String("group", m.cfg.ID), zap.Int("attempt", attempt), zap.Error(err))
+		if err := pace.wait(ctx, attempt); err != nil {
 			return assignment{}, err
 		}
 	}
+}
+
+// coordinatorBackoff paces joins while the group's coordinator is being
+// found or loads the group, as on a group's first use: a matter of
+// milliseconds, which dependencyBackoff's first 200 ms wait made cost every
+// start of an instance.
+var coordinatorBackoff = backoff{First: 25 * time.Millisecond, Max: 10 * time.Second}
+
+// coordinatorSettling says whether a join failed because the group's
+// coordinator is moving or loading.
+func coordinatorSettling(err error) bool {
+	return errors.Is(err, kafka.NotCoordinatorForGroup) || errors.Is(err, kafka.GroupCoordinatorNotAvailable) ||
+		errors.Is(err, kafka.GroupLoadInProgress)
 }
 
 func (m *groupMember) joinOnce(ctx context.Context, owned []int) (assignment, error) {

@@ -30,6 +30,7 @@ type benchConfig struct {
 	minFreeGiB           float64
 	simArgs, instArgs    []string
 	timeout              time.Duration
+	stagger              time.Duration
 	seed                 uint64
 }
 
@@ -93,6 +94,7 @@ func benchMain(ctx context.Context, args []string) int {
 	fs.Float64Var(&c.minFreeGiB, "min-free-gib", 8, "refuse to write the largest backlog with less free disk than this")
 	fs.DurationVar(&c.timeout, "case-timeout", 45*time.Minute, "give up on a backlog that has not drained in this time")
 	fs.Uint64Var(&c.seed, "seed", 1, "seed of the profiles")
+	fs.DurationVar(&c.stagger, "stagger", 0, "start each further instance this much after the one before (0: all at once); a late one joins a group at work, and partitions move to it")
 	fs.Var(&simArgs, "sim-arg", "extra argument for leadspace-sim (repeatable)")
 	fs.Var(&instArgs, "instance-arg", "extra argument for every `enricher run` (repeatable; the benchmark is meant for the shipped defaults)")
 	if err := fs.Parse(args); err != nil {
@@ -124,7 +126,7 @@ func benchMain(ctx context.Context, args []string) int {
 	_ = os.MkdirAll(c.outDir, 0o755)
 	rep := &benchReport{Started: time.Now(), Machine: machineNote(), Config: map[string]any{"sizes": c.sizes, "sim_tps": c.simTPS,
 		"sim_latency": c.simLatency.String(), "sim_jitter": c.simJitter.String(), "polls_count": c.pollsCount, "naive_for": c.naiveFor.String(),
-		"trickle_rate": c.trickleRate, "trickle_for": c.trickleFor.String(), "enricher_flags": "only --brokers, --schema-registry-url, --leadspace-url, --http-addr 127.0.0.1:0"}}
+		"trickle_rate": c.trickleRate, "trickle_for": c.trickleFor.String(), "stagger": c.stagger.String(), "enricher_flags": "only --brokers, --schema-registry-url, --leadspace-url, --http-addr 127.0.0.1:0"}}
 	fmt.Printf("backlog benchmark %s on %s\n\n", rep.Started.Format(time.RFC3339), rep.Machine)
 	small := c.sizes[0]
 	var naivePS float64
@@ -262,6 +264,7 @@ func (c *benchConfig) backlogCase(ctx context.Context, rep *benchReport, name st
 		return f, err
 	}
 	c.callFigures(calls, f)
+	writeCallLog(filepath.Join(st.cfg.workDir, "calls.tsv"), calls)
 	fmt.Fprintf(os.Stderr, "bench[%s]: %.0f events/s, %.1f records/bulk, %.2f polls/bulk, %d x 429, RSS %v MiB\n",
 		name, f.EventsPS, f.RecordsPerBulk, f.PollsPerBulk, f.Status429, f.PeakRSSMiB)
 
@@ -293,6 +296,10 @@ func (c *benchConfig) drainWith(ctx context.Context, st *stack, env []string, in
 	t0 := time.Now()
 	for i := 1; i <= instances; i++ {
 		go func() {
+			select { // time.After: at most a few, and the case ends long after
+			case <-time.After(time.Duration(i-1) * c.stagger):
+			case <-ctx.Done():
+			}
 			in, err := st.startInstance(ctx, i, env, 5*time.Minute)
 			ch <- started{in, err}
 		}()
@@ -338,6 +345,26 @@ func (c *benchConfig) drainWith(ctx context.Context, st *stack, env []string, in
 	f.FromStartEventsPS = round1(float64(events) / last.Sub(t0).Seconds())
 	f.CPUMicrosPerEvent = round1((cpu1 - cpu0) * 1e6 / float64(events))
 	return nil
+}
+
+// writeCallLog keeps a case's calls, one line each (time, kind, status,
+// records), for a look at where its transactions went; best effort.
+func writeCallLog(path string, calls []simCall) {
+	var b strings.Builder
+	b.WriteString("time\tkind\tstatus\trecords\n")
+	for _, cl := range calls {
+		kind := "other"
+		switch {
+		case cl.isSingle():
+			kind = "single"
+		case cl.isSubmit():
+			kind = "submit"
+		case cl.isPoll():
+			kind = "poll"
+		}
+		fmt.Fprintf(&b, "%s\t%s\t%d\t%d\n", cl.Time.Format("15:04:05.000"), kind, cl.Status, len(cl.Records))
+	}
+	_ = os.WriteFile(path, []byte(b.String()), 0o644)
 }
 
 // callFigures fills the Leadspace figures from the simulator's log.

@@ -8,8 +8,9 @@ import (
 // groupPeer is one member as the leader sees it when it assigns.
 type groupPeer struct {
 	id       string
-	instance string // static instance id, "" for dynamic members
-	owned    []int  // partitions it held in the previous generation
+	instance string          // static instance id, "" for dynamic members
+	owned    []int           // partitions it held in the previous generation
+	work     []partitionWork // what it reported of them when it joined (share.go)
 }
 
 // order sorts members by instance id, then member id: a static member that

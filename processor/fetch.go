@@ -21,10 +21,13 @@ type fetcher struct {
 	topic     string
 	partition int
 	next      int64 // next offset to return
-	maxBytes  int   // upper bound of a fetch
-	ask       int   // what the next fetch asks for (see sized)
-	maxWait   time.Duration
-	batch     []kafka.Message
+	// end is the partition's end as the last fetch saw it (its last stable
+	// offset: what a read_committed reader can reach), -1 before one.
+	end      int64
+	maxBytes int // upper bound of a fetch
+	ask      int // what the next fetch asks for (see sized)
+	maxWait  time.Duration
+	batch    []kafka.Message
 	// skipValue, when set, says which records' values are not needed: they
 	// come back as an empty, non-nil slice (a null value stays nil), which
 	// saves copying a table's worth of values during a restore.
@@ -37,7 +40,7 @@ var emptyValue = []byte{}
 func newFetcher(conn connection, topic string, partition int, from int64, maxBytes int) *fetcher {
 	cl := conn.client()
 	cl.Timeout = 30 * time.Second
-	return &fetcher{client: cl, topic: topic, partition: partition, next: from, maxBytes: maxBytes,
+	return &fetcher{client: cl, topic: topic, partition: partition, next: from, end: -1, maxBytes: maxBytes,
 		ask: min(maxBytes, minFetchBytes), maxWait: 250 * time.Millisecond}
 }
 
@@ -94,6 +97,10 @@ func (f *fetcher) fill(ctx context.Context) error {
 			return nil
 		}
 		return fmt.Errorf("fetch %s/%d at %d: %w", f.topic, f.partition, f.next, res.Error)
+	}
+	f.end = res.HighWatermark
+	if res.LastStableOffset >= 0 && res.LastStableOffset < f.end {
+		f.end = res.LastStableOffset
 	}
 	f.batch = nil
 	if res.Records == nil {

@@ -19,6 +19,7 @@ import (
 // ends, then leaves the group.
 func (p *Processor) consume(ctx context.Context) error {
 	member := newGroupMember(p.conn, p.cfg.Group, p.cfg.Topics.Profiles, p.log)
+	member.work = p.work
 	var owned []int
 	var last assignment
 	for {
@@ -106,7 +107,7 @@ func (p *Processor) generation(ctx context.Context, member *groupMember, a assig
 	defer commit.Stop()
 	started := time.Now()
 	var checkShares <-chan time.Time
-	if a.leader && a.cooperative && a.split != nil {
+	if a.cooperative && a.fleet > 1 {
 		t := time.NewTicker(shareCheck)
 		defer t.Stop()
 		checkShares = t.C
@@ -118,8 +119,9 @@ func (p *Processor) generation(ctx context.Context, member *groupMember, a assig
 			end = errShutdown
 		case end = <-ended:
 		case <-checkShares:
-			if time.Since(started) >= shareSettle && p.sharesDrifted(ctx, member, a.split) {
+			if time.Since(started) >= shareSettle && p.splitOutdated(a) {
 				end = errRejoin // a new split of the rate; nothing stops for it
+				checkShares = nil
 			}
 		case <-revokedDone:
 			revokedDone = nil
@@ -178,22 +180,39 @@ func (p *Processor) generation(ctx context.Context, member *groupMember, a assig
 	return end
 }
 
-// sharesDrifted says whether the lags have moved far enough from the
-// leader's split of the rate to split it anew (share.go).
-func (p *Processor) sharesDrifted(ctx context.Context, member *groupMember, sp *split) bool {
-	lag, err := member.lags(ctx, sp.partitions)
-	if err != nil {
+// splitOutdated says whether this member's work has moved away from what
+// the leader counted for it when it split the rate (share.go).
+func (p *Processor) splitOutdated(a assignment) bool {
+	var unread int64
+	for _, w := range p.work() {
+		unread += w.unread
+	}
+	if !splitOutdated(a, a.counted, unread) {
 		return false
 	}
-	members := make([]groupPeer, len(sp.members))
-	for i, m := range sp.members {
-		members[i] = groupPeer{id: m.id, instance: m.instance} // what they own now is what they were assigned
-	}
-	if !drifted(sp.shares, rateShares(members, sp.plan, lag)) {
-		return false
-	}
-	p.log.Info("the backlog moved away from the split of the Leadspace rate; the leader rejoins to split it anew")
+	p.log.Info("this member's work moved away from the split of the Leadspace rate; it rejoins for a new split",
+		zap.Int64("counted_unread", a.counted), zap.Int64("unread", unread), zap.Float64("rate_share", a.share))
 	return true
+}
+
+// work reports each running partition's work for the split of the rate:
+// unread records past the fetch position, deferred ones, and those in
+// flight. A partition whose reader has not fetched yet is left out; the
+// leader reads its committed lag instead.
+func (p *Processor) work() []partitionWork {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make([]partitionWork, 0, len(p.workers))
+	for id, w := range p.workers {
+		end := w.end.Load()
+		if end < 0 {
+			continue
+		}
+		inFlight, deferred := w.tracker.pending()
+		out = append(out, partitionWork{id, workLeft{unread: max(end-w.highWater.Load(), 0) + int64(deferred),
+			inFlight: int64(inFlight)}})
+	}
+	return out
 }
 
 // drainAll drains workers in parallel.
@@ -254,7 +273,7 @@ var errSessionLost = errors.New("no heartbeat reached the coordinator for a whol
 // member dropped. After a rebalance it goes on beating (the member is
 // draining); after a drop it stops.
 func (p *Processor) heartbeats(ctx context.Context, member *groupMember, a assignment, ended chan<- error) {
-	t := time.NewTicker(p.cfg.Group.HeartbeatInterval)
+	t := time.NewTicker(heartbeatEvery(p.cfg.Group.HeartbeatInterval, a))
 	defer t.Stop()
 	log := p.log.With(zap.Int("generation", a.generation))
 	last := time.Now()

@@ -36,6 +36,9 @@ type groupMember struct {
 	topic    string
 	log      *zap.Logger
 	memberID string
+	// work, when set, reports the member's partitions' work at each join,
+	// for the leader's split of the rate (share.go).
+	work func() []partitionWork
 }
 
 // GroupConfig configures the consumer group membership.
@@ -125,17 +128,11 @@ type assignment struct {
 	// cooperative: partitions kept from the generation before go on
 	// running through the rebalance (protocolCooperative).
 	cooperative bool
-	// split is the leader's plan, kept to see the lags drift from it.
-	split *split
-}
-
-// split is how the leader planned a generation: who works on what, and
-// each member's share of the rate.
-type split struct {
-	members    []groupPeer
-	plan       map[string][]int
-	partitions []int
-	shares     map[string]float64
+	// backlog is the work the rate was split by (share.go), 0 when it
+	// was split evenly; counted is the unread part of it the leader
+	// counted for this member. Both say when to ask for a new split.
+	backlog int64
+	counted int64
 }
 
 // errFenced means another process joined with this member's instance id.
@@ -208,6 +205,9 @@ func (m *groupMember) joinOnce(ctx context.Context, owned []int) (assignment, er
 // waits until every member has joined.
 func (m *groupMember) joinRequest(ctx context.Context, owned []int) (*kafka.JoinGroupResponse, assignment, error) {
 	sub := kafka.GroupProtocolSubscription{Topics: []string{m.topic}, OwnedPartitions: map[string][]int{m.topic: owned}}
+	if m.work != nil {
+		sub.UserData = encodeWork(m.work())
+	}
 	jctx, cancel := context.WithTimeout(ctx, m.cfg.RebalanceTimeout+10*time.Second)
 	defer cancel()
 	res, err := m.client.JoinGroup(jctx, &kafka.JoinGroupRequest{
@@ -240,7 +240,7 @@ func (m *groupMember) sync(ctx context.Context, res *kafka.JoinGroupResponse, a 
 	var err error
 	var plan []kafka.SyncGroupRequestAssignment
 	if a.leader {
-		if plan, a.split, err = m.plan(ctx, res); err != nil {
+		if plan, err = m.plan(ctx, res); err != nil {
 			return assignment{}, err
 		}
 	}
@@ -268,28 +268,48 @@ func (m *groupMember) sync(ctx context.Context, res *kafka.JoinGroupResponse, a 
 	}
 	a.partitions = append([]int(nil), sres.Assignment.AssignedPartitions[m.topic]...)
 	sort.Ints(a.partitions)
-	if n, k := binary.Uvarint(sres.Assignment.UserData); k > 0 {
-		a.members = int(n)
-		rest := sres.Assignment.UserData[k:]
-		if f, j := binary.Uvarint(rest); j > 0 {
-			a.fleet = int(f)
-			if ppm, i := binary.Uvarint(rest[j:]); i > 0 && ppm > 0 && ppm <= 1e6 {
-				a.share = float64(ppm) / 1e6
-			}
-		}
+	// User data (plan): members, fleet, share in millionths, backlog and
+	// counted; a leader of an older version sends fewer, or none.
+	data := uvarints(sres.Assignment.UserData, 5)
+	data = append(data, make([]uint64, 5-len(data))...)
+	a.members, a.fleet = int(min(data[0], 1<<20)), int(min(data[1], 1<<20))
+	if ppm := data[2]; ppm > 0 && ppm <= 1e6 {
+		a.share = float64(ppm) / 1e6
 	}
+	a.backlog, a.counted = int64(min(data[3], 1<<62)), int64(min(data[4], 1<<62))
 	return a, nil
+}
+
+// appendUvarints appends vs to b as unsigned varints.
+func appendUvarints(b []byte, vs ...uint64) []byte {
+	for _, v := range vs {
+		b = binary.AppendUvarint(b, v)
+	}
+	return b
+}
+
+// uvarints reads up to n unsigned varints from the start of b.
+func uvarints(b []byte, n int) []uint64 {
+	out := make([]uint64, 0, n)
+	for len(out) < n {
+		v, k := binary.Uvarint(b)
+		if k <= 0 {
+			break
+		}
+		out, b = append(out, v), b[k:]
+	}
+	return out
 }
 
 // plan is the leader's assignment of the topic's partitions to members,
 // with each member's share of the Leadspace rate.
-func (m *groupMember) plan(ctx context.Context, res *kafka.JoinGroupResponse) ([]kafka.SyncGroupRequestAssignment, *split, error) {
+func (m *groupMember) plan(ctx context.Context, res *kafka.JoinGroupResponse) ([]kafka.SyncGroupRequestAssignment, error) {
 	meta, err := m.client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{m.topic}})
 	if err != nil {
-		return nil, nil, fmt.Errorf("metadata of %s: %w", m.topic, err)
+		return nil, fmt.Errorf("metadata of %s: %w", m.topic, err)
 	}
 	if len(meta.Topics) != 1 || meta.Topics[0].Error != nil {
-		return nil, nil, fmt.Errorf("topic %s is not available", m.topic)
+		return nil, fmt.Errorf("topic %s is not available", m.topic)
 	}
 	partitions := make([]int, 0, len(meta.Topics[0].Partitions))
 	for _, p := range meta.Topics[0].Partitions {
@@ -297,7 +317,8 @@ func (m *groupMember) plan(ctx context.Context, res *kafka.JoinGroupResponse) ([
 	}
 	members := make([]groupPeer, len(res.Members))
 	for i, mem := range res.Members {
-		members[i] = groupPeer{id: mem.ID, instance: mem.GroupInstanceID, owned: mem.Metadata.OwnedPartitions[m.topic]}
+		members[i] = groupPeer{id: mem.ID, instance: mem.GroupInstanceID, owned: mem.Metadata.OwnedPartitions[m.topic],
+			work: decodeWork(mem.Metadata.UserData)}
 	}
 	var plan map[string][]int
 	switch res.ProtocolName {
@@ -308,23 +329,24 @@ func (m *groupMember) plan(ctx context.Context, res *kafka.JoinGroupResponse) ([
 	default:
 		plan = assignSticky(members, partitions)
 	}
-	lag, err := m.lags(ctx, partitions)
+	lag, err := m.lags(ctx, unreported(members, plan))
 	if err != nil {
-		m.log.Warn("partition lags not read; the Leadspace rate is split evenly", zap.Error(err))
+		m.log.Warn("partition lags not read; the Leadspace rate is split by what the members reported", zap.Error(err))
 	}
-	sp := &split{members: members, plan: plan, partitions: partitions, shares: rateShares(members, plan, lag)}
-	// User data: the members of the group, those sharing the rate, and
-	// this member's share of it in millionths.
+	work := memberWork(members, plan, lag)
+	shares, backlog := rateShares(members, plan, work)
+	// User data: the members of the group, those sharing the rate, this
+	// member's share of it in millionths, the work it was split by, and
+	// the unread part of that work counted for this member.
 	fleet := fleetOf(members, plan)
 	out := make([]kafka.SyncGroupRequestAssignment, 0, len(members))
 	for _, mem := range members {
-		userData := binary.AppendUvarint(nil, uint64(len(members)))
-		userData = binary.AppendUvarint(userData, uint64(fleet))
-		userData = binary.AppendUvarint(userData, uint64(math.Round(sp.shares[mem.id]*1e6)))
+		userData := appendUvarints(nil, uint64(len(members)), uint64(fleet), uint64(math.Round(shares[mem.id]*1e6)),
+			uint64(backlog), uint64(work[mem.id].unread))
 		out = append(out, kafka.SyncGroupRequestAssignment{MemberID: mem.id, Assignment: kafka.GroupProtocolAssignment{
 			AssignedPartitions: map[string][]int{m.topic: plan[mem.id]}, UserData: userData}})
 	}
-	return out, sp, nil
+	return out, nil
 }
 
 // heartbeat tells the coordinator the member is alive, and says whether the

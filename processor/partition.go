@@ -44,6 +44,7 @@ type partitionWorker struct {
 	readers   sync.WaitGroup
 	restored  atomic.Bool
 	highWater atomic.Int64 // next offset the live reader reads
+	end       atomic.Int64 // the partition's end at the live reader's last fetch; -1 before one
 	idle      chan struct{}
 
 	mu               sync.Mutex
@@ -81,6 +82,7 @@ func newPartitionWorker(p *Processor, st *partitionState, committed int64) *part
 	w.ctx, w.cancel = context.WithCancel(context.Background())
 	w.fetchCtx, w.stopFetch = context.WithCancel(context.Background())
 	w.highWater.Store(committed)
+	w.end.Store(-1)
 	return w
 }
 
@@ -130,6 +132,7 @@ func (w *partitionWorker) fetch() {
 			w.p.health.set("fetch "+strconv.Itoa(w.id), nil)
 		}
 		w.highWater.Store(msg.Offset + 1)
+		w.end.Store(f.end)
 		if !w.offer(msg) {
 			return
 		}

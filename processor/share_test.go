@@ -2,38 +2,134 @@ package processor
 
 import (
 	"math"
+	"slices"
 	"testing"
+	"time"
 )
 
-// The rate follows the backlog: a member assigned twice the lag of another
-// gets more of the rate, each keeps a floor, and the working members'
-// shares sum to one. Without a backlog it is split evenly.
-func TestTheRateIsSplitByBacklog(t *testing.T) {
+func near(got, want float64) bool { return math.Abs(got-want) < 1e-9 }
+
+// The rate follows the work left, so that members finish together: a
+// member with twice the work of another gets twice its part (a record in
+// flight counts half: it may only wait for its results). One with
+// little work keeps a floor (a quarter of an even split), and the working
+// members' shares sum to one. Without a backlog it is split evenly.
+func TestTheRateIsSplitByTheWorkLeft(t *testing.T) {
 	members := []groupPeer{{id: "a"}, {id: "b"}, {id: "idle"}}
 	plan := map[string][]int{"a": {0, 1}, "b": {2, 3}}
-	shares := rateShares(members, plan, map[int]int64{0: 20000, 1: 20000, 2: 10000, 3: 10000})
-	near := func(got, want float64) bool { return math.Abs(got-want) < 1e-9 }
-	// a: 0.25/2 + 0.75 × 40/60 = 0.625; b: 0.125 + 0.75 × 20/60 = 0.375
-	if !near(shares["a"], 0.625) || !near(shares["b"], 0.375) || !near(shares["a"]+shares["b"], 1) {
-		t.Fatalf("by backlog: %v", shares)
+	shares, backlog := rateShares(members, plan, map[string]workLeft{"a": {unread: 30000, inFlight: 20000}, "b": {unread: 20000}})
+	if !near(shares["a"], 2.0/3) || !near(shares["b"], 1.0/3) || backlog != 60000 {
+		t.Fatalf("by the work left: %v (backlog %d)", shares, backlog)
 	}
 	if !near(shares["idle"], 0.125) {
 		t.Fatalf("a member with no partition gets the floor (and makes no call): %v", shares)
 	}
-	drained := rateShares(members, plan, map[int]int64{0: 20000, 1: 20000})
+	drained, _ := rateShares(members, plan, map[string]workLeft{"a": {unread: 40000}})
 	if !near(drained["b"], 0.125) || !near(drained["a"], 0.875) {
-		t.Fatalf("b drained its partitions: %v", drained)
+		t.Fatalf("b has drained its partitions: %v", drained)
 	}
-	even := rateShares(members, plan, map[int]int64{0: 100, 2: 900})
-	if !near(even["a"], 0.5) || !near(even["b"], 0.5) {
-		t.Fatalf("no backlog to speak of: %v", even)
+	little, _ := rateShares(members, plan, map[string]workLeft{"a": {unread: 40000}, "b": {inFlight: 1000}})
+	if !near(little["b"], 0.125) || !near(little["a"], 0.875) {
+		t.Fatalf("b's part by its work would be under the floor: %v", little)
 	}
-	if !drifted(shares, drained) || drifted(shares, shares) || drifted(even, rateShares(members, plan, nil)) {
-		t.Fatal("drift is a share moving by 0.1 or more")
+	three := []groupPeer{{id: "a"}, {id: "b"}, {id: "c"}}
+	plan3 := map[string][]int{"a": {0}, "b": {1}, "c": {2}}
+	filled, _ := rateShares(three, plan3, map[string]workLeft{"a": {unread: 60000}, "b": {unread: 30000}, "c": {unread: 500}})
+	if !near(filled["c"], 0.25/3) || !near(filled["a"], 2*filled["b"]) || !near(filled["a"]+filled["b"]+filled["c"], 1) {
+		t.Fatalf("the floor comes out of what the others share by their work: %v", filled)
+	}
+	even, backlog := rateShares(members, plan, map[string]workLeft{"a": {unread: 100}, "b": {inFlight: 900}})
+	if !near(even["a"], 0.5) || !near(even["b"], 0.5) || backlog != 0 {
+		t.Fatalf("no backlog to speak of: %v (backlog %d)", even, backlog)
 	}
 	// A member still finishing partitions that move works too.
-	handover := rateShares([]groupPeer{{id: "old", owned: []int{0, 1}}, {id: "new"}}, map[string][]int{"old": {0}}, nil)
+	handover, _ := rateShares([]groupPeer{{id: "old", owned: []int{0, 1}}, {id: "new"}}, map[string][]int{"old": {0}}, nil)
 	if !near(handover["old"], 1) {
 		t.Fatalf("the member that works gets all of the rate: %v", handover)
+	}
+}
+
+// A member's work is the unread records of the partitions it is assigned,
+// as their last owner reported them, or their committed lag when nobody
+// did, and what it has in flight, also on a partition it gives up.
+func TestAMembersWorkIsWhatItReadsAndWhatItFinishes(t *testing.T) {
+	members := []groupPeer{
+		{id: "old", owned: []int{0, 1}, work: []partitionWork{{0, workLeft{5000, 3000}}, {1, workLeft{7000, 2000}}}},
+		{id: "new"},
+	}
+	// Cooperative: partition 1 moves, so this generation assigns it to
+	// nobody while old finishes what it has in flight; 2 was nobody's.
+	plan := map[string][]int{"old": {0}, "new": {2}}
+	work := memberWork(members, plan, map[int]int64{2: 9000})
+	if work["old"] != (workLeft{unread: 5000, inFlight: 3000 + 2000}) || work["new"] != (workLeft{unread: 9000}) {
+		t.Fatalf("work: %+v", work)
+	}
+	if got := unreported(members, plan); !slices.Equal(got, []int{2}) {
+		t.Fatalf("only partition 2 needs its committed lag read: %v", got)
+	}
+}
+
+// What a member reports survives the join metadata; a report from another
+// version, or a damaged one, counts as none (the leader reads committed
+// lags instead).
+func TestAWorkReportTravelsInTheJoinMetadata(t *testing.T) {
+	work := []partitionWork{{3, workLeft{unread: 120000, inFlight: 4500}}, {partition: 11}}
+	if got := decodeWork(encodeWork(work)); !slices.Equal(got, work) {
+		t.Fatalf("round trip: %v", got)
+	}
+	if got := decodeWork(encodeWork(nil)); len(got) != 0 {
+		t.Fatalf("no partitions: %v", got)
+	}
+	full := encodeWork(work)
+	for _, bad := range [][]byte{nil, {}, {9, 1, 0, 0, 0}, full[:len(full)-1], {workVersion, 200}} {
+		if got := decodeWork(bad); got != nil {
+			t.Fatalf("%v decoded as %v", bad, got)
+		}
+	}
+}
+
+// A member asks for a new split when its unread work ran out while the
+// split gave it more than the floor (its part would stand idle), or when
+// its unread work grew far past what the split counted; not otherwise, and never
+// alone or after an even split in which it simply keeps up.
+func TestAMemberAsksForANewSplitWhenItsWorkMoved(t *testing.T) {
+	split := assignment{fleet: 2, share: 0.6, backlog: 50000}
+	cases := []struct {
+		name            string
+		a               assignment
+		counted, unread int64
+		want            bool
+	}{
+		{"read to the end with more than the floor", split, 30000, 0, true},
+		{"still reading", split, 30000, 12000, false},
+		{"read to the end with the floor", assignment{fleet: 2, share: 0.125, backlog: 50000}, 400, 0, false},
+		{"had nothing unread when the rate was split", split, 0, 0, false},
+		{"keeps up after an even split", assignment{fleet: 2, share: 0.5}, 300, 0, false},
+		{"alone", assignment{fleet: 1, share: 1, backlog: 50000}, 30000, 0, false},
+		{"a burst on drained partitions", assignment{fleet: 2, share: 0.5}, 100, 5000, true},
+		{"more than reported, but not far past", split, 30000, 33000, false},
+	}
+	for _, c := range cases {
+		if got := splitOutdated(c.a, c.counted, c.unread); got != c.want {
+			t.Errorf("%s: got %v, want %v", c.name, got, c.want)
+		}
+	}
+}
+
+// While the rate is split by backlog among several members, a member
+// heartbeats often enough to hear quickly that another asked for a new
+// split; otherwise at the configured interval.
+func TestMembersListenForNewSplitsWhileTheRateFollowsABacklog(t *testing.T) {
+	byBacklog := assignment{cooperative: true, members: 2, backlog: 50000}
+	if got := heartbeatEvery(time.Second, byBacklog); got != splitWatch {
+		t.Fatalf("split by backlog: %s", got)
+	}
+	if got := heartbeatEvery(100*time.Millisecond, byBacklog); got != 100*time.Millisecond {
+		t.Fatalf("a shorter configured interval stays: %s", got)
+	}
+	for _, a := range []assignment{{cooperative: true, members: 2}, {cooperative: true, members: 1, backlog: 50000}, {members: 2, backlog: 50000}} {
+		if got := heartbeatEvery(time.Second, a); got != time.Second {
+			t.Fatalf("%+v: %s", a, got)
+		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -227,5 +228,46 @@ func TestCanceledRecordIsNeverSent(t *testing.T) {
 	}
 	if st := p.Stats(); st.Transactions != 0 {
 		t.Fatalf("stats = %+v", st)
+	}
+}
+
+// A backlog's first records reach the program a fetch at a time. With a
+// token in hand the dispatcher waits a moment for more instead of spending
+// a transaction on each as a single call: the first call is a bulk, and
+// only a tail too short for one goes single. A record that comes alone
+// still goes at once, alone (as the simulator's log shows).
+func TestRecordsArrivingInABurstGoInABulkNotAsSingles(t *testing.T) {
+	w := newWorld(t, nil, nil) // BulkThreshold 20
+	p := w.program()
+	reqs := companies(60)
+	var wg sync.WaitGroup
+	errs := make([]error, len(reqs))
+	for i := range reqs {
+		wg.Go(func() { _, errs[i] = p.Enrich(context.Background(), reqs[i]) })
+		time.Sleep(200 * time.Microsecond) // one record at a time, as a fetch is offered
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("record %d: %v", i, err)
+		}
+	}
+	var first simulator.Call
+	for _, c := range w.sim.Calls() {
+		if strings.HasPrefix(c.Path, "/enrichment/enrich/") {
+			first = c
+			break
+		}
+	}
+	singles := w.calls("/enrichment/enrich/single")
+	if first.Path != "/enrichment/enrich/bulk" || len(singles) >= p.c.cfg.BulkThreshold {
+		t.Fatalf("first call %s, %d single calls: the burst should have gone in bulks", first.Path, len(singles))
+	}
+	before := len(singles)
+	if _, err := p.Enrich(context.Background(), contoso("alone")); err != nil {
+		t.Fatal(err)
+	}
+	if got := len(w.calls("/enrichment/enrich/single")) - before; got != 1 {
+		t.Fatalf("a record alone: %d single calls, want 1", got)
 	}
 }

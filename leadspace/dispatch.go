@@ -36,6 +36,7 @@ func (p *Program) dispatch() {
 			done(errNotSent)
 			continue
 		}
+		p.gather(ctx)
 		recs, bulk, out := p.seal()
 		p.deliver(out)
 		if len(recs) == 0 {
@@ -46,6 +47,46 @@ func (p *Program) dispatch() {
 		go p.transact(recs, bulk, done)
 	}
 	p.shutdown()
+}
+
+// A backlog's first records arrive a fetch at a time, and a dispatcher
+// holding a token sealed whatever was ready: a single call, a whole
+// transaction for one record (two instances starting on a backlog sent 1
+// to 15 of them). So with a token in hand and fewer records ready than a
+// bulk needs, it waits gatherStep for more, again while more keep
+// arriving, up to gatherMax. A record that comes alone (a trickle) waits
+// gatherStep once.
+const (
+	gatherStep = 5 * time.Millisecond
+	gatherMax  = 25 * time.Millisecond
+)
+
+// gather waits, as said above, for enough records to fill a bulk.
+func (p *Program) gather(ctx context.Context) {
+	ready := func() int {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		return p.readyN
+	}
+	n := ready()
+	if n == 0 || n >= p.c.cfg.BulkThreshold {
+		return
+	}
+	t := time.NewTimer(gatherStep)
+	defer t.Stop()
+	for deadline := time.Now().Add(gatherMax); n < p.c.cfg.BulkThreshold && time.Now().Before(deadline); {
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			return
+		}
+		more := ready()
+		if more <= n {
+			return // nothing more came: send what there is
+		}
+		n = more
+		t.Reset(gatherStep)
+	}
 }
 
 // wake tells the dispatcher there may be work.

@@ -60,7 +60,9 @@ type GroupConfig struct {
 	// HeartbeatInterval between heartbeats; at most a third of the session
 	// timeout, so two may be lost without losing the session. A member
 	// learns of a rebalance at its next heartbeat, and the group waits for
-	// it: 1s keeps that wait short when an instance joins. Default: 1s.
+	// it: 1s keeps that wait short when an instance joins. While the
+	// Leadspace rate is split by backlog among several members, they
+	// heartbeat at most every 250 ms (splitWatch). Default: 1s.
 	HeartbeatInterval time.Duration
 	// RebalanceTimeout bounds how long the coordinator waits for members to
 	// rejoin after a rebalance starts, and so how long a member may take to

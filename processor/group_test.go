@@ -33,24 +33,9 @@ func testKafka(t *testing.T) Kafka {
 // their owner finishes them. (kafka-go's Heartbeat answer hides the error
 // code, so heartbeats are what makes rebalances happen at all.)
 func TestAMemberSeesARebalanceAndRejoins(t *testing.T) {
-	k := testKafka(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	topic := "group-test-" + time.Now().Format("150405.000000")
-	if err := CreateTopics(ctx, k, Topics{Profiles: topic, Control: topic + "-c", Enriched: topic + "-e", DeadLetters: topic + "-d",
-		Status: topic + "-s", Journal: topic + "-j"}, TopicLayout{Partitions: 4}); err != nil {
-		t.Fatal(err)
-	}
-	cfg := GroupConfig{ID: topic}
-	cfg.setDefaults()
-	member := func() *groupMember {
-		conn, err := k.connect()
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(conn.close)
-		return newGroupMember(conn, cfg, topic, zap.NewNop())
-	}
+	member := groupOnANewTopic(t, ctx, "group-test-", 4)
 	a := member()
 	first, err := a.join(ctx, nil)
 	if err != nil {
@@ -95,6 +80,27 @@ func TestAMemberSeesARebalanceAndRejoins(t *testing.T) {
 	}
 }
 
+// groupOnANewTopic creates a profiles topic of its own (and the others)
+// and returns a way to make members of a group named after it.
+func groupOnANewTopic(t *testing.T, ctx context.Context, prefix string, partitions int) func() *groupMember {
+	k := testKafka(t)
+	topic := prefix + time.Now().Format("150405.000000")
+	if err := CreateTopics(ctx, k, Topics{Profiles: topic, Control: topic + "-c", Enriched: topic + "-e", DeadLetters: topic + "-d",
+		Status: topic + "-s", Journal: topic + "-j"}, TopicLayout{Partitions: partitions}); err != nil {
+		t.Fatal(err)
+	}
+	cfg := GroupConfig{ID: topic}
+	cfg.setDefaults()
+	return func() *groupMember {
+		conn, err := k.connect()
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(conn.close)
+		return newGroupMember(conn, cfg, topic, zap.NewNop())
+	}
+}
+
 // joinInBackground joins (a join waits for the whole group) and hands the
 // assignment over when it comes.
 func joinInBackground(t *testing.T, ctx context.Context, m *groupMember, owned []int) <-chan assignment {
@@ -133,24 +139,9 @@ func hearsOfARebalance(t *testing.T, ctx context.Context, m *groupMember, a assi
 // the coordinator were down: a second instance starting beside the first
 // cost 0.3 s of the backlog benchmark that way.
 func TestASyncRefusedForANewRebalanceJoinsAgainAtOnce(t *testing.T) {
-	k := testKafka(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	topic := "group-sync-" + time.Now().Format("150405.000000")
-	if err := CreateTopics(ctx, k, Topics{Profiles: topic, Control: topic + "-c", Enriched: topic + "-e", DeadLetters: topic + "-d",
-		Status: topic + "-s", Journal: topic + "-j"}, TopicLayout{Partitions: 2}); err != nil {
-		t.Fatal(err)
-	}
-	cfg := GroupConfig{ID: topic}
-	cfg.setDefaults()
-	member := func() *groupMember {
-		conn, err := k.connect()
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(conn.close)
-		return newGroupMember(conn, cfg, topic, zap.NewNop())
-	}
+	member := groupOnANewTopic(t, ctx, "group-sync-", 2)
 	a, b := member(), member()
 	var res *kafka.JoinGroupResponse
 	var first assignment

@@ -119,7 +119,7 @@ func (p *Processor) generation(ctx context.Context, member *groupMember, a assig
 			end = errShutdown
 		case end = <-ended:
 		case <-checkShares:
-			if time.Since(started) >= shareSettle && p.splitOutdated(a) {
+			if time.Since(started) >= shareSettle && p.wantsNewSplit(a) {
 				end = errRejoin // a new split of the rate; nothing stops for it
 				checkShares = nil
 			}
@@ -180,9 +180,9 @@ func (p *Processor) generation(ctx context.Context, member *groupMember, a assig
 	return end
 }
 
-// splitOutdated says whether this member's work has moved away from what
+// wantsNewSplit says whether this member's work has moved away from what
 // the leader counted for it when it split the rate (share.go).
-func (p *Processor) splitOutdated(a assignment) bool {
+func (p *Processor) wantsNewSplit(a assignment) bool {
 	var unread int64
 	for _, w := range p.work() {
 		unread += w.unread

@@ -207,16 +207,15 @@ func rateShares(members []groupPeer, plan map[string][]int, work map[string]work
 }
 
 // splitOutdated says whether a member should ask for a new split of the
-// rate, with unread records left now where the split counted reported:
-// its unread work ran out while the split, made by
-// backlog, gave it more than the floor, or its unread work grew far past
-// what it reported.
-func splitOutdated(a assignment, reported, unread int64) bool {
+// rate, with unread records left where the split counted counted: its
+// unread work ran out while a split by backlog gave it more than the
+// floor, or its unread work grew far past what was counted.
+func splitOutdated(a assignment, counted, unread int64) bool {
 	if a.fleet < 2 {
 		return false
 	}
-	ranOut := a.backlog >= shareEvenBelow && reported > 0 && unread == 0 && a.share > 1.5*shareFloor/float64(a.fleet)
-	grew := unread >= reported+shareEvenBelow && unread >= 2*reported
+	ranOut := a.backlog >= shareEvenBelow && counted > 0 && unread == 0 && a.share > 1.5*shareFloor/float64(a.fleet)
+	grew := unread >= counted+shareEvenBelow && unread >= 2*counted
 	return ranOut || grew
 }
 
@@ -230,8 +229,8 @@ func heartbeatEvery(configured time.Duration, a assignment) time.Duration {
 }
 
 // lags reads how far the group's commits are behind the ends of the
-// partitions, in one attempt: a leader that cannot read them splits
-// evenly rather than wait.
+// partitions, in one attempt: a leader that cannot read them splits by
+// what the members reported rather than wait.
 func (m *groupMember) lags(ctx context.Context, partitions []int) (map[int]int64, error) {
 	if len(partitions) == 0 {
 		return nil, nil

@@ -96,17 +96,38 @@ func decodeWork(b []byte) []partitionWork {
 	return out
 }
 
+// reportedUnread is the unread work of each partition some member
+// reported on.
+func reportedUnread(members []groupPeer) map[int]int64 {
+	out := map[int]int64{}
+	for _, mem := range members {
+		for _, w := range mem.work {
+			out[w.partition] = w.unread
+		}
+	}
+	return out
+}
+
+// unreported lists the partitions of a plan that no member reported on.
+func unreported(members []groupPeer, plan map[string][]int) []int {
+	reported := reportedUnread(members)
+	var out []int
+	for _, ps := range plan {
+		for _, p := range ps {
+			if _, ok := reported[p]; !ok {
+				out = append(out, p)
+			}
+		}
+	}
+	return out
+}
+
 // memberWork sums the work a plan leaves each member: the unread records
 // of the partitions it is assigned (as reported by whoever ran them, or
 // the committed lag when nobody did), and the records it has in flight,
 // which it finishes whether it keeps their partition or not.
 func memberWork(members []groupPeer, plan map[string][]int, lag map[int]int64) map[string]workLeft {
-	unread := map[int]int64{}
-	for _, mem := range members {
-		for _, w := range mem.work {
-			unread[w.partition] = w.unread
-		}
-	}
+	unread := reportedUnread(members)
 	out := make(map[string]workLeft, len(members))
 	for _, mem := range members {
 		var sum workLeft
@@ -121,25 +142,6 @@ func memberWork(members []groupPeer, plan map[string][]int, lag map[int]int64) m
 			sum.inFlight += w.inFlight
 		}
 		out[mem.id] = sum
-	}
-	return out
-}
-
-// unreported lists the partitions of a plan that no member reported on.
-func unreported(members []groupPeer, plan map[string][]int) []int {
-	seen := map[int]bool{}
-	for _, mem := range members {
-		for _, w := range mem.work {
-			seen[w.partition] = true
-		}
-	}
-	var out []int
-	for _, ps := range plan {
-		for _, p := range ps {
-			if !seen[p] {
-				out = append(out, p)
-			}
-		}
 	}
 	return out
 }

@@ -60,7 +60,7 @@ func TestCapacityFollowsMeasurements(t *testing.T) {
 	if got := p.Capacity(); got != 13_000 {
 		t.Fatalf("after 2-poll, 2 s bulks: %d, want 13,000", got)
 	}
-	c.SetFleetSize(3) // 10 TPS: 1,667/s · 2 s · 1.25 = 4,167 → 9 bulks + 1
+	c.SetShare(1.0 / 3) // 10 TPS: 1,667/s · 2 s · 1.25 = 4,167 → 9 bulks + 1
 	if got := p.Capacity(); got != 5_000 {
 		t.Fatalf("a third of the rate: %d, want 5,000", got)
 	}

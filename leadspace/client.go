@@ -70,10 +70,6 @@ func (c *Client) Program(creds Credentials) *Program {
 	return p
 }
 
-// SetFleetSize tells the client that n instances share each program's
-// token evenly: SetShare(1/n). n < 1 counts as 1.
-func (c *Client) SetFleetSize(n int) { c.SetShare(1 / float64(max(1, n))) }
-
 // SetShare tells the client which part (0, 1] of each program's TPS this
 // instance may use, the others of the fleet sharing the token using the
 // rest: each program then paces at TPS × share. AIMD on 429 still applies

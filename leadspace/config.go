@@ -24,7 +24,7 @@ type Config struct {
 
 	// TPS is the transaction rate allowed per program: a single call or a bulk
 	// submit is one transaction. It is the program's rate across the whole
-	// fleet: Client.SetFleetSize(n) makes each instance pace at TPS/n.
+	// fleet: Client.SetShare(s) makes an instance pace at TPS × s.
 	// Default: 30 (the published tier).
 	// UNCERTAIN(leadspace-api.md §4): whether 30 is a default or one tier.
 	TPS float64

@@ -4,7 +4,7 @@
 // A Client holds one Program per Leadspace program (credentials). Each Program
 // owns what the API meters per program: an adaptive rate limiter (30
 // transactions per second on the published tier, split across a fleet with
-// Client.SetFleetSize), a circuit breaker, and a queue of submitted records
+// Client.SetShare), a circuit breaker, and a queue of submitted records
 // with one dispatcher goroutine that turns it into transactions.
 //
 // Program.Submit queues a record and returns at once; its done callback gets

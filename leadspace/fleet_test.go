@@ -12,8 +12,8 @@ import (
 	"github.com/enrichment/leadspace-enricher/leadspace/simulator"
 )
 
-// N instances on one program, each told the fleet size, stay within the
-// program's TPS together: no 429. Without SetFleetSize the same run is
+// N instances on one program, each given an even share, stay within the
+// program's TPS together: no 429. Without SetShare the same run is
 // rate limited, so the test can fail.
 func TestFleetSharesTheProgramsRate(t *testing.T) {
 	const (
@@ -33,7 +33,7 @@ func TestFleetSharesTheProgramsRate(t *testing.T) {
 				}
 				t.Cleanup(func() { _ = c.Close() })
 				if fleet {
-					c.SetFleetSize(instances)
+					c.SetShare(1.0 / instances)
 				}
 				clients = append(clients, c)
 			}
@@ -64,7 +64,7 @@ func TestFleetSharesTheProgramsRate(t *testing.T) {
 				t.Fatalf("%d instances sharing the program at TPS/%d got %d 429s", instances, instances, st.RateLimited)
 			}
 			if !fleet && st.RateLimited == 0 {
-				t.Fatal("without SetFleetSize the instances should have exceeded the program's TPS: the check cannot fail")
+				t.Fatal("without SetShare the instances should have exceeded the program's TPS: the check cannot fail")
 			}
 		})
 	}
@@ -77,7 +77,7 @@ func TestSetShareClampsAndRestores(t *testing.T) {
 	}
 	defer c.Close()
 	p := c.Program(Credentials{Token: testToken})
-	c.SetFleetSize(4)
+	c.SetShare(0.25)
 	if st := p.Stats(); st.Ceiling != 7.5 || st.TPS != 7.5 {
 		t.Fatalf("fleet of 4: %+v", st)
 	}

@@ -117,3 +117,6 @@ func latestByKey(ctx context.Context, k processor.Kafka, topic, prefix string) (
 	})
 	return latest, readErr(topic, err)
 }
+
+// EnrichedStatuses are the statuses of a current enrichment.
+var EnrichedStatuses = []string{schemas.StatusEnriched, schemas.StatusNotMatched, schemas.StatusSkipped}

@@ -1,18 +1,16 @@
 package main
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"os"
-	"slices"
 	"strings"
 	"time"
 
 	"github.com/enrichment/leadspace-enricher/leadspace"
 	"github.com/enrichment/leadspace-enricher/processor"
-	"github.com/enrichment/leadspace-enricher/schemas"
+	"github.com/enrichment/leadspace-enricher/processor/admin"
 )
 
 // adminKeyFlags name the keys that verify control events: the service's,
@@ -97,7 +95,7 @@ type adminFlags struct {
 }
 
 // newAdmin makes the settings of an admin command that writes one control
-// event with publish (connect, consent, map, remove, refresh).
+// event (connect, consent, map, remove, refresh).
 func newAdmin(command string) (*settings, *adminFlags) {
 	s := newSettings(command)
 	a := &adminFlags{}
@@ -105,129 +103,65 @@ func newAdmin(command string) (*settings, *adminFlags) {
 	a.adminKeyFlags.bind(s)
 	a.signingKeyFlags.bind(s)
 	s.StringVar(&a.tenant, "tenant", "", "tenant id (required)")
-	by := os.Getenv("USER")
-	if by == "" {
-		by = "admin"
-	}
-	s.StringVar(&a.by, "by", by, "who makes the change; recorded in the event (consent audits)")
+	byFlag(s, &a.by)
 	return s, a
 }
 
-// adminSession is an admin command between reading what it needs to know
-// of the tenant and writing its event.
-type adminSession struct {
-	a      *adminFlags
-	ctx    context.Context
-	cancel context.CancelFunc
-	auth   processor.ControlAuth
-	codec  *schemas.Codec
-	prod   *processor.Producer
-	// known is what the control and status topics say of the tenant.
-	known processor.TenantControl
-	// published is the last event written.
-	published schemas.Control
+// byFlag binds --by, the author recorded in what a command writes.
+func byFlag(s *settings, by *string) {
+	def := os.Getenv("USER")
+	if def == "" {
+		def = "admin"
+	}
+	s.StringVar(by, "by", def, "who makes the change; recorded in the event (consent audits)")
 }
 
-// open connects and reads what the control and status topics know of the
-// tenant. Unless the command connects the tenant, a tenant never connected
-// is refused: consent, a mapping, a removal or a Run cannot work without a
-// connection.
-func (a *adminFlags) open(connecting bool) (*adminSession, error) {
-	if a.tenant == "" || strings.Contains(a.tenant, "/") {
-		return nil, errors.New("tenant: required, without '/'")
-	}
+// signedAuth is the keys that verify and the key that signs.
+func (a *adminFlags) signedAuth() (processor.ControlAuth, error) {
 	auth, err := a.auth()
 	if err != nil {
-		return nil, err
+		return auth, err
 	}
-	if err := a.signingKeyFlags.add(&auth); err != nil {
-		return nil, err
-	}
-	if auth.Enabled() && !auth.CanSign() {
-		return nil, errors.New("admin-signing-key: admin commands sign their events: give the Ed25519 private key (or the shared --admin-key)")
-	}
-	s := &adminSession{a: a, auth: auth}
-	s.ctx, s.cancel = context.WithTimeout(context.Background(), 2*time.Minute)
-	ok := false
-	defer func() {
-		if !ok {
-			s.close()
-		}
-	}()
-	if s.codec, err = a.codec(s.ctx); err != nil {
-		return nil, err
-	}
-	if s.prod, err = processor.NewProducer(a.kafka(), s.codec); err != nil {
-		return nil, err
-	}
-	if s.known, err = processor.ReadTenantControl(s.ctx, a.kafka(), a.topics, s.codec, auth, a.tenant); err != nil {
-		return nil, err
-	}
-	if !connecting && !s.known.Connected {
-		return nil, fmt.Errorf("tenant %s is not connected: run 'enricher connect' first", a.tenant)
-	}
-	ok = true
-	return s, nil
+	return auth, a.signingKeyFlags.add(&auth)
 }
 
-func (s *adminSession) close() {
-	if s.prod != nil {
-		_ = s.prod.Close()
+// open opens the admin package with the command's settings in cfg.
+func (a *adminFlags) open(ctx context.Context, cfg admin.Config) (*admin.Admin, error) {
+	auth, err := a.signedAuth()
+	if err != nil {
+		return nil, err
 	}
-	s.cancel()
+	return a.kafkaFlags.admin(ctx, auth, cfg)
 }
 
-// publish signs (when a key is set) and writes one control event. Its
-// sequence is above every one seen for its key (on the control topic and
-// applied by the service) and at least the clock in microseconds: a clock
-// that went back cannot make it look like a replay, and two admins at once
-// still pick different numbers.
-func (s *adminSession) publish(ev schemas.Control) error {
-	a := s.a
-	ev.TenantID, ev.IssuedBy = a.tenant, a.by
-	ev.IssuedAt = time.Now().UTC().Truncate(time.Millisecond)
-	ev.EventID = fmt.Sprintf("%s-%s-%d", a.tenant, ev.Kind(), ev.IssuedAt.UnixNano())
-	ev.Sequence = processor.NextSequence(s.known.Highest[ev.Kind()])
+// printPublished says what a change wrote.
+func printPublished(p admin.Published) {
+	ev := p.Event
 	signed := "unsigned (no admin key)"
-	if s.auth.CanSign() {
-		if err := s.auth.Sign(&ev); err != nil {
-			return err
-		}
+	if p.Signed {
 		signed = "signed by " + ev.KeyID
 	}
-	published, err := s.prod.PublishControl(s.ctx, a.topics.Control, ev)
-	if err != nil {
-		return err
-	}
-	s.published = published
-	fmt.Printf("published %s for tenant %s on %s, %s, sequence %d, event %s\n", ev.Kind(), a.tenant, a.topics.Control, signed, ev.Sequence, ev.EventID)
-	return nil
+	fmt.Printf("published %s for tenant %s on %s, %s, sequence %d, event %s\n", ev.Kind(), ev.TenantID, p.Topic, signed, ev.Sequence, ev.EventID)
 }
 
-// publish writes one control event for the tenant (see adminSession).
-func (a *adminFlags) publish(ev schemas.Control) error {
-	s, err := a.open(ev.Connection != nil)
-	if err != nil {
-		return err
-	}
-	defer s.close()
-	return s.publish(ev)
-}
+// adminTimeout bounds an admin command's reads and its write.
+const adminTimeout = 2 * time.Minute
 
 // cmdConnect connects a tenant to Leadspace. It makes one real call with
 // the token first and refuses to publish a token Leadspace rejects, or a
 // reference the service would refuse to resolve.
 func cmdConnect(args []string) error {
 	s, a := newAdmin("connect")
-	var ref, display, url, sealTo string
-	var skipVerify, allowPlain bool
+	var ref, display string
+	var cfg admin.Config
+	var allowPlain bool
 	var policy tokenPolicyFlags
 	policy.bind(s)
 	s.StringVar(&ref, "token-ref", "", "where the token is: env:NAME or file:PATH (required); the service resolves the same reference unless --seal-to is given")
-	s.StringVar(&sealTo, "seal-to", "", "the service's public seal key: publish the token sealed to it (sealed:...) instead of the reference")
+	s.StringVar(&cfg.SealTo, "seal-to", "", "the service's public seal key: publish the token sealed to it (sealed:...) instead of the reference")
 	s.StringVar(&display, "display-name", "Leadspace", "name shown to admins")
-	s.StringVar(&url, "leadspace-url", leadspace.DefaultBaseURL, "Leadspace API gateway for the verification call")
-	s.BoolVar(&skipVerify, "skip-verify", false, "publish without the verification call (e.g. no network to Leadspace here)")
+	s.StringVar(&cfg.LeadspaceURL, "leadspace-url", leadspace.DefaultBaseURL, "Leadspace API gateway for the verification call")
+	s.BoolVar(&cfg.SkipVerify, "skip-verify", false, "publish without the verification call (e.g. no network to Leadspace here)")
 	s.BoolVar(&allowPlain, "allow-plaintext-tokens", false, "accept plain:TOKEN references (development only)")
 	if err := s.parse(args); err != nil {
 		return err
@@ -235,52 +169,26 @@ func cmdConnect(args []string) error {
 	if ref == "" {
 		return errors.New("token-ref: required (env:NAME or file:PATH)")
 	}
-	sources := processor.TokenSources{AllowPlaintext: allowPlain}
-	if err := policy.apply(&sources); err != nil {
+	cfg.Tokens.AllowPlaintext = allowPlain
+	if err := policy.apply(&cfg.Tokens); err != nil {
 		return err
 	}
-	// The same allowlist as the service's (same settings, same defaults):
-	// a reference the service would refuse is refused here.
-	token, err := sources.Resolver()(a.tenant, ref)
+	ctx, cancel := context.WithTimeout(context.Background(), adminTimeout)
+	defer cancel()
+	ad, err := a.open(ctx, cfg)
 	if err != nil {
-		return fmt.Errorf("token-ref: %w", err)
+		return err
 	}
-	if sealTo != "" {
-		if ref, err = processor.SealToken(sealTo, a.tenant, token); err != nil {
-			return fmt.Errorf("seal-to: %w", err)
-		}
+	defer ad.Close()
+	p, err := ad.Connect(ctx, admin.ConnectRequest{Tenant: a.tenant, DisplayName: display, TokenRef: ref, By: a.by})
+	if err != nil {
+		return err
 	}
-	conn := &schemas.Connection{DisplayName: display, TokenRef: ref}
-	if !skipVerify {
-		if err := verifyToken(url, token); err != nil {
-			return err
-		}
-		conn.VerifiedAt = time.Now().UTC().Truncate(time.Millisecond)
+	if !cfg.SkipVerify {
 		fmt.Println("token verified with a test call to Leadspace")
 	}
-	return a.publish(schemas.Control{Connection: conn})
-}
-
-func verifyToken(url, token string) error {
-	cl, err := leadspace.New(leadspace.Config{BaseURL: url, MaxAttempts: 2})
-	if err != nil {
-		return err
-	}
-	defer cl.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	err = cl.Program(leadspace.Credentials{Token: token}).Verify(ctx)
-	if err == nil {
-		return nil
-	}
-	reason, _ := leadspace.ReasonOf(err)
-	switch class, _ := leadspace.ClassOf(err); class {
-	case leadspace.ClassAuth:
-		return fmt.Errorf("refused: Leadspace does not accept the token (%s); nothing was published", reason)
-	case leadspace.ClassCredits:
-		return fmt.Errorf("refused: the Leadspace program has no credits or is not valid (%s); nothing was published", reason)
-	}
-	return fmt.Errorf("could not verify the token (%s): %w; retry, or use --skip-verify", reason, err)
+	printPublished(p)
+	return nil
 }
 
 func cmdConsent(args []string) error {
@@ -297,123 +205,70 @@ func cmdConsent(args []string) error {
 	if err := s.parse(args[1:]); err != nil {
 		return err
 	}
-	ev := schemas.Control{Consent: &schemas.Consent{Given: args[0] == "give", TermsVersion: terms}}
-	if args[0] == "give" {
-		return a.publish(ev)
-	}
-	return a.publishAndWait(ev, wait)
+	return a.change(wait, func(ctx context.Context, ad *admin.Admin) (admin.Published, error) {
+		return ad.Consent(ctx, admin.ConsentRequest{Tenant: a.tenant, Given: args[0] == "give", TermsVersion: terms, By: a.by})
+	})
 }
 
-var confidenceLevels = []string{"HIGH", "MEDIUM", "LOW", "VERY LOW"}
-
-func cmdMap(args []string) error {
-	s, a := newAdmin("map")
-	var m schemas.Mapping
-	var strict bool
-	var sample int
-	s.StringVar(&m.NameAttribute, "name", "", "profile attribute with the company name (required)")
-	s.StringVar(&m.WebsiteAttribute, "website", "", "profile attribute with the company website")
-	s.StringVar(&m.LocationAttribute, "location", "", "profile attribute with the company location (City, State, Country)")
-	s.StringVar(&m.MinConfidence, "min-confidence", "", "lowest Leadspace match confidence to accept: HIGH, MEDIUM, LOW or VERY LOW")
-	s.DurationVar(&m.RefreshInterval, "refresh-interval", 0, "re-ask Leadspace for unchanged profiles after this long (0: never)")
-	s.BoolVar(&strict, "strict", false, "publish nothing when a mapped attribute occurs in none of the tenant's recent profiles (default: warn and publish)")
-	s.IntVar(&sample, "sample", 500, "recent records per partition of the profiles topic to check the mapped attributes against (0: no check)")
-	if err := s.parse(args); err != nil {
-		return err
-	}
-	if err := validateMapping(m); err != nil {
-		return err
-	}
-	if sample < 0 {
-		return errors.New("sample: must not be negative")
-	}
-	m.MinConfidence = strings.ToUpper(m.MinConfidence)
-	session, err := a.open(false)
+// change opens the admin package, makes one change and prints it; with
+// wait, it then waits until the running service applied it.
+func (a *adminFlags) change(wait time.Duration, do func(context.Context, *admin.Admin) (admin.Published, error)) error {
+	ctx, cancel := context.WithTimeout(context.Background(), adminTimeout)
+	defer cancel()
+	ad, err := a.open(ctx, admin.Config{})
 	if err != nil {
 		return err
 	}
-	defer session.close()
-	if sample > 0 {
-		got, err := processor.RecentAttributes(session.ctx, a.kafka(), a.topics.Profiles, session.codec, a.tenant, sample)
-		if err != nil {
-			return fmt.Errorf("reading recent profiles of %s to check the mapping: %w", a.tenant, err)
-		}
-		if err := checkMappedAttributes(a.tenant, m, got, strict); err != nil {
-			return err
-		}
+	defer ad.Close()
+	p, err := do(ctx, ad)
+	if err != nil {
+		return err
 	}
-	return session.publish(schemas.Control{Mapping: &m})
+	printPublished(p)
+	return waitApplied(ad, p, wait)
 }
 
-// checkMappedAttributes warns (or, strict, refuses) when a mapped attribute
-// occurs in none of the sampled profiles: the tenant would show ACTIVE while
-// every profile is skipped. The attribute may still come later, so by
-// default the mapping is published anyway.
-func checkMappedAttributes(tenant string, m schemas.Mapping, got processor.AttributeSample, strict bool) error {
-	if got.Profiles == 0 {
-		fmt.Fprintf(os.Stderr, "note: no recent profiles of tenant %s to check the mapped attributes against\n", tenant)
-		return nil
+func cmdMap(args []string) error {
+	s, a := newAdmin("map")
+	var r admin.MapRequest
+	var website, location string
+	s.StringVar(&r.Name, "name", "", "profile attribute with the company name (required)")
+	s.StringVar(&website, "website", "", "profile attribute with the company website")
+	s.StringVar(&location, "location", "", "profile attribute with the company location (City, State, Country)")
+	s.StringVar(&r.MinConfidence, "min-confidence", "", "lowest Leadspace match confidence to accept: "+strings.Join(admin.ConfidenceLevels, ", "))
+	s.DurationVar(&r.RefreshInterval, "refresh-interval", 0, "re-ask Leadspace for unchanged profiles after this long (0: never)")
+	s.BoolVar(&r.Strict, "strict", false, "publish nothing when a mapped attribute occurs in none of the tenant's recent profiles (default: warn and publish)")
+	s.IntVar(&r.Sample, "sample", admin.DefaultSample, "recent records per partition of the profiles topic to check the mapped attributes against (0: no check)")
+	if err := s.parse(args); err != nil {
+		return err
 	}
-	var missing []string
-	for _, f := range []struct{ role, attr string }{{"name", m.NameAttribute}, {"website", m.WebsiteAttribute}, {"location", m.LocationAttribute}} {
-		if f.attr != "" && got.Attributes[f.attr] == 0 {
-			missing = append(missing, fmt.Sprintf("%s (%s)", f.attr, f.role))
-		}
+	if r.Sample < 0 {
+		return errors.New("sample: must not be negative")
 	}
-	if len(missing) == 0 {
-		return nil
+	if r.Sample == 0 {
+		r.Sample = -1
 	}
-	msg := fmt.Sprintf("%s: in none of tenant %s's %d recent profiles; attributes seen: %s",
-		strings.Join(missing, ", "), tenant, got.Profiles, seenAttributes(got, 12))
-	if strict {
-		return fmt.Errorf("%s; nothing was published (--strict)", msg)
+	if website != "" {
+		r.More = append(r.More, admin.Field{Role: admin.RoleWebsite, Attribute: website})
 	}
-	fmt.Fprintf(os.Stderr, "warning: %s; publishing anyway (profiles without it are skipped; --strict refuses)\n", msg)
-	return nil
-}
-
-// seenAttributes lists the most common attributes with their counts.
-func seenAttributes(got processor.AttributeSample, limit int) string {
-	names := make([]string, 0, len(got.Attributes))
-	for name := range got.Attributes {
-		names = append(names, name)
+	if location != "" {
+		r.More = append(r.More, admin.Field{Role: admin.RoleLocation, Attribute: location})
 	}
-	slices.SortFunc(names, func(a, b string) int {
-		return cmp.Or(cmp.Compare(got.Attributes[b], got.Attributes[a]), strings.Compare(a, b))
-	})
-	var parts []string
-	for i, name := range names {
-		if i == limit {
-			parts = append(parts, fmt.Sprintf("and %d more", len(names)-limit))
-			break
-		}
-		parts = append(parts, fmt.Sprintf("%s (%d)", name, got.Attributes[name]))
+	r.Tenant, r.By = a.tenant, a.by
+	if _, err := r.Mapping(); err != nil {
+		return err // before connecting: a bad mapping needs no broker to be refused
 	}
-	if len(parts) == 0 {
-		return "none"
-	}
-	return strings.Join(parts, ", ")
-}
-
-func validateMapping(m schemas.Mapping) error {
-	switch {
-	case strings.TrimSpace(m.NameAttribute) == "":
-		return errors.New("name: the company name attribute is required")
-	case m.WebsiteAttribute != "" && m.WebsiteAttribute == m.NameAttribute,
-		m.LocationAttribute != "" && (m.LocationAttribute == m.NameAttribute || m.LocationAttribute == m.WebsiteAttribute):
-		return errors.New("name, website, location: each must be a different attribute")
-	case m.RefreshInterval < 0:
-		return errors.New("refresh-interval: must not be negative")
-	}
-	if m.MinConfidence != "" {
-		for _, l := range confidenceLevels {
-			if strings.EqualFold(l, m.MinConfidence) {
-				return nil
+	return a.change(0, func(ctx context.Context, ad *admin.Admin) (admin.Published, error) {
+		p, warnings, err := ad.Map(ctx, r)
+		for _, w := range warnings {
+			if w.Code == admin.WarnNoProfiles {
+				fmt.Fprintf(os.Stderr, "note: %s\n", w.Message)
+			} else {
+				fmt.Fprintf(os.Stderr, "warning: %s; publishing anyway (profiles without it are skipped; --strict refuses)\n", w.Message)
 			}
 		}
-		return fmt.Errorf("min-confidence: %q is not one of %s", m.MinConfidence, strings.Join(confidenceLevels, ", "))
-	}
-	return nil
+		return p, err
+	})
 }
 
 func cmdRemove(args []string) error {
@@ -425,7 +280,9 @@ func cmdRemove(args []string) error {
 	if err := s.parse(args); err != nil {
 		return err
 	}
-	return a.publishAndWait(schemas.Control{Removal: &schemas.Removal{Purge: purge}}, wait)
+	return a.change(wait, func(ctx context.Context, ad *admin.Admin) (admin.Published, error) {
+		return ad.Remove(ctx, a.tenant, purge, a.by)
+	})
 }
 
 // waitFlag binds --wait-applied, for the commands that stop data leaving.
@@ -433,37 +290,21 @@ func waitFlag(s *settings, wait *time.Duration) {
 	s.DurationVar(wait, "wait-applied", 30*time.Second, "wait until the running service has applied the change, so nothing leaves for Leadspace after the command returns (0: do not wait)")
 }
 
-// publishAndWait publishes ev, then waits until the service's control
-// record on the status topic says it applied it: from then on its calls
-// for the tenant are stopped. Without a running service the wait times out
-// with a warning; the change applies when the service starts.
-func (a *adminFlags) publishAndWait(ev schemas.Control, wait time.Duration) error {
-	s, err := a.open(false)
-	if err != nil {
-		return err
-	}
-	defer s.close()
-	if err := s.publish(ev); err != nil {
-		return err
-	}
+// waitApplied waits until the service applied p: from then on its calls
+// for the tenant are stopped. Without a running service the wait times
+// out with a warning; the change applies when the service starts.
+func waitApplied(ad *admin.Admin, p admin.Published, wait time.Duration) error {
 	if wait <= 0 {
 		return nil
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
-	for {
-		records, err := processor.ReadControlStatus(ctx, a.kafka(), a.topics.Status, s.codec)
-		if err == nil && records[a.tenant].AppliedControl[ev.Kind()] == s.published.EventID {
-			fmt.Printf("applied by the service: no call for tenant %s is made after this\n", a.tenant)
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			fmt.Fprintf(os.Stderr, "warning: no running enricher applied the %s within %s (is the service running?); it applies when the service reads the control topic\n", ev.Kind(), wait)
-			return nil
-		case <-time.After(200 * time.Millisecond):
-		}
+	if err := ad.WaitApplied(ctx, p); err != nil {
+		fmt.Fprintf(os.Stderr, "warning: no running enricher applied the %s within %s (is the service running?); it applies when the service reads the control topic\n", p.Event.Kind(), wait)
+		return nil
 	}
+	fmt.Printf("applied by the service: no call for tenant %s is made after this\n", p.Event.TenantID)
+	return nil
 }
 
 // cmdKeys makes key pairs: the seal key for sealed tokens, or (--admin) an

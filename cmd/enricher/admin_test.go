@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/enrichment/leadspace-enricher/leadspace/simulator"
 	"github.com/enrichment/leadspace-enricher/processor"
+	"github.com/enrichment/leadspace-enricher/processor/admin"
 	"github.com/enrichment/leadspace-enricher/processor/embedded"
 	"github.com/enrichment/leadspace-enricher/schemas"
 )
@@ -137,7 +137,7 @@ func TestAdminCommandsAgainstARunningService(t *testing.T) {
 		t.Fatalf("after a forged withdrawal: %+v", st)
 	}
 	view := controlShow(t, stack, env, "--all")
-	acme := view.tenant(t, "acme")
+	acme := controlTenant(t, view, "acme")
 	if acme.State != st.State || acme.StateReason != st.StateReason || acme.Refused != st.RefusedControlEvents {
 		t.Errorf("control show says %s %q (refused %d), status says %s %q (refused %d)",
 			acme.State, acme.StateReason, acme.Refused, st.State, st.StateReason, st.RefusedControlEvents)
@@ -175,7 +175,7 @@ func TestAdminCommandsAgainstARunningService(t *testing.T) {
 		t.Errorf("consent withdraw returned before the service applied it:\n%s", withdrawn)
 	}
 	st = waitStatus(t, stack, env, func(s processor.TenantView) bool { return s.State == schemas.StateNoConsent })
-	if got := controlShow(t, stack, env).tenant(t, "acme"); got.State != st.State || got.Applied[schemas.KindConsent].Summary != "withdrawn" {
+	if got := controlTenant(t, controlShow(t, stack, env), "acme"); got.State != st.State || got.Applied[schemas.KindConsent].Summary != "withdrawn" {
 		t.Errorf("control show after the withdrawal: %s, consent %+v", got.State, got.Applied[schemas.KindConsent])
 	}
 
@@ -208,20 +208,20 @@ func TestAdminCommandsAgainstARunningService(t *testing.T) {
 }
 
 // controlShow runs `enricher control show --json`.
-func controlShow(t *testing.T, stack *embedded.Stack, env map[string]string, args ...string) controlView {
+func controlShow(t *testing.T, stack *embedded.Stack, env map[string]string, args ...string) admin.ControlView {
 	t.Helper()
 	out, errOut, code := cli(t, stack, env, append([]string{"control", "show", "--json"}, args...)...)
 	if code != 0 {
 		t.Fatalf("enricher control show: exit %d: %s", code, errOut)
 	}
-	var v controlView
+	var v admin.ControlView
 	if err := json.Unmarshal([]byte(out), &v); err != nil {
 		t.Fatalf("control show --json: %v\n%s", err, out)
 	}
 	return v
 }
 
-func (v controlView) tenant(t *testing.T, id string) *controlTenantRow {
+func controlTenant(t *testing.T, v admin.ControlView, id string) *admin.ControlTenant {
 	t.Helper()
 	for _, r := range v.Tenants {
 		if r.Tenant == id {
@@ -311,56 +311,5 @@ func waitStatus(t *testing.T, stack *embedded.Stack, env map[string]string, cond
 			t.Fatalf("status never reached the expected state; last: %s", out)
 		}
 		time.Sleep(300 * time.Millisecond)
-	}
-}
-
-// control show tells the applied event, its copies, history, a replay, a
-// forgery and a lost event apart, from the log and the service's record.
-func TestControlShowMatchesRecordsWithWhatTheServiceApplied(t *testing.T) {
-	at := time.Date(2026, 11, 1, 9, 0, 0, 0, time.UTC)
-	ev := func(tenant, id string, seq int64, c schemas.Control) *schemas.Control {
-		c.TenantID, c.EventID, c.Sequence, c.IssuedAt, c.IssuedBy = tenant, id, seq, at, "admin"
-		return &c
-	}
-	give := ev("acme", "give", 2, schemas.Control{Consent: &schemas.Consent{Given: true}})
-	withdraw := ev("acme", "withdraw", 3, schemas.Control{Consent: &schemas.Consent{Given: false}})
-	rec := func(offset int64, key string, e *schemas.Control, verdict string) processor.ControlRecord {
-		return processor.ControlRecord{Key: key, Offset: offset, Event: e, Verdict: verdict, KeysHere: true}
-	}
-	records := []processor.ControlRecord{
-		rec(0, "acme/connection", ev("acme", "conn", 1, schemas.Control{Connection: &schemas.Connection{DisplayName: "Acme", TokenRef: "plain:tok-SECRET"}}), processor.VerdictVerified),
-		rec(1, "acme/consent", give, processor.VerdictVerified),
-		rec(2, "acme/consent", withdraw, processor.VerdictVerified),
-		rec(3, "acme/consent", give, processor.VerdictVerified),     // the replay
-		rec(4, "acme/consent", withdraw, processor.VerdictVerified), // the service's copy
-		rec(5, "acme/mapping", ev("acme", "forged", 99, schemas.Control{Mapping: &schemas.Mapping{NameAttribute: "X"}}), processor.VerdictUnverified),
-		rec(6, "acme/removal", nil, processor.ReasonTombstone),
-		rec(7, "globex/consent", ev("globex", "g", 5, schemas.Control{Consent: &schemas.Consent{Given: true}}), processor.VerdictVerified),
-	}
-	applied := map[string]schemas.Status{"acme": {TenantID: "acme", Partition: schemas.ControlPartition, State: schemas.StateNoConsent,
-		StateReason: "gate.no_consent", RefusedControl: 3,
-		ControlSequences: map[string]int64{"connection": 1, "consent": 3, "mapping": 2, "@0": 7},
-		AppliedControl:   map[string]string{"connection": "conn", "consent": "withdraw", "mapping": "map-1"}}}
-	view := buildControlView(records, applied, "", true)
-	want := []string{"applied", "superseded", "applied", "refused (replay: sequence not above 3)", "applied", "not applied", "refused",
-		"unknown (not reported)"}
-	for i, r := range view.Records {
-		if r.Service != want[i] {
-			t.Errorf("record %d (%s): %q, want %q", r.Offset, r.Key, r.Service, want[i])
-		}
-		if strings.Contains(r.Detail, "tok-SECRET") {
-			t.Errorf("record %d shows the token: %q", r.Offset, r.Detail)
-		}
-	}
-	acme, globex := view.tenant(t, "acme"), view.tenant(t, "globex")
-	if acme.State != schemas.StateNoConsent || acme.Applied["consent"].Summary != "withdrawn" || acme.Applied["mapping"] != nil ||
-		!slices.Equal(acme.Lost, []string{"mapping"}) {
-		t.Errorf("acme: %+v (consent %+v)", acme, acme.Applied["consent"])
-	}
-	if globex.Reported || globex.Applied["consent"].Summary != "given (not applied yet)" {
-		t.Errorf("globex, not reported by the service: %+v", globex)
-	}
-	if latest := buildControlView(records, applied, "acme", false); len(latest.Records) != 4 || len(latest.Tenants) != 1 {
-		t.Errorf("the latest record of each of acme's keys: %d records, %d tenants", len(latest.Records), len(latest.Tenants))
 	}
 }

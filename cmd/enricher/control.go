@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/enrichment/leadspace-enricher/processor"
+	"github.com/enrichment/leadspace-enricher/processor/admin"
 	"github.com/enrichment/leadspace-enricher/schemas"
 )
 
@@ -64,48 +65,6 @@ func (p *tokenPolicyFlags) apply(sources *processor.TokenSources) error {
 	return nil
 }
 
-// controlEventRow is one control record as `control show` lists it.
-type controlEventRow struct {
-	Key       string    `json:"key"`
-	Partition int       `json:"partition"`
-	Offset    int64     `json:"offset"`
-	Sequence  int64     `json:"sequence,omitempty"`
-	EventID   string    `json:"event_id,omitempty"`
-	IssuedAt  time.Time `json:"issued_at,omitzero"`
-	IssuedBy  string    `json:"issued_by,omitempty"`
-	KeyID     string    `json:"key_id,omitempty"`
-	Summary   string    `json:"summary,omitempty"`
-	// Signature is verified, unverified (no key here to check it) or the
-	// reason the service refuses the record.
-	Signature string `json:"signature"`
-	Detail    string `json:"detail,omitempty"`
-	// Service is what the service did with it, from its control record:
-	// applied, refused, superseded, not applied (yet), or unknown.
-	Service string `json:"service"`
-}
-
-// controlTenantRow is one tenant as `control show` shows it: the state and
-// events the service applied, never an unverified event as the state.
-type controlTenantRow struct {
-	Tenant string `json:"tenant"`
-	// State and StateReason are the service's, from the tenant/control
-	// status record: what `enricher status` shows.
-	State       string `json:"state"`
-	StateReason string `json:"state_reason,omitempty"`
-	Reported    bool   `json:"reported"`
-	// Applied holds, per kind, the event the service applied; Lost the
-	// kinds it applied whose event is no longer on the topic.
-	Applied         map[string]*controlEventRow `json:"applied"`
-	Lost            []string                    `json:"lost,omitempty"`
-	Refused         int64                       `json:"refused_control_events"`
-	RefusedByReason map[string]int64            `json:"refused_by_reason,omitempty"`
-}
-
-type controlView struct {
-	Tenants []*controlTenantRow `json:"tenants"`
-	Records []*controlEventRow  `json:"records"`
-}
-
 // cmdControl shows the control plane: each tenant as the service applied
 // it (from its status records), and the control records, each verified with
 // the admin's keys when given. Tokens are never shown.
@@ -137,19 +96,15 @@ func cmdControl(args []string) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	codec, err := k.codec(ctx)
+	ad, err := k.admin(ctx, auth, admin.Config{})
 	if err != nil {
 		return err
 	}
-	records, err := processor.ReadControlLog(ctx, k.kafka(), k.topics.Control, codec, auth)
+	defer ad.Close()
+	view, err := ad.ControlLog(ctx, tenant, all)
 	if err != nil {
 		return err
 	}
-	applied, err := processor.ReadControlStatus(ctx, k.kafka(), k.topics.Status, codec)
-	if err != nil {
-		return err
-	}
-	view := buildControlView(records, applied, tenant, all)
 	if asJSON {
 		return json.NewEncoder(os.Stdout).Encode(view)
 	}
@@ -163,7 +118,7 @@ func cmdControl(args []string) error {
 		if t.StateReason != "" {
 			state += " (" + t.StateReason + ")"
 		}
-		col := func(kind string, f func(*controlEventRow) string) string {
+		col := func(kind string, f func(*admin.ControlEvent) string) string {
 			if slices.Contains(t.Lost, kind) {
 				return "lost (applied, no longer on the topic)"
 			}
@@ -172,13 +127,13 @@ func cmdControl(args []string) error {
 			}
 			return "-"
 		}
-		connection := col(schemas.KindConnection, func(r *controlEventRow) string { return r.Summary })
+		connection := col(schemas.KindConnection, func(r *admin.ControlEvent) string { return r.Summary })
 		tokenRef := "-"
 		if r := t.Applied[schemas.KindConnection]; r != nil {
 			tokenRef = r.Detail
 		}
-		mapping := col(schemas.KindMapping, func(r *controlEventRow) string { return r.Summary })
-		consent := col(schemas.KindConsent, func(r *controlEventRow) string {
+		mapping := col(schemas.KindMapping, func(r *admin.ControlEvent) string { return r.Summary })
+		consent := col(schemas.KindConsent, func(r *admin.ControlEvent) string {
 			return r.Summary + " by " + r.IssuedBy + " " + r.IssuedAt.Format(time.RFC3339)
 		})
 		refused := fmt.Sprint(t.Refused)
@@ -205,143 +160,6 @@ func cmdControl(args []string) error {
 		fmt.Fprintf(w, "%s\t%d\t%d\t%s\t%s\t%s\t%s\t%s\n", r.Key, r.Offset, r.Sequence, issued, orDash(r.IssuedBy), orDash(r.Summary), signature, r.Service)
 	}
 	return w.Flush()
-}
-
-// buildControlView matches the control records with what the service says
-// it applied. A tenant row shows only applied events (or, before the
-// service reported on the tenant, verified ones marked so).
-func buildControlView(records []processor.ControlRecord, applied map[string]schemas.Status, only string, all bool) controlView {
-	tenants := map[string]*controlTenantRow{}
-	row := func(id string) *controlTenantRow {
-		t := tenants[id]
-		if t == nil {
-			t = &controlTenantRow{Tenant: id, State: "-", Applied: map[string]*controlEventRow{}}
-			tenants[id] = t
-		}
-		return t
-	}
-	for id, s := range applied {
-		t := row(id)
-		t.State, t.StateReason, t.Reported = s.State, s.StateReason, true
-		t.Refused, t.RefusedByReason = s.RefusedControl, s.RefusedByReason
-	}
-	last := map[string]int{} // key -> index of its last record: what compaction keeps
-	for i, rec := range records {
-		last[rec.Key] = i
-	}
-	seen := map[string]int64{} // key -> highest trusted sequence so far, as the service orders them
-	rows := make([]*controlEventRow, len(records))
-	for i, rec := range records {
-		r := &controlEventRow{Key: rec.Key, Partition: rec.Partition, Offset: rec.Offset, Signature: rec.Verdict, Detail: rec.Detail}
-		rows[i] = r
-		tenant, kind, _ := strings.Cut(rec.Key, "/")
-		s, reported := applied[tenant]
-		if ev := rec.Event; ev != nil {
-			r.Sequence, r.EventID, r.IssuedAt, r.IssuedBy, r.KeyID, r.Summary = ev.Sequence, ev.EventID, ev.IssuedAt, ev.IssuedBy, ev.KeyID, summarize(*ev)
-			if ev.Connection != nil {
-				r.Detail = processor.RedactTokenRef(ev.Connection.TokenRef)
-			}
-		}
-		before := seen[rec.Key]
-		if rec.Event != nil && rec.Trusted() {
-			seen[rec.Key] = max(before, rec.Event.Sequence)
-		}
-		signedHere := rec.Verdict == processor.VerdictVerified || rec.Verdict == processor.VerdictUnverified
-		switch bar := max(before, s.ControlSequences[kind]); {
-		case !reported:
-			r.Service = "unknown (not reported)"
-		case signedHere && rec.Event.Key() == rec.Key && rec.Event.EventID == s.AppliedControl[kind] && rec.Event.Sequence == s.ControlSequences[kind]:
-			r.Service = "applied"
-			row(tenant).Applied[kind] = r
-		case !signedHere:
-			r.Service = "refused"
-		case !rec.Trusted():
-			// Signed by a key this admin does not hold: pending, or refused
-			// for it (the tenant's refusal counts say which).
-			r.Service = "not applied"
-		case rec.Event.Sequence <= before || (i == last[rec.Key] && rec.Event.Sequence <= bar):
-			r.Service = fmt.Sprintf("refused (replay: sequence not above %d)", bar)
-		case i < last[rec.Key] && rec.Verdict == processor.VerdictVerified:
-			r.Service = "superseded"
-		default:
-			r.Service = "not applied (yet)"
-		}
-	}
-	for id, s := range applied {
-		t := tenants[id]
-		for kind, eventID := range s.AppliedControl {
-			if schemas.ValidKind(kind) && eventID != "" && t.Applied[kind] == nil {
-				t.Lost = append(t.Lost, kind)
-			}
-		}
-		slices.Sort(t.Lost)
-	}
-	// Before the service reported on a tenant, show its verified events,
-	// marked: never an unverified one as the tenant's state.
-	for key, i := range last {
-		tenant, kind, _ := strings.Cut(key, "/")
-		if rec := records[i]; rec.Event == nil || rec.Verdict != processor.VerdictVerified {
-			continue
-		}
-		if t := row(tenant); !t.Reported {
-			r := *rows[i]
-			r.Summary += " (not applied yet)"
-			t.Applied[kind] = &r
-		}
-	}
-	var view controlView
-	for id, t := range tenants {
-		if only == "" || id == only {
-			view.Tenants = append(view.Tenants, t)
-		}
-	}
-	sort.Slice(view.Tenants, func(i, j int) bool { return view.Tenants[i].Tenant < view.Tenants[j].Tenant })
-	for i, r := range rows {
-		if tenant, _, ok := strings.Cut(r.Key, "/"); (all || i == last[r.Key]) && (only == "" || ok && tenant == only) {
-			view.Records = append(view.Records, r)
-		}
-	}
-	return view
-}
-
-// summarize says what an event sets, without any token.
-func summarize(ev schemas.Control) string {
-	switch {
-	case ev.Connection != nil:
-		return ev.Connection.DisplayName
-	case ev.Consent != nil:
-		if ev.Consent.Given {
-			return "given"
-		}
-		return "withdrawn"
-	case ev.Mapping != nil:
-		m := ev.Mapping
-		s := "name=" + m.NameAttribute
-		if m.WebsiteAttribute != "" {
-			s += " website=" + m.WebsiteAttribute
-		}
-		if m.LocationAttribute != "" {
-			s += " location=" + m.LocationAttribute
-		}
-		if m.MinConfidence != "" {
-			s += " min=" + m.MinConfidence
-		}
-		return s
-	case ev.Removal != nil:
-		if ev.Removal.Purge {
-			return "removed with purge"
-		}
-		return "removed"
-	case ev.Refresh != nil:
-		switch {
-		case ev.Refresh.Cancel:
-			return "cancel run " + ev.Refresh.RunID
-		case ev.Refresh.Force:
-			return "run " + ev.Refresh.RunID + " (force)"
-		}
-		return "run " + ev.Refresh.RunID
-	}
-	return ""
 }
 
 func formatCounts(m map[string]int64) string {

@@ -10,9 +10,8 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/segmentio/kafka-go"
-
 	"github.com/enrichment/leadspace-enricher/processor"
+	"github.com/enrichment/leadspace-enricher/processor/admin"
 )
 
 // cmdStatus shows each tenant as the product does: state (and why),
@@ -42,28 +41,16 @@ func cmdStatus(args []string) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	codec, err := k.codec(ctx)
+	ad, err := k.admin(ctx, auth, admin.Config{})
 	if err != nil {
 		return err
 	}
-	table := processor.NewControlTable(func(string, string) (string, error) { return "unresolved", nil })
-	if err := processor.LoadControl(ctx, k.kafka(), k.topics, codec, auth, table); err != nil {
-		return err
-	}
-	records, err := processor.ReadStatus(ctx, k.kafka(), k.topics.Status, codec)
+	defer ad.Close()
+	rows, err := ad.Status(ctx, tenant)
 	if err != nil {
 		return err
 	}
 	now := time.Now()
-	rows := []processor.TenantView{}
-	for _, v := range processor.ViewStatus(records, table.Snapshot(), now) {
-		if tenant == "" || v.TenantID == tenant {
-			rows = append(rows, v)
-		}
-	}
-	if tenant != "" && len(rows) == 0 {
-		return fmt.Errorf("unknown tenant %s: neither %s nor %s holds anything of it", tenant, k.topics.Control, k.topics.Status)
-	}
 	if asJSON {
 		return json.NewEncoder(os.Stdout).Encode(rows)
 	}
@@ -123,26 +110,12 @@ func cmdProfile(args []string) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	codec, err := k.codec(ctx)
+	ad, err := k.admin(ctx, processor.ControlAuth{}, admin.Config{})
 	if err != nil {
 		return err
 	}
-	key := tenant + "/" + profile
-	var latest *kafka.Message
-	if err := processor.ReadAll(ctx, k.kafka(), k.topics.Enriched, func(m kafka.Message) {
-		if string(m.Key) == key {
-			latest = &m
-		}
-	}); err != nil {
-		return err
-	}
-	switch {
-	case latest == nil:
-		return fmt.Errorf("no enrichment for %s on %s", key, k.topics.Enriched)
-	case latest.Value == nil:
-		return fmt.Errorf("the enrichment of %s was withdrawn (tombstone at offset %d)", key, latest.Offset)
-	}
-	e, err := codec.DecodeEnriched(ctx, latest.Value)
+	defer ad.Close()
+	e, err := ad.Profile(ctx, tenant, profile)
 	if err != nil {
 		return err
 	}

@@ -13,81 +13,10 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/enrichment/leadspace-enricher/processor"
+	"github.com/enrichment/leadspace-enricher/processor/admin"
 	"github.com/enrichment/leadspace-enricher/processor/embedded"
 	"github.com/enrichment/leadspace-enricher/schemas"
 )
-
-func TestPreviewRun(t *testing.T) {
-	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
-	mapping := &schemas.Mapping{NameAttribute: demoNameAttr, WebsiteAttribute: demoWebsiteAttr, RefreshInterval: 24 * time.Hour}
-	active := processor.TenantState{TenantID: "acme", State: schemas.StateActive, Mapping: mapping}
-	p := func(id, name, site string) currentProfile {
-		return currentProfile{key: "acme/" + id, profile: company("acme", id, name, site)}
-	}
-	fp := func(cp currentProfile) string {
-		f, _, err := processor.MapProfile(cp.profile, *mapping)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return f
-	}
-	fresh, stale, changed, neverAnswered := p("fresh", "A", "a.org"), p("stale", "B", "b.org"), p("changed", "C", "c-new.org"), p("new", "D", "d.org")
-	skippedBefore := p("skipped-before", "E", "e.org")
-	profiles := []currentProfile{fresh, stale, changed, neverAnswered, skippedBefore,
-		p("blank", " ", "x.org"), p("huge", strings.Repeat("n", 600), "h.org"),
-		{key: "acme/garbage", err: &schemas.DecodeError{Reason: schemas.ReasonBadAvro, Err: errors.New("bad")}},
-		{key: "acme/other", profile: company("acme", "mismatch", "F", "f.org")}}
-	prior := map[string]priorAnswer{
-		fresh.key:         {fingerprint: fp(fresh), status: schemas.StatusNotMatched, at: now.Add(-time.Hour)},
-		stale.key:         {fingerprint: fp(stale), status: schemas.StatusEnriched, at: now.Add(-25 * time.Hour)},
-		changed.key:       {fingerprint: "an older fingerprint", status: schemas.StatusEnriched, at: now.Add(-time.Hour)},
-		skippedBefore.key: {fingerprint: "-", status: schemas.StatusSkipped, at: now.Add(-time.Hour)},
-	}
-	cases := []struct {
-		name  string
-		state processor.TenantState
-		force bool
-		want  runPreview
-	}{
-		{"stale-only", active, false, runPreview{Profiles: 7, WouldCall: 4, New: 2, Changed: 1, Stale: 1, Unchanged: 1, Skipped: 1, InputErrors: 1, Invalid: 2}},
-		{"force", active, true, runPreview{Profiles: 7, WouldCall: 5, New: 2, Changed: 1, Stale: 1, Forced: 1, Skipped: 1, InputErrors: 1, Invalid: 2}},
-		{"no consent: all skipped", processor.TenantState{TenantID: "acme", State: schemas.StateNoConsent, Mapping: mapping}, true,
-			runPreview{Profiles: 7, Skipped: 7, Invalid: 2}},
-		{"paused: dead letters", processor.TenantState{TenantID: "acme", State: schemas.StatePaused, Reason: "gate.paused: leadspace.unauthorized", Mapping: mapping}, false,
-			runPreview{Profiles: 7, InputErrors: 7, Invalid: 2}},
-	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			got := previewRun(c.state, profiles, prior, c.force, now)
-			g, w := got, c.want
-			if g.Profiles != w.Profiles || g.WouldCall != w.WouldCall || g.New != w.New || g.Changed != w.Changed || g.Stale != w.Stale ||
-				g.Forced != w.Forced || g.Unchanged != w.Unchanged || g.Skipped != w.Skipped || g.InputErrors != w.InputErrors || g.Invalid != w.Invalid {
-				t.Fatalf("got  %+v\nwant %+v", g, w)
-			}
-			if g.Profiles != g.WouldCall+g.Unchanged+g.Skipped+g.InputErrors {
-				t.Fatalf("in scope %d != calls + unchanged + skipped + input errors", g.Profiles)
-			}
-		})
-	}
-	got := previewRun(active, profiles, prior, false, now)
-	if got.SkippedReasons[processor.ReasonMissingName] != 1 || got.InputErrorReasons[processor.ReasonFieldTooLong] != 1 ||
-		got.InvalidReasons[schemas.ReasonBadAvro] != 1 || got.InvalidReasons[processor.ReasonKeyMismatch] != 1 {
-		t.Fatalf("reasons: skipped %v, input errors %v, invalid %v", got.SkippedReasons, got.InputErrorReasons, got.InvalidReasons)
-	}
-}
-
-func TestEstimateRun(t *testing.T) {
-	for _, c := range []struct {
-		calls, tx int
-		mode      string
-		seconds   float64
-	}{{0, 0, "single", 0}, {15, 15, "single", 0.5}, {20, 2, "bulk", 0.07}, {500, 2, "bulk", 0.07}, {501, 4, "bulk", 0.13}, {20000, 80, "bulk", 2.67}} {
-		e := estimateRun(c.calls, 30, 20)
-		if e.Records != c.calls || e.Transactions != c.tx || e.Mode != c.mode || e.Seconds != c.seconds || e.Assumption == "" {
-			t.Errorf("%d calls: %+v, want %d transactions (%s), %gs", c.calls, e, c.tx, c.mode, c.seconds)
-		}
-	}
-}
 
 // The preview of a tenant with changed, unchanged, deleted, skipped and new
 // profiles predicts exactly the records the pipeline then spends.
@@ -124,7 +53,7 @@ func TestRefreshDryRunMatchesWhatThePipelineSpends(t *testing.T) {
 	controlBefore := len(records(t, stack, stack.Topics.Control))
 
 	out := runOK(t, stack, "refresh", "--tenant", "acme", "--dry-run", "--json")
-	var pv runPreview
+	var pv admin.RunPreview
 	if err := json.Unmarshal([]byte(out), &pv); err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}

@@ -10,80 +10,10 @@ import (
 
 	"github.com/enrichment/leadspace-enricher/leadspace/simulator"
 	"github.com/enrichment/leadspace-enricher/processor"
+	"github.com/enrichment/leadspace-enricher/processor/admin"
 	"github.com/enrichment/leadspace-enricher/processor/embedded"
 	"github.com/enrichment/leadspace-enricher/schemas"
 )
-
-func TestPlanReplay(t *testing.T) {
-	now := time.Now()
-	dl := func(id, tenant, reason string, replayable bool, count int32) *deadEntry {
-		return &deadEntry{dead: schemas.Dead{ID: id, TenantID: tenant, Reason: reason, Replayable: replayable, ReplayCount: count,
-			Stage: schemas.StageEnrich, ErrorClass: "auth", SourceTopic: "profile-unified", LastFailureAt: now.Add(-time.Hour)}}
-	}
-	receipted := dl("r", "acme", "gate.paused", true, 0)
-	receipted.receipt = &receipt{replayID: "x", count: 1, at: now}
-	truncated := dl("t", "acme", "decode.too_large", true, 0)
-	truncated.dead.OriginalValueTruncated = true
-	headerCount := dl("h", "acme", "gate.paused", true, 1)
-	headerCount.dead.OriginalHeaders = []schemas.Header{{Key: processor.HeaderReplayCount, Value: []byte("3")}}
-	letters := []*deadEntry{
-		dl("a", "acme", "leadspace.unauthorized", true, 0),
-		dl("b", "acme", "gate.paused", true, 2),
-		dl("c", "acme", "gate.paused", true, 3), // at the limit
-		dl("d", "acme", "leadspace.input_rejected", false, 0),
-		dl("e", "beta", "gate.paused", true, 0), // another tenant
-		receipted, truncated, headerCount,
-	}
-	p := planReplay(letters, dlqFilter{tenant: "acme"}, replayOptions{maxReplays: 3})
-	var ids []string
-	for _, e := range p.replay {
-		ids = append(ids, e.dead.ID)
-	}
-	if strings.Join(ids, ",") != "a,b" || p.alreadyReplayed != 1 || p.notReplayable["leadspace.input_rejected"] != 1 ||
-		p.truncated != 1 || len(p.loopGuard) != 2 || p.loopGuard[0].dead.ID != "c" || p.loopGuard[1].dead.ID != "h" {
-		t.Fatalf("replay %v, already %d, not replayable %v, truncated %d, loop guard %d", ids, p.alreadyReplayed, p.notReplayable, p.truncated, len(p.loopGuard))
-	}
-	p = planReplay(letters, dlqFilter{tenant: "acme", reasons: "leadspace.input_rejected"}, replayOptions{maxReplays: 3, includeUnreplayable: true})
-	if len(p.replay) != 1 || p.replay[0].dead.ID != "d" {
-		t.Fatalf("--include-unreplayable --reason: %+v", p.replay)
-	}
-	var since timeFlag
-	_ = since.Set("30m")
-	if p := planReplay(letters, dlqFilter{since: since}, replayOptions{maxReplays: 3}); len(p.replay) != 0 {
-		t.Fatalf("--since 30m selected dead letters an hour old: %d", len(p.replay))
-	}
-
-	// A newer event of the same key supersedes the dead letter.
-	p = planReplay(letters, dlqFilter{tenant: "acme"}, replayOptions{maxReplays: 3})
-	p.replay[0].dead.OriginalKey, p.replay[0].dead.SourceOffset = []byte("acme/1"), 10
-	p.dropSuperseded(map[sourceKey]int64{{"profile-unified", 0, "acme/1"}: 11})
-	if len(p.replay) != 1 || p.superseded != 1 {
-		t.Fatalf("superseded: %d left, %d superseded", len(p.replay), p.superseded)
-	}
-}
-
-func TestReplayedMessageKeepsTheInputAndCountsTheReplay(t *testing.T) {
-	e := &deadEntry{dead: schemas.Dead{ID: "dl-1", OriginalKey: []byte("acme/p1"), OriginalValue: []byte{0, 1, 2}, SourceTopic: "profile-unified",
-		ReplayCount: 1, OriginalHeaders: []schemas.Header{{Key: "trace", Value: []byte("abc")}, {Key: processor.HeaderReplayCount, Value: []byte("1")}}}}
-	m := replayedMessage(e, e.replayCount()+1)
-	if m.Topic != "profile-unified" || string(m.Key) != "acme/p1" || string(m.Value) != "\x00\x01\x02" {
-		t.Fatalf("%+v", m)
-	}
-	h := map[string]string{}
-	for _, x := range m.Headers {
-		if _, dup := h[x.Key]; dup {
-			t.Fatalf("header %s twice", x.Key)
-		}
-		h[x.Key] = string(x.Value)
-	}
-	if h["trace"] != "abc" || h[processor.HeaderReplayCount] != "2" || h[headerReplayOf] != "dl-1" {
-		t.Fatalf("headers %v", h)
-	}
-	r, id, ok := receiptOf(receiptMessage("dlq", e, "replay-1", 2, time.Now()))
-	if !ok || id != "dl-1" || r.replayID != "replay-1" || r.count != 2 {
-		t.Fatalf("receipt %+v %s %v", r, id, ok)
-	}
-}
 
 // 500 dead letters made by a 401, a new connection, then replay: 500
 // outputs; the same replay again writes nothing.
@@ -247,10 +177,10 @@ func statusOf(t *testing.T, stack *embedded.Stack, tenant string) processor.Tena
 }
 
 // replayJSON runs a replay with --json that must exit with code.
-func replayJSON(t *testing.T, stack *embedded.Stack, code int, args ...string) replaySummary {
+func replayJSON(t *testing.T, stack *embedded.Stack, code int, args ...string) admin.ReplaySummary {
 	t.Helper()
 	out, errOut, got := cli(t, stack, cliEnv(), args...)
-	var s replaySummary
+	var s admin.ReplaySummary
 	if got != code {
 		t.Fatalf("enricher %s: exit %d, want %d\n%s%s", strings.Join(args, " "), got, code, out, errOut)
 	}

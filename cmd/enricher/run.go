@@ -17,11 +17,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"github.com/twmb/franz-go/pkg/sr"
 	"go.uber.org/zap"
 
 	"github.com/enrichment/leadspace-enricher/leadspace"
 	"github.com/enrichment/leadspace-enricher/processor"
+	"github.com/enrichment/leadspace-enricher/processor/admin"
 	"github.com/enrichment/leadspace-enricher/schemas"
 )
 
@@ -61,27 +61,20 @@ func (k *kafkaFlags) kafka() processor.Kafka {
 		SASLMechanism: k.saslMechanism, SASLUsername: k.saslUser, SASLPassword: k.saslPassword}
 }
 
-// codec connects to the registry and registers our schemas, failing fast
-// with the registry's address when it is unreachable or refuses a schema.
+// codec connects to the registry and registers our schemas.
 func (k *kafkaFlags) codec(ctx context.Context) (*schemas.Codec, error) {
-	if k.registryURL == "" {
-		return nil, errors.New("schema-registry-url: required")
-	}
-	opts := []sr.ClientOpt{sr.URLs(k.registryURL)}
-	if k.registryUser != "" {
-		opts = append(opts, sr.BasicAuth(k.registryUser, k.registryPwd))
-	}
-	cl, err := sr.NewClient(opts...)
-	if err != nil {
-		return nil, fmt.Errorf("schema-registry-url: %w", err)
-	}
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	codec, err := schemas.NewCodec(ctx, cl, processor.Subjects(k.topics))
-	if err != nil {
-		return nil, fmt.Errorf("schema registry %s: %w", k.registryURL, err)
-	}
-	return codec, nil
+	return admin.NewCodec(ctx, k.registry(), k.topics)
+}
+
+func (k *kafkaFlags) registry() admin.Registry {
+	return admin.Registry{URL: k.registryURL, Username: k.registryUser, Password: k.registryPwd}
+}
+
+// admin opens the admin package with these settings and auth; the
+// command's own settings go into cfg.
+func (k *kafkaFlags) admin(ctx context.Context, auth processor.ControlAuth, cfg admin.Config) (*admin.Admin, error) {
+	cfg.Kafka, cfg.Topics, cfg.Registry, cfg.Auth = k.kafka(), k.topics, k.registry(), auth
+	return admin.Open(ctx, cfg, nil)
 }
 
 // serviceFlags are the settings of the service itself.

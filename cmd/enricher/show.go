@@ -9,19 +9,17 @@ import (
 	"io"
 	"os"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
 
-	"github.com/segmentio/kafka-go"
-
 	"github.com/enrichment/leadspace-enricher/processor"
+	"github.com/enrichment/leadspace-enricher/processor/admin"
 	"github.com/enrichment/leadspace-enricher/schemas"
 )
 
-var enrichedStatuses = []string{schemas.StatusEnriched, schemas.StatusNotMatched, schemas.StatusSkipped}
+var enrichedStatuses = admin.EnrichedStatuses
 
 // cmdShow lists a tenant's current enrichments: the latest value per key of
 // the compacted enriched topic, withdrawn ones (tombstones) left out.
@@ -50,16 +48,14 @@ func cmdShow(args []string) error {
 	case limit < 0:
 		return badUsage("limit: %d is negative", limit)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), adminTimeout)
 	defer cancel()
-	codec, err := k.codec(ctx)
+	ad, err := k.admin(ctx, processor.ControlAuth{}, admin.Config{})
 	if err != nil {
 		return err
 	}
-	if _, err := loadTenant(ctx, &k, codec, processor.ControlAuth{}, tenant); err != nil {
-		return err
-	}
-	current, err := currentEnrichments(ctx, k.kafka(), k.topics.Enriched, codec, tenant)
+	defer ad.Close()
+	current, err := ad.Enrichments(ctx, tenant)
 	if err != nil {
 		return err
 	}
@@ -98,43 +94,6 @@ func cmdShow(args []string) error {
 	}
 	fmt.Println()
 	return nil
-}
-
-// currentEnrichments is a tenant's latest enrichment per profile, by
-// profile id. Values that do not decode are left out.
-func currentEnrichments(ctx context.Context, k processor.Kafka, topic string, codec *schemas.Codec, tenant string) ([]schemas.Enriched, error) {
-	latest, err := latestByKey(ctx, k, topic, tenant+"/")
-	if err != nil {
-		return nil, err
-	}
-	out := make([]schemas.Enriched, 0, len(latest))
-	for _, m := range latest {
-		e, err := codec.DecodeEnriched(ctx, m.Value)
-		if err == nil {
-			out = append(out, e)
-		}
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].ProfileID < out[j].ProfileID })
-	return out, nil
-}
-
-// latestByKey reads a compacted topic to its current end and keeps the
-// latest record of every key that starts with prefix; a tombstone removes
-// its key, as compaction eventually will.
-func latestByKey(ctx context.Context, k processor.Kafka, topic, prefix string) (map[string]kafka.Message, error) {
-	latest := map[string]kafka.Message{}
-	err := processor.ReadAll(ctx, k, topic, func(m kafka.Message) {
-		key := string(m.Key)
-		if !strings.HasPrefix(key, prefix) {
-			return
-		}
-		if m.Value == nil {
-			delete(latest, key)
-			return
-		}
-		latest[key] = m // one key, one partition: records arrive in offset order
-	})
-	return latest, readErr(topic, err)
 }
 
 func writeEnrichedTable(out io.Writer, rows []schemas.Enriched) error {
@@ -211,22 +170,15 @@ func cell(s string, n int) string {
 	return s
 }
 
-// readErr names the topic when a read ran out of time (ReadAll names it
-// for every other error).
-func readErr(topic string, err error) error {
-	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
-		return fmt.Errorf("read %s: %w (is the broker reachable and the topic there?)", topic, err)
-	}
-	return err
+// checkTenant refuses a missing or malformed --tenant as bad usage.
+func checkTenant(tenant string) error {
+	return usageOf(admin.CheckTenant(tenant))
 }
 
-// checkTenant refuses a missing or malformed --tenant.
-func checkTenant(tenant string) error {
-	if strings.TrimSpace(tenant) == "" {
-		return badUsage("tenant: required (--tenant T)")
+// usageOf makes bad input exit 2, like a bad flag.
+func usageOf(err error) error {
+	if errors.Is(err, admin.ErrInvalid) {
+		return usageError{err}
 	}
-	if strings.Contains(tenant, "/") {
-		return badUsage("tenant: %q must not contain '/' (keys are tenant/profile)", tenant)
-	}
-	return nil
+	return err
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/enrichment/leadspace-enricher/processor"
+	"github.com/enrichment/leadspace-enricher/processor/admin"
 	"github.com/enrichment/leadspace-enricher/schemas"
 )
 
@@ -47,12 +48,14 @@ func cmdTail(args []string) error {
 	defer stop()
 	setup, cancelSetup := context.WithTimeout(ctx, time.Minute)
 	defer cancelSetup()
-	codec, err := k.codec(setup)
+	ad, err := k.admin(setup, processor.ControlAuth{}, admin.Config{})
 	if err != nil {
 		return err
 	}
+	defer ad.Close()
+	codec := ad.Codec()
 	if tenant != "" {
-		if _, err := loadTenant(setup, &k, codec, processor.ControlAuth{}, tenant); err != nil {
+		if _, err := ad.Tenant(setup, tenant); err != nil {
 			return err
 		}
 	}

@@ -120,3 +120,13 @@ func latestByKey(ctx context.Context, k processor.Kafka, topic, prefix string) (
 
 // EnrichedStatuses are the statuses of a current enrichment.
 var EnrichedStatuses = []string{schemas.StatusEnriched, schemas.StatusNotMatched, schemas.StatusSkipped}
+
+// Tenant is a tenant's control state as the control topic says (verified
+// with the configured keys); a tenant it never saw is ErrUnknownTenant.
+func (a *Admin) Tenant(ctx context.Context, tenant string) (processor.TenantState, error) {
+	if err := CheckTenant(tenant); err != nil {
+		return processor.TenantState{}, err
+	}
+	info, err := a.loadTenant(ctx, tenant)
+	return info.state, err
+}

@@ -1,0 +1,176 @@
+package console
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/enrichment/leadspace-enricher/processor"
+	"github.com/enrichment/leadspace-enricher/processor/admin"
+	"github.com/enrichment/leadspace-enricher/schemas"
+)
+
+// runState is the enrichment's state in the product's words: Not started,
+// Queued, Refreshing, Successful, Failed (with the reason) or Canceled.
+type runState struct {
+	Label, Badge, Reason string
+	Run                  *processor.RunView
+	// Queued is a requested Run no partition reports yet.
+	Queued *RunSummary
+}
+
+func runStateOf(v processor.TenantView, runs []RunSummary) runState {
+	for i := range runs {
+		r := runs[i]
+		if !r.Started && r.CancelledBy == "" && (v.Run == nil || r.RequestedAt.After(v.Run.RequestedAt)) {
+			return runState{Label: "Queued", Badge: "info", Queued: &r, Run: v.Run}
+		}
+		break
+	}
+	run := v.Run
+	switch {
+	case run == nil:
+		return runState{Label: "Not started", Badge: "neutral"}
+	case run.Active():
+		return runState{Label: "Refreshing", Badge: "info", Run: run}
+	case run.Outcome == schemas.RunCompleted:
+		return runState{Label: "Successful", Badge: "ok", Run: run}
+	case run.Outcome == schemas.RunCancelled:
+		return runState{Label: "Canceled", Badge: "neutral", Run: run}
+	}
+	return runState{Label: "Failed", Badge: "bad", Reason: run.Outcome, Run: run}
+}
+
+// progress is what the Run page's script polls.
+type progress struct {
+	RunID        string     `json:"run_id,omitempty"`
+	State        string     `json:"state"`
+	Reason       string     `json:"reason,omitempty"`
+	Done         int64      `json:"done"`
+	Scope        int64      `json:"scope"`
+	Percent      int64      `json:"percent"`
+	RecordsSpent int64      `json:"records_spent"`
+	ETA          *time.Time `json:"eta,omitempty"`
+	ETAText      string     `json:"eta_text,omitempty"`
+	Active       bool       `json:"active"`
+}
+
+func progressOf(rs runState, now time.Time) progress {
+	p := progress{State: rs.Label, Reason: rs.Reason, Active: rs.Label == "Queued" || rs.Label == "Refreshing"}
+	if rs.Queued != nil {
+		p.RunID = rs.Queued.RunID
+		return p
+	}
+	if r := rs.Run; r != nil {
+		p.RunID, p.Done, p.Scope, p.RecordsSpent, p.ETA = r.RunID, r.Done, max(r.Scope, 0), r.RecordsSpent, r.ETA
+		p.Percent = pct(r.Done, r.Scope)
+		if !r.Active() && r.Outcome == schemas.RunCompleted {
+			p.Percent = 100
+		}
+		if r.ETA != nil && r.Active() {
+			p.ETAText = "about " + humanDuration(max(r.ETA.Sub(now), time.Second)) + " left"
+		}
+	}
+	return p
+}
+
+// runPage shows the active Run's progress, or the credits preview of a new
+// Run (what `refresh --dry-run` prints) with the button that starts it.
+func (s *Server) runPage(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
+	v, st := s.tenantStatus(rc.tenant)
+	rs := runStateOf(v, s.runs.Runs(rc.tenant))
+	data := map[string]any{"Tile": tileOf(v), "State": st, "RunState": rs, "Progress": progressOf(rs, s.now()),
+		"Form": form{Values: r.URL.Query(), Done: doneMessage(r)}}
+	force := r.URL.Query().Get("force") == "yes"
+	if !progressOf(rs, s.now()).Active && (v.State == schemas.StateActive || v.State == processor.StateNeedsAttention) {
+		ctx, cancel := context.WithTimeout(r.Context(), time.Minute)
+		defer cancel()
+		preview, err := s.admin.PreviewRun(ctx, rc.tenant, force)
+		if err != nil {
+			data["PreviewError"] = userError(err)
+		} else {
+			data["Preview"] = preview
+		}
+	}
+	data["Force"] = force
+	s.render(w, r, http.StatusOK, "run", rc, "Run", data)
+}
+
+// startRun requests the Run the admin confirmed after the preview.
+func (s *Server) startRun(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
+	_ = r.ParseForm()
+	ctx, cancel := context.WithTimeout(r.Context(), time.Minute)
+	defer cancel()
+	p, err := s.admin.StartRun(ctx, rc.tenant, r.PostForm.Get("force") == "yes", rc.who.Name)
+	if err != nil {
+		v, st := s.tenantStatus(rc.tenant)
+		rs := runStateOf(v, s.runs.Runs(rc.tenant))
+		s.render(w, r, http.StatusUnprocessableEntity, "run", rc, "Run", map[string]any{"Tile": tileOf(v), "State": st, "RunState": rs,
+			"Progress": progressOf(rs, s.now()), "Form": form{Values: r.PostForm, Error: userError(err)}})
+		return
+	}
+	s.log.Info("console run requested", zap.String("tenant", rc.tenant), zap.String("by", rc.who.Name), zap.String("run", p.Event.Refresh.RunID))
+	s.waitRuns(ctx, rc.tenant, p.Event.Refresh.RunID)
+	http.Redirect(w, r, "/t/"+url.PathEscape(rc.tenant)+"/run", http.StatusSeeOther)
+}
+
+// waitRuns waits (briefly) until the views hold the Run just requested.
+func (s *Server) waitRuns(ctx context.Context, tenant, runID string) {
+	deadline := time.After(5 * time.Second)
+	for {
+		for _, r := range s.runs.Runs(tenant) {
+			if r.RunID == runID {
+				return
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-deadline:
+			return
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+func (s *Server) cancelRun(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
+	_ = r.ParseForm()
+	ctx, cancel := context.WithTimeout(r.Context(), time.Minute)
+	defer cancel()
+	if _, err := s.admin.CancelRun(ctx, rc.tenant, r.PostForm.Get("run_id"), rc.who.Name); err != nil {
+		v, st := s.tenantStatus(rc.tenant)
+		rs := runStateOf(v, s.runs.Runs(rc.tenant))
+		s.render(w, r, http.StatusUnprocessableEntity, "run", rc, "Run", map[string]any{"Tile": tileOf(v), "State": st, "RunState": rs,
+			"Progress": progressOf(rs, s.now()), "Form": form{Values: r.PostForm, Error: userError(err)}})
+		return
+	}
+	http.Redirect(w, r, "/t/"+url.PathEscape(rc.tenant)+"/run?done=cancelled", http.StatusSeeOther)
+}
+
+// runProgress is the Run's progress as JSON, for the page's script.
+func (s *Server) runProgress(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
+	v, _ := s.tenantStatus(rc.tenant)
+	p := progressOf(runStateOf(v, s.runs.Runs(rc.tenant)), s.now())
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(p)
+}
+
+// enrichmentsPage is My enrichments: the tenant's state, counts and Runs.
+func (s *Server) enrichmentsPage(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
+	v, st := s.tenantStatus(rc.tenant)
+	runs := s.runs.Runs(rc.tenant)
+	rs := runStateOf(v, runs)
+	s.render(w, r, http.StatusOK, "enrichments", rc, "My enrichments", map[string]any{"Tile": tileOf(v), "View": v, "State": st,
+		"RunState": rs, "Runs": runs, "Skipped": processor.TopReasons(v.SkippedReasons, 10)})
+}
+
+// previewEstimate formats the preview's time estimate.
+func previewEstimate(p admin.RunPreview) string {
+	return humanDuration(time.Duration(p.Estimate.Seconds * float64(time.Second)))
+}
+
+func init() { funcs["estimate"] = previewEstimate }

@@ -46,7 +46,7 @@ type env struct {
 }
 
 type envOpt struct {
-	profiles   int              // per tenant
+	profiles   int // per tenant
 	attrs      func(i int) map[string]string
 	noService  bool
 	consoleCfg func(*console.Config)

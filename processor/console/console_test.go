@@ -107,6 +107,9 @@ func TestConsoleSecurityHeaders(t *testing.T) {
 	c := e.signIn(operator())
 	for _, p := range append(tenantPaths(tenantA), "/", "/signin", "/static/console.css", "/ops/deadletters", "/ops/control", "/ops/replay", "/nope") {
 		a := c.get(p)
+		if a.status >= 500 {
+			t.Errorf("%s: %d", p, a.status)
+		}
 		csp := a.header.Get("Content-Security-Policy")
 		for _, want := range []string{"default-src 'self'", "script-src 'self'", "style-src 'self'", "frame-ancestors 'none'", "object-src 'none'"} {
 			if !strings.Contains(csp, want) {

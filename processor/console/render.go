@@ -24,15 +24,16 @@ func loadPages() (*pages, error) {
 	if err != nil {
 		return nil, err
 	}
-	// Files named _*.html are partials that every page may use.
-	partials, err := fs.Glob(files, "templates/_*.html")
+	// Files named part-*.html are partials that every page may use (embed
+	// leaves out names starting with _).
+	partials, err := fs.Glob(files, "templates/part-*.html")
 	if err != nil {
 		return nil, err
 	}
 	p := &pages{byName: map[string]*template.Template{}}
 	for _, n := range names {
 		base := strings.TrimSuffix(strings.TrimPrefix(n, "templates/"), ".html")
-		if base == "layout" || strings.HasPrefix(base, "_") {
+		if base == "layout" || strings.HasPrefix(base, "part-") {
 			continue
 		}
 		t, err := template.New("layout.html").Funcs(funcs).ParseFS(files, append([]string{"templates/layout.html", n}, partials...)...)

@@ -257,11 +257,12 @@ type EnrichmentRow struct {
 	SentName                                        string
 	EnrichedAt                                      time.Time
 	raw                                             []byte
+	idLower                                         string // for a search
 }
 
 func rowOf(e schemas.Enriched, raw []byte) *EnrichmentRow {
 	r := &EnrichmentRow{ProfileID: e.ProfileID, Status: e.Status, SkipReason: e.SkipReason, Confidence: e.Confidence,
-		EnrichedAt: e.EnrichedAt, raw: raw}
+		EnrichedAt: e.EnrichedAt, raw: raw, idLower: strings.ToLower(e.ProfileID)}
 	if c := e.Company; c != nil {
 		r.Company, r.Industry, r.Employees, r.Revenue = c.Name, c.Industry, c.EmployeesRange, c.RevenueRange
 		if c.Employees != nil {
@@ -277,15 +278,20 @@ func rowOf(e schemas.Enriched, raw []byte) *EnrichmentRow {
 	return r
 }
 
-// tenantRows is one tenant's current enrichments, ids kept sorted so a
-// page by profile id needs no sort.
+// tenantRows is one tenant's current enrichments. Once read, rows is kept
+// sorted by profile id, so a page by profile id needs no sort; while the
+// topic is first read, rows only grows (an insert into a sorted slice per
+// record would be quadratic) and is rebuilt from byID on the first read.
 type tenantRows struct {
-	byID   map[string]*EnrichmentRow
-	ids    []string
-	counts map[string]int // by status
+	byID    map[string]*EnrichmentRow
+	rows    []*EnrichmentRow
+	ordered bool           // rows is sorted and holds exactly byID's values
+	counts  map[string]int // by status
 	// sortedBy caches the rows ordered by another column until a change.
 	sortedBy map[string][]*EnrichmentRow
 }
+
+func byProfile(r *EnrichmentRow, id string) int { return strings.Compare(r.ProfileID, id) }
 
 func (t *tenantRows) put(id string, row *EnrichmentRow) {
 	old := t.byID[id]
@@ -293,21 +299,44 @@ func (t *tenantRows) put(id string, row *EnrichmentRow) {
 		t.counts[old.Status]--
 	}
 	t.sortedBy = nil
-	if row == nil {
-		if old != nil {
-			delete(t.byID, id)
-			if i, ok := slices.BinarySearch(t.ids, id); ok {
-				t.ids = slices.Delete(t.ids, i, i+1)
+	switch {
+	case row == nil && old == nil:
+		return
+	case row == nil:
+		delete(t.byID, id)
+		if t.ordered {
+			if i, ok := slices.BinarySearchFunc(t.rows, id, byProfile); ok {
+				t.rows = slices.Delete(t.rows, i, i+1)
 			}
 		}
 		return
 	}
 	t.byID[id] = row
 	t.counts[row.Status]++
-	if old == nil {
-		i, _ := slices.BinarySearch(t.ids, id)
-		t.ids = slices.Insert(t.ids, i, id)
+	switch {
+	case t.ordered:
+		i, found := slices.BinarySearchFunc(t.rows, id, byProfile)
+		if found {
+			t.rows[i] = row
+		} else {
+			t.rows = slices.Insert(t.rows, i, row)
+		}
+	case old == nil:
+		t.rows = append(t.rows, row)
 	}
+}
+
+// order sorts rows once, after the first read of the topic.
+func (t *tenantRows) order() {
+	if t.ordered {
+		return
+	}
+	t.rows = t.rows[:0]
+	for _, r := range t.byID {
+		t.rows = append(t.rows, r)
+	}
+	slices.SortFunc(t.rows, func(x, y *EnrichmentRow) int { return strings.Compare(x.ProfileID, y.ProfileID) })
+	t.ordered = true
 }
 
 // Sort orders of an EnrichmentQuery.
@@ -368,46 +397,41 @@ func (v *Views) Enrichments(tenant string, q EnrichmentQuery) (EnrichmentPage, e
 	if t == nil {
 		return page, nil
 	}
+	t.order()
 	for s, n := range t.counts {
 		if n > 0 {
 			page.Counts[s] = n
 		}
 	}
-	page.All = len(t.ids)
-	each := func(yield func(*EnrichmentRow) bool) {
-		if q.Sort == SortProfile {
-			for i := range t.ids {
-				j := i
-				if q.Desc {
-					j = len(t.ids) - 1 - i
-				}
-				if !yield(t.byID[t.ids[j]]) {
-					return
-				}
-			}
-			return
-		}
-		rows := t.sorted(q.Sort)
-		for i := range rows {
-			j := i
-			if q.Desc {
-				j = len(rows) - 1 - i
-			}
-			if !yield(rows[j]) {
-				return
-			}
-		}
+	page.All = len(t.rows)
+	rows := t.rows
+	if q.Sort != SortProfile {
+		rows = t.sorted(q.Sort)
 	}
-	each(func(r *EnrichmentRow) bool {
-		if q.Status != "" && r.Status != q.Status || search != "" && !strings.Contains(strings.ToLower(r.ProfileID), search) {
-			return true
+	at := func(i int) *EnrichmentRow {
+		if q.Desc {
+			return rows[len(rows)-1-i]
+		}
+		return rows[i]
+	}
+	if q.Status == "" && search == "" {
+		// No filter: the page is a slice of the order, whatever its size.
+		page.Matching = len(rows)
+		for i := q.Offset; i < len(rows) && (q.Limit == 0 || len(page.Rows) < q.Limit); i++ {
+			page.Rows = append(page.Rows, *at(i))
+		}
+		return page, nil
+	}
+	for i := range rows {
+		r := at(i)
+		if q.Status != "" && r.Status != q.Status || search != "" && !strings.Contains(r.idLower, search) {
+			continue
 		}
 		if page.Matching >= q.Offset && (q.Limit == 0 || len(page.Rows) < q.Limit) {
 			page.Rows = append(page.Rows, *r)
 		}
 		page.Matching++
-		return true
-	})
+	}
 	return page, nil
 }
 
@@ -416,10 +440,7 @@ func (t *tenantRows) sorted(by string) []*EnrichmentRow {
 	if rows, ok := t.sortedBy[by]; ok {
 		return rows
 	}
-	rows := make([]*EnrichmentRow, 0, len(t.ids))
-	for _, id := range t.ids {
-		rows = append(rows, t.byID[id])
-	}
+	rows := slices.Clone(t.rows)
 	col := func(r *EnrichmentRow) string {
 		switch by {
 		case SortStatus:

@@ -30,7 +30,7 @@ func eventually(t *testing.T, cond func() (bool, string)) {
 	}
 }
 
-func enrichedRecord(t *testing.T, codec *schemas.Codec, topic, tenant, id, status, company string) kafka.Message {
+func enrichedRecord(t testing.TB, codec *schemas.Codec, topic, tenant, id, status, company string) kafka.Message {
 	t.Helper()
 	e := schemas.Enriched{EventID: "ev-" + id, EnrichmentID: "en-" + id, TenantID: tenant, ProfileID: id, Status: status,
 		EnrichedAt: time.Now().UTC().Truncate(time.Millisecond), InputFingerprint: "fp-" + id, Sent: &schemas.Sent{Name: company}}

@@ -200,14 +200,12 @@ func waitRun(ctx context.Context, ad *admin.Admin, tenant, runID string, timeout
 	})
 	prog.done(last)
 	switch {
-	case err == nil:
-		return nil
-	case errors.Is(err, context.DeadlineExceeded) && ctx.Err() != nil:
+	case err == nil, run != nil && !run.Active():
+		return err // COMPLETED, or how the Run ended
+	case errors.Is(ctx.Err(), context.DeadlineExceeded):
 		return fmt.Errorf("timeout: run %s has not ended after %s (%s); it goes on in the service", runID, timeout, last)
 	case ctx.Err() != nil:
 		return fmt.Errorf("stopped waiting for run %s; it goes on in the service", runID)
-	case run != nil && !run.Active():
-		return err
 	}
 	return err
 }

@@ -29,6 +29,7 @@ type devFlags struct {
 	latency, timeout                             time.Duration
 	exitWhenDone                                 bool
 	logLevel                                     string
+	consoleAddr                                  string
 }
 
 func cmdDev(args []string) error {
@@ -43,6 +44,7 @@ func cmdDev(args []string) error {
 	s.BoolVar(&f.exitWhenDone, "exit-when-done", false, "exit 0 once every seeded event has its output, printing a JSON summary")
 	s.DurationVar(&f.timeout, "timeout", 10*time.Minute, "with --exit-when-done: fail if the outputs are not complete by then")
 	s.StringVar(&f.logLevel, "log-level", "warn", "log level: debug, info, warn or error")
+	s.StringVar(&f.consoleAddr, "console-addr", "127.0.0.1:8090", "where the web console listens (a free port if taken; \"\" starts none; none with --exit-when-done)")
 	if err := parseFlags(s, args); err != nil {
 		return err
 	}
@@ -119,6 +121,13 @@ func runDev(ctx context.Context, f devFlags, log *zap.Logger) error {
 		banner = os.Stderr
 	}
 	printDevBanner(banner, stack, f, adminKey)
+	if !f.exitWhenDone {
+		web, err := startDevConsole(runCtx, stack, adminKey, f.consoleAddr, f.tenants, f.tps, log)
+		if err != nil {
+			return fmt.Errorf("console: %w", err)
+		}
+		printDevConsole(banner, web)
+	}
 	tally := newTally(seeded)
 	tallyErr := make(chan error, 2)
 	followCtx, stopFollow := context.WithCancel(ctx)

@@ -36,6 +36,7 @@ var commands = []struct {
 	{"topics", "create the topics with their partitions and cleanup policies ('topics create')", "create", cmdTopics},
 	{"seed", "write a demo tenant's connection, consent and mapping, and demo profiles", "", cmdSeed},
 	{"registry", "serve an in-memory development schema registry (Confluent API; not for production)", "", cmdRegistry},
+	{"console", "serve the web console for tenant admins and operators (OpenID Connect sign-in; holds the admin signing key)", "", cmdConsole},
 }
 
 func usage(w io.Writer) {

@@ -257,3 +257,74 @@ func write(t *testing.T, s *embedded.Stack, msgs ...kafka.Message) {
 		t.Fatal(err)
 	}
 }
+
+// A Run is previewed, requested once (a second request while it is
+// pending is refused) and withdrawn; the views show it pending.
+func TestRunsArePreviewedRequestedOnceAndCancelled(t *testing.T) {
+	s := stack(t)
+	t.Setenv("LEADSPACE_TOKEN_ACME", goodToken)
+	a, _ := signedAdmin(t, s, Config{})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if _, err := a.Connect(ctx, ConnectRequest{Tenant: "acme", TokenRef: "env:LEADSPACE_TOKEN_ACME", By: "alice"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.StartRun(ctx, "acme", false, "alice"); !errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), "no consent") {
+		t.Fatalf("a Run without consent: %v", err)
+	}
+	if _, err := a.Consent(ctx, ConsentRequest{Tenant: "acme", Given: true, By: "alice"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := a.Map(ctx, MapRequest{Tenant: "acme", Name: "CompanyName", More: []Field{{RoleWebsite, "Website"}}, By: "alice"}); err != nil {
+		t.Fatal(err)
+	}
+	writeProfiles(t, s, 30)
+	p, err := a.PreviewRun(ctx, "acme", false)
+	if err != nil || p.Profiles != 30 || p.WouldCall != 30 || p.New != 30 || p.Estimate.Mode != "bulk" || p.Estimate.Records != 30 {
+		t.Fatalf("preview: %+v, %v", p, err)
+	}
+	if _, err := a.CancelRun(ctx, "acme", "", "alice"); !errors.Is(err, ErrRefused) {
+		t.Fatalf("cancel without a Run: %v", err)
+	}
+	run, err := a.StartRun(ctx, "acme", true, "bob")
+	if err != nil || run.Event.IssuedBy != "bob" || !run.Event.Refresh.Force || !strings.HasPrefix(run.Event.Refresh.RunID, "run-") {
+		t.Fatalf("start: %+v, %v", run, err)
+	}
+	if _, err := a.StartRun(ctx, "acme", false, "bob"); !errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), "has not started yet") {
+		t.Fatalf("a second Run while one is pending: %v", err)
+	}
+	v, err := a.Follow(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := v.PendingRun("acme"); r == nil || r.RunID != run.Event.Refresh.RunID {
+		t.Fatalf("views' pending Run: %+v", r)
+	}
+	c, err := a.CancelRun(ctx, "acme", "run-other", "bob")
+	if !errors.Is(err, ErrRefused) {
+		t.Fatalf("cancel of another Run: %+v, %v", c, err)
+	}
+	if c, err = a.CancelRun(ctx, "acme", "", "bob"); err != nil || !c.Event.Refresh.Cancel || c.Event.Refresh.RunID != run.Event.Refresh.RunID {
+		t.Fatalf("cancel: %+v, %v", c, err)
+	}
+	eventually(t, func() (bool, string) { return v.PendingRun("acme") == nil, "the withdrawn Run is still pending in the views" })
+}
+
+func TestConfigIsValidatedNamingTheSetting(t *testing.T) {
+	k := processor.Kafka{Brokers: []string{"localhost:9092"}}
+	for _, c := range []struct {
+		cfg  Config
+		want string
+	}{
+		{Config{Kafka: k, Registry: Registry{URL: "http://registry"}}, ""},
+		{Config{Registry: Registry{URL: "http://registry"}}, "brokers"},
+		{Config{Kafka: k}, "schema-registry-url"},
+		{Config{Kafka: k, Registry: Registry{URL: "http://registry"}, LeadspaceTPS: -1}, "leadspace-tps"},
+		{Config{Kafka: k, Registry: Registry{URL: "http://registry"}, BulkThreshold: -3}, "leadspace-bulk-threshold"},
+	} {
+		err := c.cfg.Validate()
+		if c.want == "" && err != nil || c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)) {
+			t.Errorf("%+v: %v, want %q", c.cfg, err, c.want)
+		}
+	}
+}

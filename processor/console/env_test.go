@@ -43,6 +43,7 @@ type env struct {
 	console *console.Server
 	url     string
 	prod    *processor.Producer
+	group   string // the service's consumer group
 }
 
 type envOpt struct {
@@ -113,9 +114,9 @@ func (e *env) startService(ctx context.Context) {
 		t.Fatal(err)
 	}
 	table := processor.NewControlTable(processor.TokenSources{AllowPlaintext: true}.Resolver())
-	var n atomic.Int64
+	e.group = fmt.Sprintf("console-test-%d", groups.Add(1))
 	cfg := processor.Config{Kafka: e.stack.Kafka, Topics: e.stack.Topics, Auth: e.auth,
-		Group:          processor.GroupConfig{ID: fmt.Sprintf("console-test-%d", n.Add(1)), SessionTimeout: 15 * time.Second, HeartbeatInterval: time.Second, RebalanceTimeout: 30 * time.Second},
+		Group:          processor.GroupConfig{ID: e.group, SessionTimeout: 15 * time.Second, HeartbeatInterval: time.Second, RebalanceTimeout: 30 * time.Second},
 		CommitInterval: 100 * time.Millisecond, DrainTimeout: 10 * time.Second, RetryBackoff: 20 * time.Millisecond, StallAfter: time.Second,
 		StatusInterval: 100 * time.Millisecond, Logger: quietLog(t)}
 	proc, err := processor.New(cfg, e.stack.Codec, table, processor.LeadspaceEnricher{Client: ls})
@@ -141,6 +142,8 @@ func (e *env) startService(ctx context.Context) {
 		t.Fatal("processor not ready after 30s")
 	}
 }
+
+var groups atomic.Int64
 
 // companyAttrs are a demo company's attributes.
 func companyAttrs(i int) map[string]string {

@@ -81,6 +81,7 @@ func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, name
 
 var funcs = template.FuncMap{
 	"when":     when,
+	"short":    func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05") },
 	"ago":      ago,
 	"num":      num,
 	"pct":      pct,
@@ -137,6 +138,8 @@ func ago(t any) string {
 
 func humanDuration(d time.Duration) string {
 	switch {
+	case d < time.Second:
+		return "under 1 s"
 	case d < time.Minute:
 		return strconv.Itoa(int(d.Seconds())) + " s"
 	case d < time.Hour:

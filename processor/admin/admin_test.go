@@ -307,7 +307,9 @@ func TestRunsArePreviewedRequestedOnceAndCancelled(t *testing.T) {
 	if c, err = a.CancelRun(ctx, "acme", "", "bob"); err != nil || !c.Event.Refresh.Cancel || c.Event.Refresh.RunID != run.Event.Refresh.RunID {
 		t.Fatalf("cancel: %+v, %v", c, err)
 	}
-	eventually(t, func() (bool, string) { return v.PendingRun("acme") == nil, "the withdrawn Run is still pending in the views" })
+	eventually(t, func() (bool, string) {
+		return v.PendingRun("acme") == nil, "the withdrawn Run is still pending in the views"
+	})
 }
 
 func TestConfigIsValidatedNamingTheSetting(t *testing.T) {

@@ -2,7 +2,7 @@ package admin
 
 import (
 	"context"
-	"fmt"
+	"errors"
 	"sort"
 	"strings"
 	"time"
@@ -70,7 +70,7 @@ func (a *Admin) Enrichments(ctx context.Context, tenant string) ([]schemas.Enric
 
 // ErrNoEnrichment: the profile has no current enrichment (none yet, or
 // withdrawn).
-var ErrNoEnrichment = fmt.Errorf("no enrichment")
+var ErrNoEnrichment = errors.New("no enrichment")
 
 // Profile is one profile's current enrichment: what was sent, the
 // firmographics, confidence and lineage.

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
+	"go.uber.org/zap"
 
 	"github.com/enrichment/leadspace-enricher/processor"
 	"github.com/enrichment/leadspace-enricher/schemas"
@@ -74,7 +75,7 @@ func (a *Admin) Follow(ctx context.Context) (*Views, error) {
 			once := sync.OnceFunc(func() { caught <- struct{}{} })
 			err := processor.Follow(ctx, a.cfg.Kafka, t.name, t.apply, once)
 			if ctx.Err() == nil {
-				a.log.Warn("view stopped following its topic")
+				a.log.Warn("view stopped following its topic", zap.String("topic", t.name), zap.Error(err))
 				errs <- fmt.Errorf("follow %s: %w", t.name, err)
 			}
 		}()

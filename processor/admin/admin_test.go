@@ -61,6 +61,17 @@ func signedAdmin(t *testing.T, s *embedded.Stack, cfg Config) (*Admin, processor
 	return a, processor.ControlAuth{PublicKeys: pubs}
 }
 
+// connectedAdmin is signedAdmin after connecting tenant acme (by alice).
+func connectedAdmin(t *testing.T, s *embedded.Stack) (*Admin, processor.ControlAuth) {
+	t.Helper()
+	t.Setenv("LEADSPACE_TOKEN_ACME", goodToken)
+	a, auth := signedAdmin(t, s, Config{})
+	if _, err := a.Connect(context.Background(), ConnectRequest{Tenant: "acme", TokenRef: "env:LEADSPACE_TOKEN_ACME", By: "alice"}); err != nil {
+		t.Fatal(err)
+	}
+	return a, auth
+}
+
 func controlLog(t *testing.T, s *embedded.Stack, auth processor.ControlAuth) []processor.ControlRecord {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -206,12 +217,8 @@ func TestMapTakesANameAndAtMostTwoMoreFields(t *testing.T) {
 // profile holds is a warning, or with Strict a refusal.
 func TestMapWarnsOfAnAttributeNoProfileHolds(t *testing.T) {
 	s := stack(t)
-	t.Setenv("LEADSPACE_TOKEN_ACME", goodToken)
-	a, auth := signedAdmin(t, s, Config{})
+	a, auth := connectedAdmin(t, s)
 	ctx := context.Background()
-	if _, err := a.Connect(ctx, ConnectRequest{Tenant: "acme", TokenRef: "env:LEADSPACE_TOKEN_ACME", By: "alice"}); err != nil {
-		t.Fatal(err)
-	}
 	writeProfiles(t, s, 10)
 	got, err := a.RecentAttributes(ctx, "acme", 0)
 	if err != nil || got.Profiles != 10 || got.Has("CompanyName") != 10 || got.Counts[0].Profiles != 10 {
@@ -262,13 +269,9 @@ func write(t *testing.T, s *embedded.Stack, msgs ...kafka.Message) {
 // pending is refused) and withdrawn; the views show it pending.
 func TestRunsArePreviewedRequestedOnceAndCancelled(t *testing.T) {
 	s := stack(t)
-	t.Setenv("LEADSPACE_TOKEN_ACME", goodToken)
-	a, _ := signedAdmin(t, s, Config{})
+	a, _ := connectedAdmin(t, s)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	if _, err := a.Connect(ctx, ConnectRequest{Tenant: "acme", TokenRef: "env:LEADSPACE_TOKEN_ACME", By: "alice"}); err != nil {
-		t.Fatal(err)
-	}
 	if _, err := a.StartRun(ctx, "acme", false, "alice"); !errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), "no consent") {
 		t.Fatalf("a Run without consent: %v", err)
 	}

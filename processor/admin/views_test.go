@@ -51,13 +51,9 @@ func enrichedRecord(t testing.TB, codec *schemas.Codec, topic, tenant, id, statu
 // the topics as they change; a replay's receipt names its author.
 func TestViewsFollowTheTopics(t *testing.T) {
 	s := stack(t)
-	t.Setenv("LEADSPACE_TOKEN_ACME", goodToken)
-	a, _ := signedAdmin(t, s, Config{})
+	a, _ := connectedAdmin(t, s)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	if _, err := a.Connect(ctx, ConnectRequest{Tenant: "acme", TokenRef: "env:LEADSPACE_TOKEN_ACME", By: "alice"}); err != nil {
-		t.Fatal(err)
-	}
 	en := func(tenant, id, status, company string) kafka.Message {
 		return enrichedRecord(t, s.Codec, s.Topics.Enriched, tenant, id, status, company)
 	}

@@ -105,6 +105,7 @@ func TestConsoleSecurityHeaders(t *testing.T) {
 	e := newEnv(t, envOpt{profiles: 2, noService: true})
 	e.setUp(tenantA, tokenA)
 	c := e.signIn(operator())
+	before := e.topicEnds()
 	for _, p := range append(tenantPaths(tenantA), "/", "/signin", "/static/console.css", "/ops/deadletters", "/ops/control", "/ops/replay", "/nope") {
 		a := c.get(p)
 		if a.status >= 500 {
@@ -129,6 +130,52 @@ func TestConsoleSecurityHeaders(t *testing.T) {
 				}
 			}
 		}
+	}
+	// No GET changes anything.
+	if after := e.topicEnds(); !maps.Equal(before, after) {
+		t.Fatalf("a GET changed the topics")
+	}
+}
+
+// TestConsoleRunQueuedAndCancelled: a Run requested while no service runs
+// shows Queued with its progress endpoint; Cancel withdraws it, and both
+// events carry the signed-in identity.
+func TestConsoleRunQueuedAndCancelled(t *testing.T) {
+	e := newEnv(t, envOpt{profiles: 5, noService: true})
+	e.setUp(tenantA, tokenA)
+	who := admins(tenantA)
+	c := e.signIn(who)
+	a := c.post("/t/"+tenantA+"/run", url.Values{})
+	if a.status != http.StatusOK || !strings.Contains(a.body, `id="run-state">Queued<`) {
+		t.Fatalf("after Run: %d %s", a.status, excerpt(a.body, "run-progress"))
+	}
+	p := c.get("/t/" + tenantA + "/run/progress.json")
+	if !strings.Contains(p.body, `"state":"Queued"`) || !strings.Contains(p.body, `"active":true`) || p.header.Get("Content-Type") != "application/json" {
+		t.Fatalf("progress: %s", p.body)
+	}
+	// A second Run while one is pending is refused on the page.
+	if a := c.post("/t/"+tenantA+"/run", url.Values{}); a.status != http.StatusUnprocessableEntity || !strings.Contains(a.body, "has not started yet") {
+		t.Fatalf("second Run: %d %s", a.status, excerpt(a.body, "form-error"))
+	}
+	a = c.post("/t/"+tenantA+"/run/cancel", url.Values{})
+	if a.status != http.StatusOK || !strings.Contains(a.body, "Cancel requested") {
+		t.Fatalf("cancel: %d %s", a.status, excerpt(a.body, "alert"))
+	}
+	log, err := e.admin.ControlLog(context.Background(), tenantA, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var refreshes []string
+	for _, r := range log.Records {
+		if r.Key == tenantA+"/"+schemas.KindRefresh {
+			refreshes = append(refreshes, r.IssuedBy+": "+r.Summary)
+		}
+	}
+	if len(refreshes) != 2 || !strings.HasPrefix(refreshes[0], who.Name) || !strings.HasPrefix(refreshes[1], who.Name) || !strings.Contains(refreshes[1], "cancel") {
+		t.Fatalf("refresh events: %v", refreshes)
+	}
+	if a := c.get("/t/" + tenantA + "/enrichments"); !strings.Contains(a.body, "Canceled") {
+		t.Fatalf("My enrichments does not show the cancelled Run: %s", excerpt(a.body, "runs"))
 	}
 }
 

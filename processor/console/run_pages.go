@@ -20,19 +20,17 @@ type runState struct {
 	Label, Badge, Reason string
 	Run                  *processor.RunView
 	// Queued is a requested Run no partition reports yet.
-	Queued *RunSummary
+	Queued *schemas.Refresh
 }
 
-func runStateOf(v processor.TenantView, runs []RunSummary) runState {
-	for i := range runs {
-		r := runs[i]
-		if !r.Started && r.CancelledBy == "" && (v.Run == nil || r.RequestedAt.After(v.Run.RequestedAt)) {
-			return runState{Label: "Queued", Badge: "info", Queued: &r, Run: v.Run}
-		}
-		break
-	}
+// runStateOf reads the state from the tenant's current Run and the Run
+// requested on the control topic that no partition reports yet (what
+// `enricher refresh` calls pending).
+func runStateOf(v processor.TenantView, pending *schemas.Refresh) runState {
 	run := v.Run
 	switch {
+	case pending != nil:
+		return runState{Label: "Queued", Badge: "info", Queued: pending, Run: run}
 	case run == nil:
 		return runState{Label: "Not started", Badge: "neutral"}
 	case run.Active():
@@ -43,6 +41,11 @@ func runStateOf(v processor.TenantView, runs []RunSummary) runState {
 		return runState{Label: "Canceled", Badge: "neutral", Run: run}
 	}
 	return runState{Label: "Failed", Badge: "bad", Reason: run.Outcome, Run: run}
+}
+
+// runState is the tenant's runState now.
+func (s *Server) runState(tenant string, v processor.TenantView) runState {
+	return runStateOf(v, s.views.PendingRun(tenant))
 }
 
 // progress is what the Run page's script polls.
@@ -82,7 +85,7 @@ func progressOf(rs runState, now time.Time) progress {
 // Run (what `refresh --dry-run` prints) with the button that starts it.
 func (s *Server) runPage(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
 	v, st := s.tenantStatus(rc.tenant)
-	rs := runStateOf(v, s.runs.Runs(rc.tenant))
+	rs := s.runState(rc.tenant, v)
 	data := map[string]any{"Tile": tileOf(v), "State": st, "RunState": rs, "Progress": progressOf(rs, s.now()),
 		"Form": form{Values: r.URL.Query(), Done: doneMessage(r)}}
 	force := r.URL.Query().Get("force") == "yes"
@@ -108,7 +111,7 @@ func (s *Server) startRun(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
 	p, err := s.admin.StartRun(ctx, rc.tenant, r.PostForm.Get("force") == "yes", rc.who.Name)
 	if err != nil {
 		v, st := s.tenantStatus(rc.tenant)
-		rs := runStateOf(v, s.runs.Runs(rc.tenant))
+		rs := s.runState(rc.tenant, v)
 		s.render(w, r, http.StatusUnprocessableEntity, "run", rc, "Run", map[string]any{"Tile": tileOf(v), "State": st, "RunState": rs,
 			"Progress": progressOf(rs, s.now()), "Form": form{Values: r.PostForm, Error: userError(err)}})
 		return
@@ -118,14 +121,15 @@ func (s *Server) startRun(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
 	http.Redirect(w, r, "/t/"+url.PathEscape(rc.tenant)+"/run", http.StatusSeeOther)
 }
 
-// waitRuns waits (briefly) until the views hold the Run just requested.
+// waitRuns waits (briefly) until the views show the Run just requested
+// (pending or started), so the page after the redirect shows its progress.
 func (s *Server) waitRuns(ctx context.Context, tenant, runID string) {
 	deadline := time.After(5 * time.Second)
 	for {
-		for _, r := range s.runs.Runs(tenant) {
-			if r.RunID == runID {
-				return
-			}
+		v, _ := s.tenantStatus(tenant)
+		p := s.views.PendingRun(tenant)
+		if (p != nil && p.RunID == runID) || (v.Run != nil && v.Run.RunID == runID) {
+			return
 		}
 		select {
 		case <-ctx.Done():
@@ -143,7 +147,7 @@ func (s *Server) cancelRun(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
 	defer cancel()
 	if _, err := s.admin.CancelRun(ctx, rc.tenant, r.PostForm.Get("run_id"), rc.who.Name); err != nil {
 		v, st := s.tenantStatus(rc.tenant)
-		rs := runStateOf(v, s.runs.Runs(rc.tenant))
+		rs := s.runState(rc.tenant, v)
 		s.render(w, r, http.StatusUnprocessableEntity, "run", rc, "Run", map[string]any{"Tile": tileOf(v), "State": st, "RunState": rs,
 			"Progress": progressOf(rs, s.now()), "Form": form{Values: r.PostForm, Error: userError(err)}})
 		return
@@ -154,7 +158,7 @@ func (s *Server) cancelRun(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
 // runProgress is the Run's progress as JSON, for the page's script.
 func (s *Server) runProgress(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
 	v, _ := s.tenantStatus(rc.tenant)
-	p := progressOf(runStateOf(v, s.runs.Runs(rc.tenant)), s.now())
+	p := progressOf(s.runState(rc.tenant, v), s.now())
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(p)
 }
@@ -163,7 +167,7 @@ func (s *Server) runProgress(w http.ResponseWriter, r *http.Request, rc *reqCtx)
 func (s *Server) enrichmentsPage(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
 	v, st := s.tenantStatus(rc.tenant)
 	runs := s.runs.Runs(rc.tenant)
-	rs := runStateOf(v, runs)
+	rs := s.runState(rc.tenant, v)
 	s.render(w, r, http.StatusOK, "enrichments", rc, "My enrichments", map[string]any{"Tile": tileOf(v), "View": v, "State": st,
 		"RunState": rs, "Runs": runs, "Skipped": processor.TopReasons(v.SkippedReasons, 10)})
 }

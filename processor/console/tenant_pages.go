@@ -98,7 +98,7 @@ func (s *Server) home(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
 // hub is one tenant's enrichment hub: the Leadspace tile.
 func (s *Server) hub(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
 	v, st := s.tenantStatus(rc.tenant)
-	s.render(w, r, http.StatusOK, "hub", rc, "Leadspace", map[string]any{"Tile": tileOf(v), "State": st, "Run": runStateOf(v, s.runs.Runs(rc.tenant)), "Done": doneMessage(r)})
+	s.render(w, r, http.StatusOK, "hub", rc, "Leadspace", map[string]any{"Tile": tileOf(v), "State": st, "Run": s.runState(rc.tenant, v), "Done": doneMessage(r)})
 }
 
 // form is a page's form state: its values and what was wrong.

@@ -123,7 +123,9 @@ func startDevConsole(ctx context.Context, stack *embedded.Stack, adminKey, addr 
 			return nil, fmt.Errorf("console-addr: %w", err)
 		}
 	}
-	srv, err := console.Start(ctx, console.Config{Addr: ln.Addr().String(), Dev: true}, console.Backend{Admin: ad, Kafka: stack.Kafka, Auth: auth}, log.Named("console"))
+	// The link signs in once: a long session spares restarting dev for a
+	// new one.
+	srv, err := console.Start(ctx, console.Config{Addr: ln.Addr().String(), Dev: true, SessionLifetime: 12 * time.Hour}, console.Backend{Admin: ad, Kafka: stack.Kafka, Auth: auth}, log.Named("console"))
 	if err != nil {
 		_ = ln.Close()
 		return nil, err

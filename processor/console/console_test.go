@@ -214,7 +214,9 @@ func TestConsoleSessionCookie(t *testing.T) {
 	if a := c.get("/t/" + tenantA + "/"); a.status != http.StatusOK {
 		t.Fatalf("signed in: %d", a.status)
 	}
-	c.post("/signout", nil)
+	if a := c.post("/signout", nil); a.url.Path != "/signedout" || !strings.Contains(a.body, "signed out") {
+		t.Fatalf("sign out ended at %s", a.url)
+	}
 	if a := c.get("/t/" + tenantA + "/"); !strings.HasSuffix(a.url.Path, "/signin") {
 		t.Fatalf("after sign-out: %s", a.url)
 	}

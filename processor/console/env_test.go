@@ -177,7 +177,8 @@ func (e *env) seedProfiles(n int, attrs func(int) map[string]string, tenants ...
 // CLI would.
 func (e *env) setUp(tenant, token string) {
 	e.t.Helper()
-	ctx := context.Background()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
 	if _, err := e.admin.Connect(ctx, admin.ConnectRequest{Tenant: tenant, Token: token, By: "setup"}); err != nil {
 		e.t.Fatal(err)
 	}

@@ -143,6 +143,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /auth/callback", s.callback)
 	mux.HandleFunc("GET /dev/signin", s.devSignIn)
 	mux.HandleFunc("POST /signout", s.signOut)
+	mux.HandleFunc("GET /signedout", s.signedOut)
 	mux.HandleFunc("GET /{$}", s.signedIn(s.home))
 	for _, rt := range tenantRoutes(s) {
 		mux.Handle("/t/{tenant}"+rt.Path, s.tenantRoute(rt))
@@ -281,9 +282,16 @@ func (s *Server) devSignIn(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, "/", http.StatusFound)
 }
 
+// signOut ends the session. It lands on a page of its own, not on
+// /signin: a redirect to the identity provider right after a form post
+// would break the CSP's form-action 'self'.
 func (s *Server) signOut(w http.ResponseWriter, r *http.Request) {
 	s.sessions.end(w, r)
-	http.Redirect(w, r, "/signin", http.StatusSeeOther)
+	http.Redirect(w, r, "/signedout", http.StatusSeeOther)
+}
+
+func (s *Server) signedOut(w http.ResponseWriter, r *http.Request) {
+	s.render(w, r, http.StatusOK, "signin", &reqCtx{}, "Signed out", map[string]any{"Info": "You are signed out."})
 }
 
 func (s *Server) notFound(w http.ResponseWriter, r *http.Request) {

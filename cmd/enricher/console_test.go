@@ -57,3 +57,24 @@ func TestConsoleInDev(t *testing.T) {
 		t.Fatalf("the link signed in twice: %d", resp.StatusCode)
 	}
 }
+
+// TestConsoleCommandRefusesBadSettings: without an issuer, with a session
+// lifetime out of range, or without a key to sign with, `enricher console`
+// refuses to start, naming the setting.
+func TestConsoleCommandRefusesBadSettings(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--brokers", "127.0.0.1:1"}, "oidc-issuer"},
+		{[]string{"--oidc-issuer", "https://id.example", "--oidc-client-id", "c", "--session-lifetime", "24h"}, "session-lifetime"},
+		{[]string{"--oidc-issuer", "https://id.example", "--oidc-client-id", "c", "--brokers", "127.0.0.1:1"}, "admin-signing-key"},
+	} {
+		t.Setenv("ENRICHER_ADMIN_KEY", "")
+		t.Setenv("ENRICHER_ADMIN_SIGNING_KEY", "")
+		err := cmdConsole(c.args)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("enricher console %v: %v, want an error naming %s", c.args, err, c.want)
+		}
+	}
+}

@@ -241,7 +241,8 @@ func TestConsoleBrowserFlow(t *testing.T) {
 	})
 
 	// Run: the credits preview first, then the bar to 100 %.
-	b.open("/t/"+tenantA+"/run", "#preview")
+	b.open("/t/"+tenantA+"/run", "#start")
+	b.do("ask for a Run", chromedp.Click(chromedp.CSS("#start")), chromedp.WaitVisible(chromedp.CSS("#preview")))
 	if n := number(t, b.text("#preview-calls")); n != profiles {
 		t.Fatalf("the preview would call for %d profiles, want %d", n, profiles)
 	}

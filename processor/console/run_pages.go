@@ -81,25 +81,38 @@ func progressOf(rs runState, now time.Time) progress {
 	return p
 }
 
-// runPage shows the active Run's progress, or the credits preview of a new
-// Run (what `refresh --dry-run` prints) with the button that starts it.
+// runPage shows the current or last Run's progress and, when none is
+// active, the way to a new one: its credits preview first (runPreview).
 func (s *Server) runPage(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
+	s.showRun(w, r, rc, false)
+}
+
+// runPreview is the credits preview of a new Run (what `refresh --dry-run`
+// prints) with the button that starts it. Like the dry run it reads the
+// tenant's profiles from the topic, so it is a page of its own, asked for,
+// not part of the Run page.
+func (s *Server) runPreview(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
+	s.showRun(w, r, rc, true)
+}
+
+func (s *Server) showRun(w http.ResponseWriter, r *http.Request, rc *reqCtx, preview bool) {
 	v, st := s.tenantStatus(rc.tenant)
 	rs := s.runState(rc.tenant, v)
-	data := map[string]any{"Tile": tileOf(v), "State": st, "RunState": rs, "Progress": progressOf(rs, s.now()),
-		"Form": form{Values: r.URL.Query(), Done: doneMessage(r)}}
+	p := progressOf(rs, s.now())
+	canRun := !p.Active && (v.State == schemas.StateActive || v.State == processor.StateNeedsAttention)
 	force := r.URL.Query().Get("force") == "yes"
-	if !progressOf(rs, s.now()).Active && (v.State == schemas.StateActive || v.State == processor.StateNeedsAttention) {
+	data := map[string]any{"Tile": tileOf(v), "State": st, "RunState": rs, "Progress": p, "CanRun": canRun, "Force": force,
+		"Form": form{Values: r.URL.Query(), Done: doneMessage(r)}}
+	if preview && canRun {
 		ctx, cancel := context.WithTimeout(r.Context(), time.Minute)
 		defer cancel()
-		preview, err := s.admin.PreviewRun(ctx, rc.tenant, force)
+		pv, err := s.admin.PreviewRun(ctx, rc.tenant, force)
 		if err != nil {
 			data["PreviewError"] = userError(err)
 		} else {
-			data["Preview"] = preview
+			data["Preview"] = pv
 		}
 	}
-	data["Force"] = force
 	s.render(w, r, http.StatusOK, "run", rc, "Run", data)
 }
 

@@ -30,6 +30,7 @@ func tenantRoutes(s *Server) []route {
 		{Path: "/consent", Post: s.consent},
 		{Path: "/map", Get: s.mapPage, Post: s.applyMap},
 		{Path: "/run", Get: s.runPage, Post: s.startRun},
+		{Path: "/run/preview", Get: s.runPreview},
 		{Path: "/run/cancel", Post: s.cancelRun},
 		{Path: "/run/progress.json", Get: s.runProgress},
 		{Path: "/enrichments", Get: s.enrichmentsPage},

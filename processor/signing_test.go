@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/segmentio/kafka-go"
+
 	"github.com/enrichment/leadspace-enricher/schemas"
 )
 
@@ -315,6 +317,10 @@ func TestCanonicalTextSignaturesStillVerifyAndAreReportedAsOld(t *testing.T) {
 		}
 		if err := c.keys.Verify(read); err != nil {
 			t.Errorf("%s: a canonical-text signature made before bytes signatures is refused: %v", c.name, err)
+		}
+		table := newTestTable()
+		if applied, err := table.ApplyRecord(codec, c.keys, kafka.Message{Key: []byte("acme/consent"), Value: value}); err != nil || applied == nil {
+			t.Errorf("%s: the control table did not apply the canonical-text event: %v", c.name, err)
 		}
 		changeEachField(t, c.ev, func(field string, changed schemas.Control) {
 			if err := c.keys.Verify(changed); err == nil {

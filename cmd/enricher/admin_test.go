@@ -142,7 +142,8 @@ func TestAdminCommandsAgainstARunningService(t *testing.T) {
 		t.Errorf("control show says %s %q (refused %d), status says %s %q (refused %d)",
 			acme.State, acme.StateReason, acme.Refused, st.State, st.StateReason, st.RefusedControlEvents)
 	}
-	if c := acme.Applied[schemas.KindConsent]; c == nil || c.Summary != "given" || c.IssuedBy != "alice@acme.example" || c.Signature != processor.VerdictVerified {
+	if c := acme.Applied[schemas.KindConsent]; c == nil || c.Summary != "given" || c.IssuedBy != "alice@acme.example" || c.Signature != processor.VerdictVerified ||
+		c.Signed != processor.SchemeBytes {
 		t.Errorf("control show's applied consent: %+v", c)
 	}
 	for _, r := range view.Records {
@@ -152,9 +153,14 @@ func TestAdminCommandsAgainstARunningService(t *testing.T) {
 	}
 	text, _ := run("control", "show")
 	for _, want := range []string{"ACTIVE", "env:LEADSPACE_TOKEN_ACME", "alice@acme.example", "name=CompanyName website=Website location=Location",
-		"verified (" + keyID + ")", "control.unknown_key 1"} {
+		"verified (" + keyID + ")", "control.unknown_key 1", "SIGNED"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("control show lacks %q:\n%s", want, text)
+		}
+	}
+	for _, line := range strings.Split(text, "\n") {
+		if strings.HasPrefix(line, "acme/") && !slices.Contains(strings.Fields(line), processor.SchemeBytes) {
+			t.Errorf("control show does not say the event is signed over its bytes: %s", line)
 		}
 	}
 
@@ -322,8 +328,8 @@ func TestControlShowMatchesRecordsWithWhatTheServiceApplied(t *testing.T) {
 		c.TenantID, c.EventID, c.Sequence, c.IssuedAt, c.IssuedBy = tenant, id, seq, at, "admin"
 		return &c
 	}
-	give := ev("acme", "give", 2, schemas.Control{Consent: &schemas.Consent{Given: true}})
-	withdraw := ev("acme", "withdraw", 3, schemas.Control{Consent: &schemas.Consent{Given: false}})
+	give := ev("acme", "give", 2, schemas.Control{Consent: &schemas.Consent{Given: true}, Signature: "bytes:c2ln"})
+	withdraw := ev("acme", "withdraw", 3, schemas.Control{Consent: &schemas.Consent{Given: false}, Signature: "c2ln"})
 	rec := func(offset int64, key string, e *schemas.Control, verdict string) processor.ControlRecord {
 		return processor.ControlRecord{Key: key, Offset: offset, Event: e, Verdict: verdict, KeysHere: true}
 	}
@@ -344,9 +350,14 @@ func TestControlShowMatchesRecordsWithWhatTheServiceApplied(t *testing.T) {
 	view := buildControlView(records, applied, "", true)
 	want := []string{"applied", "superseded", "applied", "refused (replay: sequence not above 3)", "applied", "not applied", "refused",
 		"unknown (not reported)"}
+	// What each signature covers: the encoded event, or the legacy text.
+	signed := []string{"", "bytes", "canonical text (re-issue)", "bytes", "canonical text (re-issue)", "", "", ""}
 	for i, r := range view.Records {
 		if r.Service != want[i] {
 			t.Errorf("record %d (%s): %q, want %q", r.Offset, r.Key, r.Service, want[i])
+		}
+		if r.Signed != signed[i] {
+			t.Errorf("record %d (%s): signed %q, want %q", r.Offset, r.Key, r.Signed, signed[i])
 		}
 		if strings.Contains(r.Detail, "tok-SECRET") {
 			t.Errorf("record %d shows the token: %q", r.Offset, r.Detail)

@@ -121,3 +121,20 @@ func TestLegacyV1SealsStillOpen(t *testing.T) {
 		t.Errorf("v2 seal to a key made before v2: got %q (%s)", token, reason)
 	}
 }
+
+func TestRedactedSealsSayTheirVersionOnly(t *testing.T) {
+	_, public, err := GenerateSealKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	v2, err := SealToken(public, "acme", "tok-v2-SECRET")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for ref, want := range map[string]string{v2: "sealed:v2.[", legacySealedV1: "sealed:v1.[", "sealed:tok-SECRET-and-more.x": "sealed:["} {
+		got := RedactTokenRef(ref)
+		if !strings.HasPrefix(got, want) || strings.Contains(got, ref[12:20]) {
+			t.Errorf("RedactTokenRef(%.16s...) = %q, want %s<length> bytes] and no data", ref, got, want)
+		}
+	}
+}

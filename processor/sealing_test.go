@@ -67,6 +67,12 @@ func TestSealedTokensAreHPKEAndOpenOnlyForTheirTenant(t *testing.T) {
 	if _, reason := resolveSealed(t, private, "acme\x00", sealed); reason != ReasonTokenUnresolvable {
 		t.Errorf("v2 seal for acme opened for a tenant id with acme as prefix: reason %q", reason)
 	}
+	long := strings.Repeat("tenant-", 200)
+	if longSealed, err := SealToken(public, long, "tok-v2-SECRET"); err != nil {
+		t.Errorf("sealing for a 1400-byte tenant id: %v", err)
+	} else if token, reason := resolveSealed(t, private, long, longSealed); token != "tok-v2-SECRET" {
+		t.Errorf("v2 seal for a 1400-byte tenant id: got %q (%s)", token, reason)
+	}
 	if _, reason := resolveSealed(t, otherPrivate, "acme", sealed); reason != ReasonTokenUnresolvable {
 		t.Errorf("v2 seal opened with another service key: reason %q", reason)
 	}

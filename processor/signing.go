@@ -134,6 +134,15 @@ func SignatureScheme(ev schemas.Control) string {
 	return SchemeCanonicalText
 }
 
+// SchemeLabel is how admin views (control show) name what ev's signature
+// covers: the scheme, and for the legacy one what to do about it.
+func SchemeLabel(ev schemas.Control) string {
+	if s := SignatureScheme(ev); s != SchemeCanonicalText {
+		return s
+	}
+	return SchemeCanonicalText + " (re-issue)"
+}
+
 // bytesMessage is what a bytes signature signs: a label that no canonical
 // text starts with, then the event's signed form.
 func bytesMessage(form []byte) []byte {

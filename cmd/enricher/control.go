@@ -198,7 +198,7 @@ func cmdControl(args []string) error {
 	fmt.Fprintln(w, "KEY\tOFFSET\tSEQUENCE\tISSUED\tBY\tEVENT\tSIGNATURE\tSIGNED\tSERVICE")
 	legacy := 0
 	for _, r := range view.Records {
-		if r.Signed == signedLegacy {
+		if strings.HasPrefix(r.Signed, processor.SchemeCanonicalText) {
 			legacy++
 		}
 		issued := "-"
@@ -218,18 +218,6 @@ func cmdControl(args []string) error {
 		fmt.Fprintf(os.Stderr, "note: %d listed events are signed over the legacy canonical text: re-issue them with the command that made them (docs/security-crypto.md)\n", legacy)
 	}
 	return nil
-}
-
-// signedLegacy is how control show names the legacy signature scheme: it
-// still verifies, and re-issuing the event signs it over its bytes.
-const signedLegacy = processor.SchemeCanonicalText + " (re-issue)"
-
-// signedScheme names what ev's signature covers.
-func signedScheme(ev schemas.Control) string {
-	if s := processor.SignatureScheme(ev); s != processor.SchemeCanonicalText {
-		return s
-	}
-	return signedLegacy
 }
 
 // buildControlView matches the control records with what the service says
@@ -263,7 +251,7 @@ func buildControlView(records []processor.ControlRecord, applied map[string]sche
 		s, reported := applied[tenant]
 		if ev := rec.Event; ev != nil {
 			r.Sequence, r.EventID, r.IssuedAt, r.IssuedBy, r.KeyID, r.Summary = ev.Sequence, ev.EventID, ev.IssuedAt, ev.IssuedBy, ev.KeyID, summarize(*ev)
-			r.Signed = signedScheme(*ev)
+			r.Signed = processor.SchemeLabel(*ev)
 			if ev.Connection != nil {
 				r.Detail = processor.RedactTokenRef(ev.Connection.TokenRef)
 			}

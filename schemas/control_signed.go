@@ -19,7 +19,9 @@ const BytesSignaturePrefix = "bytes:"
 // encoding under that schema with the signature null. Every field of the
 // schema is in it, including one added later; the schema's hash pins which
 // bytes mean which field, so a record cannot be relabelled by a schema
-// that reads the same bytes differently.
+// that reads the same bytes differently. The encoding must be
+// deterministic: ControlEvent may hold no Avro map, whose entries goavro
+// writes in random order (a test says so).
 
 // controlWriter is the ControlEvent schema this binary writes.
 var controlWriter = sync.OnceValues(func() (*goavro.Codec, error) { return compile(ControlEvent) })

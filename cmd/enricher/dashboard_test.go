@@ -213,6 +213,25 @@ func exported(t testing.TB, scrape string) map[string]bool {
 	return out
 }
 
+// gaugeSums adds up each gauge's series in a scrape.
+func gaugeSums(t testing.TB, scrape string) map[string]float64 {
+	t.Helper()
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := p.TextToMetricFamilies(strings.NewReader(scrape))
+	if err != nil {
+		t.Fatalf("/metrics does not parse: %v", err)
+	}
+	out := map[string]float64{}
+	for name, f := range families {
+		for _, m := range f.GetMetric() {
+			if g := m.GetGauge(); g != nil {
+				out[name] += g.GetValue()
+			}
+		}
+	}
+	return out
+}
+
 // checkSeries reports each named series the service does not export.
 func checkSeries(t testing.TB, what string, named map[string][]string, have map[string]bool) {
 	t.Helper()
@@ -339,6 +358,14 @@ func TestAsyncAPIDashboardAndAlertsMatchARunningService(t *testing.T) {
 		t.Fatalf("GET /metrics: %d %v", res.StatusCode, err)
 	}
 	have := exported(t, string(body))
+	// The gauges this issue added say what happened: nothing left to
+	// commit, and the Run done over its whole scope.
+	sums := gaugeSums(t, string(body))
+	if sums["enricher_partition_lag"] != 0 || sums["enricher_run_scope_records"] < 100 ||
+		sums["enricher_run_done_records"] != sums["enricher_run_scope_records"] {
+		t.Errorf("after everything was committed and the Run completed: lag %v, Run scope %v, done %v",
+			sums["enricher_partition_lag"], sums["enricher_run_scope_records"], sums["enricher_run_done_records"])
+	}
 
 	t.Run("AsyncAPI headers on each topic", func(t *testing.T) {
 		doc := readContract(t, loadAsyncAPI(t, asyncAPIPath), filepath.Dir(asyncAPIPath))

@@ -68,7 +68,7 @@ func checkMembership(ctx context.Context, f *serviceFlags, log *zap.Logger) erro
 		return nil
 	}
 	if len(again) > 0 {
-		return fmt.Errorf("%w (group %s: %d members without one)", errDynamicMembers, f.group, len(again))
+		return fmt.Errorf("%w (group %s, members without one: %d)", errDynamicMembers, f.group, len(again))
 	}
 	return nil
 }

@@ -28,7 +28,7 @@ func followWith(ctx context.Context, conn connection, topic string, apply func(k
 		report = func(error) {}
 	}
 	var ends map[int]span
-	err := dependencyBackoff.retry(ctx, "list partitions of "+topic, func() (err error) {
+	err := dependencyBackoff.Do(ctx, "list partitions of "+topic, func() (err error) {
 		ends, err = partitionEnds(ctx, conn, topic)
 		report(err)
 		return err
@@ -130,7 +130,7 @@ func spansOf(ctx context.Context, cl *kafka.Client, topic string) (map[int]span,
 // through outages until ctx ends.
 func partitionSpan(ctx context.Context, conn connection, topic string, partition int) (span, error) {
 	var s span
-	err := dependencyBackoff.retry(ctx, fmt.Sprintf("offsets of %s/%d", topic, partition), func() error {
+	err := dependencyBackoff.Do(ctx, fmt.Sprintf("offsets of %s/%d", topic, partition), func() error {
 		res, err := conn.client().ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{
 			topic: {kafka.FirstOffsetOf(partition), kafka.LastOffsetOf(partition)}}})
 		if err != nil {
@@ -199,7 +199,7 @@ func readRange(ctx context.Context, conn connection, topic string, partition int
 			}
 			// Pace the retries against a broker that is away.
 			failures++
-			if err := dependencyBackoff.wait(ctx, failures); err != nil {
+			if err := dependencyBackoff.Wait(ctx, failures); err != nil {
 				return next, err
 			}
 			continue
@@ -236,7 +236,7 @@ func followPartition(ctx context.Context, conn connection, topic string, partiti
 			}
 			health.set(partition, err)
 			failures++
-			if errors.Is(dependencyBackoff.wait(ctx, failures), context.Canceled) {
+			if errors.Is(dependencyBackoff.Wait(ctx, failures), context.Canceled) {
 				once.Do(caughtUp)
 				return
 			}

@@ -10,6 +10,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/enrichment/leadspace-enricher/leadspace/retry"
 	"github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
 )
@@ -176,7 +177,7 @@ func (m *groupMember) join(ctx context.Context, owned []int) (assignment, error)
 			}
 		}
 		log("joining the consumer group failed; retrying", zap.String("group", m.cfg.ID), zap.Int("attempt", attempt), zap.Error(err))
-		if err := pace.wait(ctx, attempt); err != nil {
+		if err := pace.Wait(ctx, attempt); err != nil {
 			return assignment{}, err
 		}
 	}
@@ -186,7 +187,7 @@ func (m *groupMember) join(ctx context.Context, owned []int) (assignment, error)
 // found or loads the group, as on a group's first use: a matter of
 // milliseconds, which dependencyBackoff's first 200 ms wait made cost every
 // start of an instance.
-var coordinatorBackoff = backoff{First: 25 * time.Millisecond, Max: 10 * time.Second}
+var coordinatorBackoff = retry.Schedule{First: 25 * time.Millisecond, Max: 10 * time.Second, Jitter: retry.Equal}
 
 // coordinatorSettling says whether a join failed because the group's
 // coordinator is moving or loading.
@@ -440,7 +441,7 @@ func (m *groupMember) committed(ctx context.Context, partitions []int) (map[int]
 	if len(partitions) == 0 {
 		return out, nil
 	}
-	err := dependencyBackoff.retry(ctx, "fetch committed offsets", func() error {
+	err := dependencyBackoff.Do(ctx, "fetch committed offsets", func() error {
 		fctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		defer cancel()
 		res, err := m.client.OffsetFetch(fctx, &kafka.OffsetFetchRequest{GroupID: m.cfg.ID, Topics: map[string][]int{m.topic: partitions}})

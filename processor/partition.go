@@ -122,7 +122,7 @@ func (w *partitionWorker) fetch() {
 			}
 			failures++
 			w.p.health.set("fetch "+strconv.Itoa(w.id), err)
-			if dependencyBackoff.wait(w.fetchCtx, failures) != nil {
+			if dependencyBackoff.Wait(w.fetchCtx, failures) != nil {
 				return
 			}
 			continue

@@ -208,7 +208,7 @@ func (p *Processor) checkTopics(ctx context.Context) (topicLimits, error) {
 	t := p.cfg.Topics
 	var counts map[string]int
 	var maxBytes map[string]int
-	err := dependencyBackoff.retry(ctx, "read the topics", func() error {
+	err := dependencyBackoff.Do(ctx, "read the topics", func() error {
 		var err error
 		counts, err = partitionCounts(ctx, p.conn, t.Profiles, t.Enriched, t.DeadLetters)
 		if err == nil {

@@ -232,7 +232,7 @@ func (p *publisher) work() {
 			case <-stopped.Done():
 			}
 		}()
-		_ = dependencyBackoff.wait(stopped, failures)
+		_ = dependencyBackoff.Wait(stopped, failures)
 		cancelWait()
 	}
 }

@@ -327,7 +327,7 @@ func (r *runPass) execute(resume int) error {
 				return r.ctx.Err()
 			}
 			failures++
-			if err := dependencyBackoff.wait(r.ctx, failures); err != nil {
+			if err := dependencyBackoff.Wait(r.ctx, failures); err != nil {
 				return err
 			}
 			continue
@@ -388,7 +388,7 @@ func (r *runPass) execute(resume int) error {
 // after t: the Run's scope ends there, the same for every instance.
 func (w *partitionWorker) offsetAt(ctx context.Context, t time.Time) (int64, error) {
 	var end int64
-	err := dependencyBackoff.retry(ctx, "offset by time", func() error {
+	err := dependencyBackoff.Do(ctx, "offset by time", func() error {
 		res, err := w.p.conn.client().ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{
 			w.p.cfg.Topics.Profiles: {kafka.TimeOffsetOf(w.id, t), kafka.LastOffsetOf(w.id)}}})
 		if err != nil {

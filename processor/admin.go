@@ -9,13 +9,14 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
+	"github.com/enrichment/leadspace-enricher/processor/internal/kafkaio"
 	"github.com/enrichment/leadspace-enricher/schemas"
 )
 
 // Subjects maps each record type to its registry subject under Confluent's
 // TopicNameStrategy (<topic>-value), so other Confluent tools find them.
 func Subjects(t Topics) map[schemas.Type]string {
-	t.setDefaults()
+	t = t.WithDefaults()
 	return map[schemas.Type]string{
 		schemas.ProfileUnified:   t.Profiles + "-value",
 		schemas.ControlEvent:     t.Control + "-value",
@@ -30,7 +31,7 @@ func Subjects(t Topics) map[schemas.Type]string {
 // replicas; the admin commands, replay and dev seeding use it.
 type Producer struct {
 	codec *schemas.Codec
-	conn  connection
+	conn  kafkaio.Conn
 	w     *kafka.Writer
 }
 
@@ -39,11 +40,11 @@ func NewProducer(k Kafka, codec *schemas.Codec) (*Producer, error) {
 	if err := k.Validate(); err != nil {
 		return nil, err
 	}
-	conn, err := k.connect()
+	conn, err := k.Connect()
 	if err != nil {
 		return nil, err
 	}
-	w := conn.keyedWriter()
+	w := conn.KeyedWriter()
 	w.BatchSize = 1000
 	return &Producer{codec: codec, conn: conn, w: w}, nil
 }
@@ -86,7 +87,7 @@ func (p *Producer) PublishControl(ctx context.Context, topic string, ev schemas.
 // Close flushes and closes the producer.
 func (p *Producer) Close() error {
 	err := p.w.Close()
-	p.conn.close()
+	p.conn.Close()
 	return err
 }
 

@@ -9,45 +9,6 @@ import (
 	"go.uber.org/zap"
 )
 
-// Topics names every topic the processor touches.
-type Topics struct {
-	// Profiles carries ProfileUnified events. Default: profile-unified.
-	Profiles string
-	// Control carries connection, consent and mapping changes. Default: leadspace-control.
-	Control string
-	// Enriched receives EnrichedCompany events. Default: enriched-company.
-	Enriched string
-	// DeadLetters receives DeadLetter events. Default: enrichment-dlq.
-	DeadLetters string
-	// Status receives EnrichmentStatus events. Default: enrichment-status.
-	Status string
-	// Journal holds the bulks Leadspace accepted whose answers are not all
-	// published yet (BulkInFlight), so that the instance redoing them after
-	// a crash reads them instead of paying again. Internal to the enricher.
-	// Default: enrichment-journal.
-	Journal string
-}
-
-// WithDefaults returns t with every unset name at its default.
-func (t Topics) WithDefaults() Topics {
-	t.setDefaults()
-	return t
-}
-
-func (t *Topics) setDefaults() {
-	def := func(s *string, v string) {
-		if *s == "" {
-			*s = v
-		}
-	}
-	def(&t.Profiles, "profile-unified")
-	def(&t.Control, "leadspace-control")
-	def(&t.Enriched, "enriched-company")
-	def(&t.DeadLetters, "enrichment-dlq")
-	def(&t.Status, "enrichment-status")
-	def(&t.Journal, "enrichment-journal")
-}
-
 // Config of a Processor. Zero values take the documented defaults.
 type Config struct {
 	Kafka  Kafka
@@ -92,7 +53,7 @@ type Config struct {
 }
 
 func (c *Config) setDefaults() {
-	c.Topics.setDefaults()
+	c.Topics = c.Topics.WithDefaults()
 	c.Group.setDefaults()
 	if c.Window == 0 {
 		c.Window = 50000

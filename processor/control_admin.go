@@ -10,6 +10,7 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
+	"github.com/enrichment/leadspace-enricher/processor/internal/kafkaio"
 	"github.com/enrichment/leadspace-enricher/schemas"
 )
 
@@ -111,7 +112,7 @@ type TenantControl struct {
 // ReadTenantControl reads what admins need to know of a tenant from the
 // control and status topics.
 func ReadTenantControl(ctx context.Context, k Kafka, topics Topics, codec *schemas.Codec, auth ControlAuth, tenant string) (TenantControl, error) {
-	topics.setDefaults()
+	topics = topics.WithDefaults()
 	tc := TenantControl{Tenant: tenant, Highest: map[string]int64{}}
 	records, err := ReadControlLog(ctx, k, topics.Control, codec, auth)
 	if err != nil {
@@ -179,11 +180,11 @@ type AttributeSample struct {
 // of the profiles topic and samples the tenant's profiles (latest per key,
 // deletions dropped): enough to tell whether a mapped attribute exists.
 func RecentAttributes(ctx context.Context, k Kafka, topic string, codec *schemas.Codec, tenant string, perPartition int) (AttributeSample, error) {
-	conn, err := k.connect()
+	conn, err := k.Connect()
 	if err != nil {
 		return AttributeSample{}, err
 	}
-	ends, err := partitionEnds(ctx, conn, topic)
+	ends, err := kafkaio.Spans(ctx, conn, topic)
 	if err != nil {
 		return AttributeSample{}, err
 	}
@@ -193,7 +194,7 @@ func RecentAttributes(ctx context.Context, k Kafka, topic string, codec *schemas
 	prefix := []byte(tenant + "/")
 	for partition, s := range ends {
 		go func() {
-			errs <- readTail(ctx, conn, topic, partition, max(s.first, s.end-int64(perPartition)), s.end, func(m kafka.Message) {
+			errs <- readTail(ctx, conn, topic, partition, max(s.First, s.End-int64(perPartition)), s.End, func(m kafka.Message) {
 				if len(m.Key) <= len(prefix) || string(m.Key[:len(prefix)]) != string(prefix) {
 					return
 				}
@@ -232,11 +233,11 @@ func RecentAttributes(ctx context.Context, k Kafka, topic string, codec *schemas
 }
 
 // readTail reads one partition from offset from up to (not including) end.
-func readTail(ctx context.Context, conn connection, topic string, partition int, from, end int64, apply func(kafka.Message)) error {
+func readTail(ctx context.Context, conn kafkaio.Conn, topic string, partition int, from, end int64, apply func(kafka.Message)) error {
 	if from >= end {
 		return nil
 	}
-	r := kafka.NewReader(kafka.ReaderConfig{Brokers: conn.brokers, Dialer: conn.dialer, Topic: topic, Partition: partition,
+	r := kafka.NewReader(kafka.ReaderConfig{Brokers: conn.Brokers, Dialer: conn.Dialer, Topic: topic, Partition: partition,
 		MinBytes: 1, MaxBytes: 8 << 20, MaxWait: 200 * time.Millisecond})
 	defer r.Close()
 	if err := r.SetOffset(from); err != nil {

@@ -14,7 +14,7 @@ import (
 // event of the control topic, verified with auth. Commands that show the
 // service's view (status, refresh) use it.
 func LoadControl(ctx context.Context, k Kafka, topics Topics, codec *schemas.Codec, auth ControlAuth, table *ControlTable) error {
-	topics.setDefaults()
+	topics = topics.WithDefaults()
 	applied, err := ReadControlStatus(ctx, k, topics.Status, codec)
 	if err != nil {
 		return err

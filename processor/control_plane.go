@@ -12,6 +12,7 @@ import (
 	"github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
 
+	"github.com/enrichment/leadspace-enricher/processor/internal/kafkaio"
 	"github.com/enrichment/leadspace-enricher/schemas"
 )
 
@@ -40,7 +41,7 @@ type ControlPlaneConfig struct {
 }
 
 func (c *ControlPlaneConfig) setDefaults() {
-	c.Topics.setDefaults()
+	c.Topics = c.Topics.WithDefaults()
 	if c.Logger == nil {
 		c.Logger = zap.NewNop()
 	}
@@ -83,7 +84,7 @@ func (c *ControlPlaneConfig) Validate() error {
 // the records they write.
 type ControlPlane struct {
 	cfg     ControlPlaneConfig
-	conn    connection
+	conn    kafkaio.Conn
 	log     *zap.Logger
 	w       *kafka.Writer
 	ready   chan struct{}
@@ -98,12 +99,12 @@ func NewControlPlane(cfg ControlPlaneConfig) (*ControlPlane, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	conn, err := cfg.Kafka.connect()
+	conn, err := cfg.Kafka.Connect()
 	if err != nil {
 		return nil, err
 	}
 	c := &ControlPlane{cfg: cfg, conn: conn, log: cfg.Logger.Named("control"), ready: make(chan struct{}),
-		w: conn.keyedWriter(),
+		w: conn.KeyedWriter(),
 		records: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "enricher", Name: "control_records_total",
 			Help: "Control-topic records read, by result (applied, unchanged, refused) and reason."}, []string{"result", "reason"}),
 		copies: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "enricher", Name: "control_rewrites_total",
@@ -147,7 +148,7 @@ func (c *ControlPlane) Run(ctx context.Context) error {
 	defer writer.Wait()
 	wait := c.cfg.RetryBackoff
 	for {
-		err := follow(ctx, c.conn, c.cfg.Topics.Control, c.apply, c.caughtUp)
+		err := kafkaio.FollowConn(ctx, c.conn, c.cfg.Topics.Control, c.apply, c.caughtUp, nil)
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -201,7 +202,7 @@ func (c *ControlPlane) apply(msg kafka.Message) {
 func (c *ControlPlane) emptyNotNull(msg kafka.Message) bool {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	res, err := c.conn.client().Fetch(ctx, &kafka.FetchRequest{Topic: msg.Topic, Partition: msg.Partition, Offset: msg.Offset,
+	res, err := c.conn.Client().Fetch(ctx, &kafka.FetchRequest{Topic: msg.Topic, Partition: msg.Partition, Offset: msg.Offset,
 		MinBytes: 1, MaxBytes: 1 << 20, MaxWait: 100 * time.Millisecond})
 	if err != nil || res.Error != nil || res.Records == nil {
 		return false

@@ -12,6 +12,7 @@ import (
 	"github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
 
+	"github.com/enrichment/leadspace-enricher/processor/internal/kafkaio"
 	"github.com/enrichment/leadspace-enricher/schemas"
 )
 
@@ -355,8 +356,8 @@ func (p *Processor) assign(ctx context.Context, a assignment, added []int, commi
 		starts[id] = committed[id]
 		if starts[id] < 0 { // nothing committed yet: from the first offset there is
 			starts[id] = 0
-			if s, err := partitionSpan(ctx, p.conn, p.cfg.Topics.Profiles, id); err == nil {
-				starts[id] = s.first
+			if s, err := kafkaio.PartitionSpan(ctx, p.conn, p.cfg.Topics.Profiles, id); err == nil {
+				starts[id] = s.First
 			}
 		}
 	}
@@ -450,11 +451,11 @@ func (p *Processor) release(workers map[int]*partitionWorker) {
 			continue
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		if s, err := partitionSpan(ctx, p.conn, p.cfg.Topics.Enriched, id); err == nil {
-			w.state.restorer.enrichedNext = s.end
+		if s, err := kafkaio.PartitionSpan(ctx, p.conn, p.cfg.Topics.Enriched, id); err == nil {
+			w.state.restorer.enrichedNext = s.End
 		}
-		if s, err := partitionSpan(ctx, p.conn, p.cfg.Topics.DeadLetters, id); err == nil {
-			w.state.restorer.deadNext = s.end
+		if s, err := kafkaio.PartitionSpan(ctx, p.conn, p.cfg.Topics.DeadLetters, id); err == nil {
+			w.state.restorer.deadNext = s.End
 		}
 		cancel()
 	}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/enrichment/leadspace-enricher/leadspace/retry"
+	"github.com/enrichment/leadspace-enricher/processor/internal/kafkaio"
 	"github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
 )
@@ -141,8 +142,8 @@ type assignment struct {
 // errFenced means another process joined with this member's instance id.
 var errFenced = errors.New("another instance joined the group with the same group-instance-id; each instance needs its own")
 
-func newGroupMember(conn connection, cfg GroupConfig, topic string, log *zap.Logger) *groupMember {
-	cl := conn.client()
+func newGroupMember(conn kafkaio.Conn, cfg GroupConfig, topic string, log *zap.Logger) *groupMember {
+	cl := conn.Client()
 	// JoinGroup blocks until the rebalance completes; give it the time.
 	cl.Timeout = cfg.RebalanceTimeout + 10*time.Second
 	return &groupMember{client: cl, cfg: cfg, topic: topic, log: log}
@@ -169,7 +170,7 @@ func (m *groupMember) join(ctx context.Context, owned []int) (assignment, error)
 			m.memberID = ""
 			continue
 		}
-		pace, log := dependencyBackoff, m.log.Warn
+		pace, log := kafkaio.Backoff, m.log.Warn
 		if coordinatorSettling(err) {
 			pace = coordinatorBackoff
 			if attempt < 5 {
@@ -441,7 +442,7 @@ func (m *groupMember) committed(ctx context.Context, partitions []int) (map[int]
 	if len(partitions) == 0 {
 		return out, nil
 	}
-	err := dependencyBackoff.Do(ctx, "fetch committed offsets", func() error {
+	err := kafkaio.Backoff.Do(ctx, "fetch committed offsets", func() error {
 		fctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		defer cancel()
 		res, err := m.client.OffsetFetch(fctx, &kafka.OffsetFetchRequest{GroupID: m.cfg.ID, Topics: map[string][]int{m.topic: partitions}})
@@ -458,7 +459,7 @@ func (m *groupMember) committed(ctx context.Context, partitions []int) (map[int]
 			out[p.Partition] = p.CommittedOffset
 		}
 		return nil
-	}, transient, nil)
+	}, kafkaio.Transient, nil)
 	return out, err
 }
 

@@ -3,30 +3,16 @@ package processor
 import (
 	"context"
 	"errors"
-	"os"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
+	"github.com/enrichment/leadspace-enricher/processor/internal/testkit"
 	"github.com/segmentio/kafka-go"
-	"github.com/twmb/franz-go/pkg/kfake"
 	"go.uber.org/zap"
 )
 
-// testKafka is the real broker of KAFKA_BOOTSTRAP, or an in-process one.
-func testKafka(t *testing.T) Kafka {
-	t.Helper()
-	if b := os.Getenv("KAFKA_BOOTSTRAP"); b != "" {
-		return Kafka{Brokers: strings.Split(b, ",")}
-	}
-	cluster, err := kfake.NewCluster(kfake.NumBrokers(1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cluster.Close)
-	return Kafka{Brokers: cluster.ListenAddrs()}
-}
+func testKafka(t *testing.T) Kafka { return Kafka{Brokers: testkit.Brokers(t)} }
 
 // A member learns of a rebalance from its heartbeats, rejoins, and the
 // partitions are shared, cooperatively: those that move pause only while
@@ -92,11 +78,11 @@ func groupOnANewTopic(t *testing.T, ctx context.Context, prefix string, partitio
 	cfg := GroupConfig{ID: topic}
 	cfg.setDefaults()
 	return func() *groupMember {
-		conn, err := k.connect()
+		conn, err := k.Connect()
 		if err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(conn.close)
+		t.Cleanup(conn.Close)
 		return newGroupMember(conn, cfg, topic, zap.NewNop())
 	}
 }

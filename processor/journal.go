@@ -10,6 +10,7 @@ import (
 	"github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
 
+	"github.com/enrichment/leadspace-enricher/processor/internal/kafkaio"
 	"github.com/enrichment/leadspace-enricher/schemas"
 )
 
@@ -140,10 +141,10 @@ func (jr *journal) claims(ctx context.Context, partitions []int) map[int]map[int
 	latest := map[string][]byte{}
 	rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	spans, err := partitionEnds(rctx, jr.p.conn, jr.p.cfg.Topics.Journal)
+	spans, err := kafkaio.Spans(rctx, jr.p.conn, jr.p.cfg.Topics.Journal)
 	for part := range spans {
 		if err == nil {
-			_, err = readPartition(rctx, jr.p.conn, jr.p.cfg.Topics.Journal, part, 0, func(m kafka.Message) {
+			_, err = kafkaio.ReadPartition(rctx, jr.p.conn, jr.p.cfg.Topics.Journal, part, 0, func(m kafka.Message) {
 				latest[string(m.Key)] = m.Value
 			})
 		}

@@ -10,6 +10,7 @@ import (
 	"github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
 
+	"github.com/enrichment/leadspace-enricher/processor/internal/kafkaio"
 	"github.com/enrichment/leadspace-enricher/schemas"
 )
 
@@ -112,17 +113,17 @@ func (w *partitionWorker) start() {
 // fetch is the live reader: from the commit point on, every record is
 // admitted or deferred, in offset order.
 func (w *partitionWorker) fetch() {
-	f := newFetcher(w.p.conn, w.p.cfg.Topics.Profiles, w.id, w.tracker.base, 1<<20)
+	f := kafkaio.NewFetcher(w.p.conn, w.p.cfg.Topics.Profiles, w.id, w.tracker.base, 1<<20)
 	failures := 0
 	for {
-		msg, err := f.fetch(w.fetchCtx)
+		msg, err := f.Fetch(w.fetchCtx)
 		if err != nil {
 			if w.fetchCtx.Err() != nil {
 				return
 			}
 			failures++
 			w.p.health.set("fetch "+strconv.Itoa(w.id), err)
-			if dependencyBackoff.Wait(w.fetchCtx, failures) != nil {
+			if kafkaio.Backoff.Wait(w.fetchCtx, failures) != nil {
 				return
 			}
 			continue
@@ -132,7 +133,7 @@ func (w *partitionWorker) fetch() {
 			w.p.health.set("fetch "+strconv.Itoa(w.id), nil)
 		}
 		w.highWater.Store(msg.Offset + 1)
-		w.end.Store(f.end)
+		w.end.Store(f.End)
 		if !w.offer(msg) {
 			return
 		}
@@ -218,10 +219,10 @@ func (w *partitionWorker) someDeferredProgramHasRoom() bool {
 
 // pass re-reads [from, to) and admits the deferred records it can.
 func (w *partitionWorker) pass(from, to int64) {
-	f := newFetcher(w.p.conn, w.p.cfg.Topics.Profiles, w.id, from, 1<<20)
+	f := kafkaio.NewFetcher(w.p.conn, w.p.cfg.Topics.Profiles, w.id, from, 1<<20)
 	readmitted := 0
 	for next := from; next < to; {
-		msg, err := f.fetch(w.fetchCtx)
+		msg, err := f.Fetch(w.fetchCtx)
 		if err != nil {
 			return // the next tick tries again
 		}

@@ -26,13 +26,14 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/enrichment/leadspace-enricher/processor/internal/kafkaio"
 	"github.com/enrichment/leadspace-enricher/schemas"
 )
 
 // Processor runs the pipeline for one instance of the consumer group.
 type Processor struct {
 	cfg      Config
-	conn     connection
+	conn     kafkaio.Conn
 	codec    *schemas.Codec
 	control  *ControlTable
 	plane    *ControlPlane
@@ -82,7 +83,7 @@ func New(cfg Config, codec *schemas.Codec, control *ControlTable, enricher Enric
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	conn, err := cfg.Kafka.connect()
+	conn, err := cfg.Kafka.Connect()
 	if err != nil {
 		return nil, err
 	}
@@ -136,7 +137,7 @@ func (p *Processor) Health() error {
 func (p *Processor) Run(ctx context.Context) error {
 	ctx, stop := context.WithCancel(ctx)
 	defer stop()
-	defer p.conn.close()
+	defer p.conn.Close()
 	p.fail = func(err error) {
 		p.failOnce.Do(func() {
 			p.failure = err
@@ -174,7 +175,7 @@ func (p *Processor) Run(ctx context.Context) error {
 	statusLoaded := make(chan struct{})
 	background.Go(func() { _ = p.plane.Run(tables) })
 	background.Go(func() {
-		_ = followWith(tables, p.conn, p.cfg.Topics.Status, p.applyStatus, func() { close(statusLoaded) },
+		_ = kafkaio.FollowConn(tables, p.conn, p.cfg.Topics.Status, p.applyStatus, func() { close(statusLoaded) },
 			func(err error) { p.health.set("status table", err) })
 	})
 	for _, ch := range []<-chan struct{}{p.plane.Ready(), statusLoaded} {
@@ -208,15 +209,15 @@ func (p *Processor) checkTopics(ctx context.Context) (topicLimits, error) {
 	t := p.cfg.Topics
 	var counts map[string]int
 	var maxBytes map[string]int
-	err := dependencyBackoff.Do(ctx, "read the topics", func() error {
+	err := kafkaio.Backoff.Do(ctx, "read the topics", func() error {
 		var err error
-		counts, err = partitionCounts(ctx, p.conn, t.Profiles, t.Enriched, t.DeadLetters)
+		counts, err = kafkaio.PartitionCounts(ctx, p.conn, t.Profiles, t.Enriched, t.DeadLetters)
 		if err == nil {
-			maxBytes, err = maxMessageBytes(ctx, p.conn, t.Enriched, t.DeadLetters, t.Status)
+			maxBytes, err = kafkaio.MaxMessageBytes(ctx, p.conn, t.Enriched, t.DeadLetters, t.Status)
 		}
 		p.health.set("topics", err)
 		return err
-	}, func(err error) bool { return transient(err) || errors.Is(err, errTopicMissing) }, func(err error, n int) {
+	}, func(err error) bool { return kafkaio.Transient(err) || errors.Is(err, kafkaio.ErrTopicMissing) }, func(err error, n int) {
 		p.log.Warn("waiting for the topics", zap.Error(err), zap.Int("attempt", n))
 	})
 	if err != nil {
@@ -231,7 +232,7 @@ func (p *Processor) checkTopics(ctx context.Context) (topicLimits, error) {
 				other, counts[other], t.Profiles, counts[t.Profiles], other, counts[t.Profiles])
 		}
 	}
-	if _, err := partitionCounts(ctx, p.conn, t.Journal); err != nil {
+	if _, err := kafkaio.PartitionCounts(ctx, p.conn, t.Journal); err != nil {
 		p.journal.disabled.Store(true)
 		p.log.Warn("no journal topic: answers of bulks in flight when an instance dies are paid for again; create it with 'enricher topics create'",
 			zap.String("topic", t.Journal), zap.Error(err))
@@ -291,7 +292,7 @@ func (p *Processor) newPartitionState(id int) *partitionState {
 func (p *Processor) partitionCount() int {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	counts, err := partitionCounts(ctx, p.conn, p.cfg.Topics.Profiles)
+	counts, err := kafkaio.PartitionCounts(ctx, p.conn, p.cfg.Topics.Profiles)
 	if err != nil {
 		return 0
 	}

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/enrichment/leadspace-enricher/processor/internal/kafkaio"
 	"github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
 )
@@ -66,17 +67,17 @@ func (b coPartitioned) Balance(msg kafka.Message, partitions ...int) int {
 	return b.hash.Balance(msg, partitions...)
 }
 
-func newPublisher(conn connection, batchBytes int, log *zap.Logger, report, fatal func(error)) *publisher {
+func newPublisher(conn kafkaio.Conn, batchBytes int, log *zap.Logger, report, fatal func(error)) *publisher {
 	p := &publisher{
 		w: &kafka.Writer{
-			Addr:         kafka.TCP(conn.brokers...),
+			Addr:         kafka.TCP(conn.Brokers...),
 			Balancer:     coPartitioned{},
 			RequiredAcks: kafka.RequireAll,
 			BatchTimeout: publishBatchTimeout,
 			BatchSize:    publishMaxBatch,
 			BatchBytes:   int64(batchBytes),
 			MaxAttempts:  3,
-			Transport:    conn.transport,
+			Transport:    conn.Transport,
 		},
 		log: log, report: report, fatal: fatal, wake: make(chan struct{}, 1), stop: make(chan struct{}),
 	}
@@ -203,7 +204,7 @@ func (p *publisher) work() {
 			switch {
 			case perr == nil:
 				pub.done(nil)
-			case transient(perr):
+			case kafkaio.Transient(perr):
 				retry = append(retry, pub)
 			default:
 				pub.attempts++
@@ -232,7 +233,7 @@ func (p *publisher) work() {
 			case <-stopped.Done():
 			}
 		}()
-		_ = dependencyBackoff.Wait(stopped, failures)
+		_ = kafkaio.Backoff.Wait(stopped, failures)
 		cancelWait()
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/enrichment/leadspace-enricher/processor/internal/kafkaio"
 	"github.com/segmentio/kafka-go"
 )
 
@@ -49,7 +50,7 @@ func (w *partitionWorker) checkPurges(seen *string) {
 	*seen = version
 	var keys []string
 	latest := map[string]int64{} // key -> answer time of its standing record, -1 when deleted
-	_, err := readPartition(w.fetchCtx, w.p.conn, w.p.cfg.Topics.Enriched, w.id, 0, func(m kafka.Message) {
+	_, err := kafkaio.ReadPartition(w.fetchCtx, w.p.conn, w.p.cfg.Topics.Enriched, w.id, 0, func(m kafka.Message) {
 		tenant, _, ok := splitKey(m.Key)
 		if _, purge := rules[tenant]; !ok || !purge {
 			return

@@ -8,6 +8,7 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
+	"github.com/enrichment/leadspace-enricher/processor/internal/kafkaio"
 	"github.com/enrichment/leadspace-enricher/schemas"
 )
 
@@ -18,7 +19,7 @@ import (
 // partition that comes back to this instance after a rebalance is caught up
 // from there instead of read again.
 type restorer struct {
-	conn      connection
+	conn      kafkaio.Conn
 	codec     *schemas.Codec
 	topics    Topics
 	names     *interner
@@ -50,7 +51,7 @@ func (r *restorer) catchUp(ctx context.Context, t *table, purge purgeRule) (rest
 	// Records written with the state header need no value; older ones are
 	// decoded.
 	noState := func(h []kafka.Header) bool { _, ok := headerOf(h, HeaderState); return !ok }
-	enriched, err := readHeaders(ctx, r.conn, r.topics.Enriched, r.partition, r.enrichedNext, noState, func(m kafka.Message) {
+	enriched, err := kafkaio.ReadHeaders(ctx, r.conn, r.topics.Enriched, r.partition, r.enrichedNext, noState, func(m kafka.Message) {
 		out.records++
 		key := string(m.Key)
 		tenant, _, ok := splitKey(m.Key)
@@ -83,7 +84,7 @@ func (r *restorer) catchUp(ctx context.Context, t *table, purge purgeRule) (rest
 	}
 	r.enrichedNext = enriched
 	never := func([]kafka.Header) bool { return false }
-	dead, err := readHeaders(ctx, r.conn, r.topics.DeadLetters, r.partition, r.deadNext, never, func(m kafka.Message) {
+	dead, err := kafkaio.ReadHeaders(ctx, r.conn, r.topics.DeadLetters, r.partition, r.deadNext, never, func(m kafka.Message) {
 		out.records++
 		if v, _ := header(m, HeaderErrTopic); string(v) != r.topics.Profiles {
 			return

@@ -12,6 +12,7 @@ import (
 	"github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
 
+	"github.com/enrichment/leadspace-enricher/processor/internal/kafkaio"
 	"github.com/enrichment/leadspace-enricher/schemas"
 )
 
@@ -318,16 +319,16 @@ func (r *runPass) execute(resume int) error {
 	if r.cursor >= len(scope) {
 		return nil
 	}
-	rd := newFetcher(w.p.conn, w.p.cfg.Topics.Profiles, w.id, scope[r.cursor], 1<<20)
+	rd := kafkaio.NewFetcher(w.p.conn, w.p.cfg.Topics.Profiles, w.id, scope[r.cursor], 1<<20)
 	i := r.cursor
 	for failures := 0; i < len(scope); {
-		msg, err := rd.fetch(r.ctx)
+		msg, err := rd.Fetch(r.ctx)
 		if err != nil {
 			if r.ctx.Err() != nil {
 				return r.ctx.Err()
 			}
 			failures++
-			if err := dependencyBackoff.Wait(r.ctx, failures); err != nil {
+			if err := kafkaio.Backoff.Wait(r.ctx, failures); err != nil {
 				return err
 			}
 			continue
@@ -388,8 +389,8 @@ func (r *runPass) execute(resume int) error {
 // after t: the Run's scope ends there, the same for every instance.
 func (w *partitionWorker) offsetAt(ctx context.Context, t time.Time) (int64, error) {
 	var end int64
-	err := dependencyBackoff.Do(ctx, "offset by time", func() error {
-		res, err := w.p.conn.client().ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{
+	err := kafkaio.Backoff.Do(ctx, "offset by time", func() error {
+		res, err := w.p.conn.Client().ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{
 			w.p.cfg.Topics.Profiles: {kafka.TimeOffsetOf(w.id, t), kafka.LastOffsetOf(w.id)}}})
 		if err != nil {
 			return err
@@ -406,7 +407,7 @@ func (w *partitionWorker) offsetAt(ctx context.Context, t time.Time) (int64, err
 			}
 		}
 		return nil
-	}, transient, nil)
+	}, kafkaio.Transient, nil)
 	return end, err
 }
 
@@ -417,7 +418,7 @@ func (w *partitionWorker) offsetAt(ctx context.Context, t time.Time) (int64, err
 func (w *partitionWorker) scopeOf(ctx context.Context, tenant string, end int64) ([]int64, error) {
 	latest := map[string]int64{}
 	prefix := tenant + "/"
-	_, err := readPartitionTo(ctx, w.p.conn, w.p.cfg.Topics.Profiles, w.id, end, func(m kafka.Message) {
+	_, err := kafkaio.ReadPartitionTo(ctx, w.p.conn, w.p.cfg.Topics.Profiles, w.id, end, func(m kafka.Message) {
 		if !strings.HasPrefix(string(m.Key), prefix) {
 			return
 		}

@@ -1,4 +1,4 @@
-package processor
+package kafkaio
 
 import (
 	"context"
@@ -10,26 +10,22 @@ import (
 	"github.com/segmentio/kafka-go"
 )
 
-// follow reads every partition of a compacted topic from its start, calls
+// FollowConn reads every partition of a compacted topic from its start, calls
 // apply for each record in partition order, calls caughtUp once every
 // partition reached the end it had when follow started, and then keeps
 // following new records until ctx ends. It is how an instance builds the
 // tables every instance needs whole (control, status) without a consumer
 // group. It rides out broker outages of any length and returns only when
 // ctx ends.
-func follow(ctx context.Context, conn connection, topic string, apply func(kafka.Message), caughtUp func()) error {
-	return followWith(ctx, conn, topic, apply, caughtUp, nil)
-}
-
-// followWith is follow that reports its health: report(err) while it cannot
-// read the topic, report(nil) once it can again.
-func followWith(ctx context.Context, conn connection, topic string, apply func(kafka.Message), caughtUp func(), report func(error)) error {
+// It reports its health to report (may be nil): report(err) while it
+// cannot read the topic, report(nil) once it can again.
+func FollowConn(ctx context.Context, conn Conn, topic string, apply func(kafka.Message), caughtUp func(), report func(error)) error {
 	if report == nil {
 		report = func(error) {}
 	}
-	var ends map[int]span
-	err := dependencyBackoff.Do(ctx, "list partitions of "+topic, func() (err error) {
-		ends, err = partitionEnds(ctx, conn, topic)
+	var ends map[int]Span
+	err := Backoff.Do(ctx, "list partitions of "+topic, func() (err error) {
+		ends, err = Spans(ctx, conn, topic)
 		report(err)
 		return err
 	}, func(error) bool { return true }, nil)
@@ -84,19 +80,19 @@ func (h *partitionHealth) set(partition int, err error) {
 	h.report(nil)
 }
 
-type span struct{ first, end int64 }
+type Span struct{ First, End int64 }
 
 // idleEnd is how long a read waits for the next record below a partition's
 // end before it takes the rest for gaps: compaction can remove the records
 // just below the end of an idle partition.
 const idleEnd = 5 * time.Second
 
-// partitionEnds lists each partition's first and next offset now.
-func partitionEnds(ctx context.Context, conn connection, topic string) (map[int]span, error) {
-	return spansOf(ctx, conn.client(), topic)
+// Spans lists each partition's first and next offset now.
+func Spans(ctx context.Context, conn Conn, topic string) (map[int]Span, error) {
+	return ClientSpans(ctx, conn.Client(), topic)
 }
 
-func spansOf(ctx context.Context, cl *kafka.Client, topic string) (map[int]span, error) {
+func ClientSpans(ctx context.Context, cl *kafka.Client, topic string) (map[int]Span, error) {
 	meta, err := cl.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{topic}})
 	if err != nil {
 		return nil, fmt.Errorf("metadata of %s: %w", topic, err)
@@ -116,22 +112,22 @@ func spansOf(ctx context.Context, cl *kafka.Client, topic string) (map[int]span,
 	if err != nil {
 		return nil, fmt.Errorf("offsets of %s: %w", topic, err)
 	}
-	ends := map[int]span{}
+	ends := map[int]Span{}
 	for _, po := range res.Topics[topic] {
 		if po.Error != nil {
 			return nil, fmt.Errorf("offsets of %s/%d: %w", topic, po.Partition, po.Error)
 		}
-		ends[po.Partition] = span{first: po.FirstOffset, end: po.LastOffset}
+		ends[po.Partition] = Span{First: po.FirstOffset, End: po.LastOffset}
 	}
 	return ends, nil
 }
 
-// partitionSpan is one partition's first and next offset now, retried
+// PartitionSpan is one partition's first and next offset now, retried
 // through outages until ctx ends.
-func partitionSpan(ctx context.Context, conn connection, topic string, partition int) (span, error) {
-	var s span
-	err := dependencyBackoff.Do(ctx, fmt.Sprintf("offsets of %s/%d", topic, partition), func() error {
-		res, err := conn.client().ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{
+func PartitionSpan(ctx context.Context, conn Conn, topic string, partition int) (Span, error) {
+	var s Span
+	err := Backoff.Do(ctx, fmt.Sprintf("offsets of %s/%d", topic, partition), func() error {
+		res, err := conn.Client().ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{
 			topic: {kafka.FirstOffsetOf(partition), kafka.LastOffsetOf(partition)}}})
 		if err != nil {
 			return err
@@ -141,52 +137,52 @@ func partitionSpan(ctx context.Context, conn connection, topic string, partition
 				return po.Error
 			}
 			if po.Partition == partition {
-				s = span{first: po.FirstOffset, end: po.LastOffset}
+				s = Span{First: po.FirstOffset, End: po.LastOffset}
 				return nil
 			}
 		}
 		return fmt.Errorf("no offsets for %s/%d", topic, partition)
-	}, transient, nil)
+	}, Transient, nil)
 	return s, err
 }
 
-// readPartition reads one partition from offset from (or its first offset,
+// ReadPartition reads one partition from offset from (or its first offset,
 // if later) up to the end it has when called, and returns the next offset
 // to read. It rides out outages until ctx ends.
-func readPartition(ctx context.Context, conn connection, topic string, partition int, from int64, apply func(kafka.Message)) (int64, error) {
+func ReadPartition(ctx context.Context, conn Conn, topic string, partition int, from int64, apply func(kafka.Message)) (int64, error) {
 	return readRange(ctx, conn, topic, partition, from, -1, nil, apply)
 }
 
-// readHeaders is readPartition for readers that need keys and headers
+// ReadHeaders is readPartition for readers that need keys and headers
 // only: values are copied only where needValue says so.
-func readHeaders(ctx context.Context, conn connection, topic string, partition int, from int64, needValue func([]kafka.Header) bool, apply func(kafka.Message)) (int64, error) {
+func ReadHeaders(ctx context.Context, conn Conn, topic string, partition int, from int64, needValue func([]kafka.Header) bool, apply func(kafka.Message)) (int64, error) {
 	return readRange(ctx, conn, topic, partition, from, -1, func(h []kafka.Header) bool { return needValue == nil || !needValue(h) }, apply)
 }
 
-// readPartitionTo reads one partition from its first offset up to end.
-func readPartitionTo(ctx context.Context, conn connection, topic string, partition int, end int64, apply func(kafka.Message)) (int64, error) {
+// ReadPartitionTo reads one partition from its first offset up to end.
+func ReadPartitionTo(ctx context.Context, conn Conn, topic string, partition int, end int64, apply func(kafka.Message)) (int64, error) {
 	return readRange(ctx, conn, topic, partition, 0, end, nil, apply)
 }
 
 // readRange reads [from, until) of a partition; until < 0 means its end now.
-func readRange(ctx context.Context, conn connection, topic string, partition int, from, until int64, skipValue func([]kafka.Header) bool, apply func(kafka.Message)) (int64, error) {
-	s, err := partitionSpan(ctx, conn, topic, partition)
+func readRange(ctx context.Context, conn Conn, topic string, partition int, from, until int64, skipValue func([]kafka.Header) bool, apply func(kafka.Message)) (int64, error) {
+	s, err := PartitionSpan(ctx, conn, topic, partition)
 	if err != nil {
 		return from, err
 	}
-	if until >= 0 && until < s.end {
-		s.end = until
+	if until >= 0 && until < s.End {
+		s.End = until
 	}
-	start := max(from, s.first)
-	if start >= s.end {
-		return max(from, s.end), nil
+	start := max(from, s.First)
+	if start >= s.End {
+		return max(from, s.End), nil
 	}
-	f := newFetcher(conn, topic, partition, start, 4<<20)
+	f := NewFetcher(conn, topic, partition, start, 4<<20)
 	f.skipValue = skipValue
 	next := start
-	for failures := 0; next < s.end; {
+	for failures := 0; next < s.End; {
 		fctx, cancel := context.WithTimeout(ctx, idleEnd)
-		msg, err := f.fetch(fctx)
+		msg, err := f.Fetch(fctx)
 		cancel()
 		if err != nil {
 			if ctx.Err() != nil {
@@ -195,17 +191,17 @@ func readRange(ctx context.Context, conn connection, topic string, partition int
 			if errors.Is(err, context.DeadlineExceeded) && failures == 0 {
 				// Nothing more arrives: the offsets left below the end are
 				// gaps (compacted records, transaction markers).
-				return s.end, nil
+				return s.End, nil
 			}
 			// Pace the retries against a broker that is away.
 			failures++
-			if err := dependencyBackoff.Wait(ctx, failures); err != nil {
+			if err := Backoff.Wait(ctx, failures); err != nil {
 				return next, err
 			}
 			continue
 		}
 		failures = 0
-		if msg.Offset >= s.end {
+		if msg.Offset >= s.End {
 			break
 		}
 		apply(msg)
@@ -214,16 +210,16 @@ func readRange(ctx context.Context, conn connection, topic string, partition int
 	return next, nil
 }
 
-func followPartition(ctx context.Context, conn connection, topic string, partition int, s span, apply func(kafka.Message), caughtUp func(), health *partitionHealth) {
-	f := newFetcher(conn, topic, partition, s.first, 1<<20)
+func followPartition(ctx context.Context, conn Conn, topic string, partition int, s Span, apply func(kafka.Message), caughtUp func(), health *partitionHealth) {
+	f := NewFetcher(conn, topic, partition, s.First, 1<<20)
 	var once sync.Once
-	if s.end <= s.first {
+	if s.End <= s.First {
 		once.Do(caughtUp)
 	}
 	failures := 0
 	for {
 		fctx, cancel := context.WithTimeout(ctx, idleEnd)
-		msg, err := f.fetch(fctx)
+		msg, err := f.Fetch(fctx)
 		cancel()
 		if err != nil {
 			if ctx.Err() != nil {
@@ -236,7 +232,7 @@ func followPartition(ctx context.Context, conn connection, topic string, partiti
 			}
 			health.set(partition, err)
 			failures++
-			if errors.Is(dependencyBackoff.Wait(ctx, failures), context.Canceled) {
+			if errors.Is(Backoff.Wait(ctx, failures), context.Canceled) {
 				once.Do(caughtUp)
 				return
 			}
@@ -247,7 +243,7 @@ func followPartition(ctx context.Context, conn connection, topic string, partiti
 			health.set(partition, nil)
 		}
 		apply(msg)
-		if msg.Offset+1 >= s.end {
+		if msg.Offset+1 >= s.End {
 			once.Do(caughtUp)
 		}
 	}

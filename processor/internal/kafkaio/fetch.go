@@ -1,4 +1,4 @@
-package processor
+package kafkaio
 
 import (
 	"context"
@@ -11,19 +11,19 @@ import (
 	"github.com/segmentio/kafka-go/protocol"
 )
 
-// fetcher reads one partition in offset order with kafka-go's Fetch
+// Fetcher reads one partition in offset order with kafka-go's Fetch
 // request, not its Reader: the Reader returns the same nil value for a
 // null value (a tombstone) and for a 0-byte one, and the two must not be
 // confused — only null deletes a profile. Here a null value is nil and a
 // 0-byte value is an empty, non-nil slice.
-type fetcher struct {
+type Fetcher struct {
 	client    *kafka.Client
 	topic     string
 	partition int
 	next      int64 // next offset to return
-	// end is the partition's end as the last fetch saw it (its last stable
+	// End is the partition's End as the last fetch saw it (its last stable
 	// offset: what a read_committed reader can reach), -1 before one.
-	end      int64
+	End      int64
 	maxBytes int // upper bound of a fetch
 	ask      int // what the next fetch asks for (see sized)
 	maxWait  time.Duration
@@ -37,10 +37,10 @@ type fetcher struct {
 // emptyValue stands for a value that was not copied.
 var emptyValue = []byte{}
 
-func newFetcher(conn connection, topic string, partition int, from int64, maxBytes int) *fetcher {
-	cl := conn.client()
+func NewFetcher(conn Conn, topic string, partition int, from int64, maxBytes int) *Fetcher {
+	cl := conn.Client()
 	cl.Timeout = 30 * time.Second
-	return &fetcher{client: cl, topic: topic, partition: partition, next: from, end: -1, maxBytes: maxBytes,
+	return &Fetcher{client: cl, topic: topic, partition: partition, next: from, End: -1, maxBytes: maxBytes,
 		ask: min(maxBytes, minFetchBytes), maxWait: 250 * time.Millisecond}
 }
 
@@ -58,17 +58,17 @@ const (
 
 // sized sets the next request's size from a response of n batches holding
 // size bytes of records.
-func (f *fetcher) sized(batches, size int) {
+func (f *Fetcher) sized(batches, size int) {
 	if batches == 0 {
 		return
 	}
 	f.ask = min(max(size/batches*fetchBatchBudget, minFetchBytes), f.maxBytes)
 }
 
-// fetch returns the next record. It blocks (long polls) until one is
+// Fetch returns the next record. It blocks (long polls) until one is
 // there or ctx ends; a broker error is returned for the caller to back off
 // on, and the next call tries again from the same offset.
-func (f *fetcher) fetch(ctx context.Context) (kafka.Message, error) {
+func (f *Fetcher) Fetch(ctx context.Context) (kafka.Message, error) {
 	for len(f.batch) == 0 {
 		if err := ctx.Err(); err != nil {
 			return kafka.Message{}, err
@@ -85,7 +85,7 @@ func (f *fetcher) fetch(ctx context.Context) (kafka.Message, error) {
 }
 
 // fill fetches the next batch of records.
-func (f *fetcher) fill(ctx context.Context) error {
+func (f *Fetcher) fill(ctx context.Context) error {
 	res, err := f.client.Fetch(ctx, &kafka.FetchRequest{Topic: f.topic, Partition: f.partition, Offset: f.next,
 		MinBytes: 1, MaxBytes: int64(f.ask), MaxWait: f.maxWait, IsolationLevel: kafka.ReadCommitted})
 	if err != nil {
@@ -98,9 +98,9 @@ func (f *fetcher) fill(ctx context.Context) error {
 		}
 		return fmt.Errorf("fetch %s/%d at %d: %w", f.topic, f.partition, f.next, res.Error)
 	}
-	f.end = res.HighWatermark
-	if res.LastStableOffset >= 0 && res.LastStableOffset < f.end {
-		f.end = res.LastStableOffset
+	f.End = res.HighWatermark
+	if res.LastStableOffset >= 0 && res.LastStableOffset < f.End {
+		f.End = res.LastStableOffset
 	}
 	f.batch = nil
 	if res.Records == nil {

@@ -1,4 +1,4 @@
-package processor
+package kafkaio
 
 import (
 	"context"
@@ -9,6 +9,45 @@ import (
 
 	"github.com/segmentio/kafka-go"
 )
+
+// Topics names every topic the processor touches.
+type Topics struct {
+	// Profiles carries ProfileUnified events. Default: profile-unified.
+	Profiles string
+	// Control carries connection, consent and mapping changes. Default: leadspace-control.
+	Control string
+	// Enriched receives EnrichedCompany events. Default: enriched-company.
+	Enriched string
+	// DeadLetters receives DeadLetter events. Default: enrichment-dlq.
+	DeadLetters string
+	// Status receives EnrichmentStatus events. Default: enrichment-status.
+	Status string
+	// Journal holds the bulks Leadspace accepted whose answers are not all
+	// published yet (BulkInFlight), so that the instance redoing them after
+	// a crash reads them instead of paying again. Internal to the enricher.
+	// Default: enrichment-journal.
+	Journal string
+}
+
+// WithDefaults returns t with every unset name at its default.
+func (t Topics) WithDefaults() Topics {
+	t.setDefaults()
+	return t
+}
+
+func (t *Topics) setDefaults() {
+	def := func(s *string, v string) {
+		if *s == "" {
+			*s = v
+		}
+	}
+	def(&t.Profiles, "profile-unified")
+	def(&t.Control, "leadspace-control")
+	def(&t.Enriched, "enriched-company")
+	def(&t.DeadLetters, "enrichment-dlq")
+	def(&t.Status, "enrichment-status")
+	def(&t.Journal, "enrichment-journal")
+}
 
 // TopicLayout says how to create the topics.
 type TopicLayout struct {
@@ -23,7 +62,7 @@ type TopicLayout struct {
 // gives it: compacted tables (profiles, control, enriched, status) and a
 // deleting DLQ with long retention. The control topic has one partition so
 // that its events keep one order, and broker-set timestamps. Existing topics are left as they are.
-func CreateTopics(ctx context.Context, k Kafka, t Topics, layout TopicLayout) error {
+func CreateTopics(ctx context.Context, k Config, t Topics, layout TopicLayout) error {
 	t.setDefaults()
 	if layout.Partitions == 0 {
 		layout.Partitions = 6
@@ -31,7 +70,7 @@ func CreateTopics(ctx context.Context, k Kafka, t Topics, layout TopicLayout) er
 	if layout.ReplicationFactor == 0 {
 		layout.ReplicationFactor = 1
 	}
-	conn, err := k.connect()
+	conn, err := k.Connect()
 	if err != nil {
 		return err
 	}
@@ -53,7 +92,7 @@ func CreateTopics(ctx context.Context, k Kafka, t Topics, layout TopicLayout) er
 		{Topic: t.Status, NumPartitions: layout.Partitions, ReplicationFactor: layout.ReplicationFactor, ConfigEntries: compact},
 		{Topic: t.Journal, NumPartitions: 1, ReplicationFactor: layout.ReplicationFactor, ConfigEntries: journal},
 	}}
-	res, err := conn.client().CreateTopics(ctx, req)
+	res, err := conn.Client().CreateTopics(ctx, req)
 	if err != nil {
 		return fmt.Errorf("create topics: %w", err)
 	}
@@ -68,7 +107,7 @@ func CreateTopics(ctx context.Context, k Kafka, t Topics, layout TopicLayout) er
 // ReadAll reads a topic from its start to the end it has now, calling apply
 // for each record (one partition at a time per call, never concurrently),
 // and returns once every partition is read.
-func ReadAll(ctx context.Context, k Kafka, topic string, apply func(kafka.Message)) error {
+func ReadAll(ctx context.Context, k Config, topic string, apply func(kafka.Message)) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var mu sync.Mutex
@@ -100,35 +139,35 @@ func ReadAll(ctx context.Context, k Kafka, topic string, apply func(kafka.Messag
 }
 
 // Follow reads a whole topic and then keeps following it; see follow.
-func Follow(ctx context.Context, k Kafka, topic string, apply func(kafka.Message), caughtUp func()) error {
-	conn, err := k.connect()
+func Follow(ctx context.Context, k Config, topic string, apply func(kafka.Message), caughtUp func()) error {
+	conn, err := k.Connect()
 	if err != nil {
 		return err
 	}
-	defer conn.close()
-	return follow(ctx, conn, topic, apply, caughtUp)
+	defer conn.Close()
+	return FollowConn(ctx, conn, topic, apply, caughtUp, nil)
 }
 
 // TopicEnds lists the next offset of each partition of a topic now.
 func TopicEnds(ctx context.Context, cl *kafka.Client, topic string) (map[int]int64, error) {
-	spans, err := spansOf(ctx, cl, topic)
+	spans, err := ClientSpans(ctx, cl, topic)
 	if err != nil {
 		return nil, err
 	}
 	out := make(map[int]int64, len(spans))
 	for p, s := range spans {
-		out[p] = s.end
+		out[p] = s.End
 	}
 	return out, nil
 }
 
-// errTopicMissing means a topic the service needs does not exist (yet):
+// ErrTopicMissing means a topic the service needs does not exist (yet):
 // `enricher topics create` makes it. It is waited for, like an outage.
-var errTopicMissing = errors.New("topic does not exist (create it with 'enricher topics create')")
+var ErrTopicMissing = errors.New("topic does not exist (create it with 'enricher topics create')")
 
-// partitionCounts reads how many partitions each topic has.
-func partitionCounts(ctx context.Context, conn connection, topics ...string) (map[string]int, error) {
-	meta, err := conn.client().Metadata(ctx, &kafka.MetadataRequest{Topics: topics})
+// PartitionCounts reads how many partitions each topic has.
+func PartitionCounts(ctx context.Context, conn Conn, topics ...string) (map[string]int, error) {
+	meta, err := conn.Client().Metadata(ctx, &kafka.MetadataRequest{Topics: topics})
 	if err != nil {
 		return nil, fmt.Errorf("metadata: %w", err)
 	}
@@ -136,7 +175,7 @@ func partitionCounts(ctx context.Context, conn connection, topics ...string) (ma
 	for _, t := range meta.Topics {
 		if t.Error != nil {
 			if errors.Is(t.Error, kafka.UnknownTopicOrPartition) {
-				return nil, fmt.Errorf("%s: %w", t.Name, errTopicMissing)
+				return nil, fmt.Errorf("%s: %w", t.Name, ErrTopicMissing)
 			}
 			return nil, fmt.Errorf("topic %s: %w", t.Name, t.Error)
 		}
@@ -144,7 +183,7 @@ func partitionCounts(ctx context.Context, conn connection, topics ...string) (ma
 	}
 	for _, t := range topics {
 		if out[t] == 0 {
-			return nil, fmt.Errorf("%s: %w", t, errTopicMissing)
+			return nil, fmt.Errorf("%s: %w", t, ErrTopicMissing)
 		}
 	}
 	return out, nil
@@ -154,15 +193,15 @@ func partitionCounts(ctx context.Context, conn connection, topics ...string) (ma
 // topic without max.message.bytes inherits.
 const defaultMaxMessageBytes = 1048588
 
-// maxMessageBytes reads each topic's max.message.bytes: the largest record
+// MaxMessageBytes reads each topic's max.message.bytes: the largest record
 // batch it accepts, which our batches and dead letters must stay under.
-func maxMessageBytes(ctx context.Context, conn connection, topics ...string) (map[string]int, error) {
+func MaxMessageBytes(ctx context.Context, conn Conn, topics ...string) (map[string]int, error) {
 	req := &kafka.DescribeConfigsRequest{}
 	for _, t := range topics {
 		req.Resources = append(req.Resources, kafka.DescribeConfigRequestResource{ResourceType: kafka.ResourceTypeTopic,
 			ResourceName: t, ConfigNames: []string{"max.message.bytes"}})
 	}
-	res, err := conn.client().DescribeConfigs(ctx, req)
+	res, err := conn.Client().DescribeConfigs(ctx, req)
 	if err != nil {
 		return nil, fmt.Errorf("describe configs: %w", err)
 	}

@@ -1,4 +1,4 @@
-package processor
+package kafkaio
 
 import (
 	"context"
@@ -9,16 +9,16 @@ import (
 	"github.com/segmentio/kafka-go"
 )
 
-// dependencyBackoff paces retries against Kafka while it is unreachable.
+// Backoff paces retries against Kafka while it is unreachable.
 // Equal jitter: one caller waits out an outage, and should not retry much
 // sooner than the schedule says.
-var dependencyBackoff = retry.Schedule{First: 200 * time.Millisecond, Max: 10 * time.Second, Jitter: retry.Equal}
+var Backoff = retry.Schedule{First: 200 * time.Millisecond, Max: 10 * time.Second, Jitter: retry.Equal}
 
-// transient says whether a Kafka failure may pass by itself: a broker down
+// Transient says whether a Kafka failure may pass by itself: a broker down
 // or restarting, a leader moving, a network error, a timeout. A Kafka error
 // code that is not temporary (a record too large, an authorization failure)
 // will fail again, however often it is retried.
-func transient(err error) bool {
+func Transient(err error) bool {
 	if err == nil || errors.Is(err, context.Canceled) {
 		return false
 	}

@@ -1,4 +1,4 @@
-package processor
+package kafkaio
 
 import (
 	"context"
@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/enrichment/leadspace-enricher/processor/internal/testkit"
 	"github.com/segmentio/kafka-go"
 )
 
@@ -13,21 +14,21 @@ import (
 // written one record at a time must be fetched a few batches at a time,
 // while a topic of big batches is still fetched in big responses.
 func TestAFetchHoldsAFewBatchesOfATopicWrittenOneRecordAtATime(t *testing.T) {
-	k := testKafka(t)
+	k := Config{Brokers: testkit.Brokers(t)}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	conn, err := k.connect()
+	conn, err := k.Connect()
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(conn.close)
+	t.Cleanup(conn.Close)
 	base := "fetch-test-" + time.Now().Format("150405.000000")
 	write := func(topic string, n, perBatch int) {
-		if _, err := conn.client().CreateTopics(ctx, &kafka.CreateTopicsRequest{Topics: []kafka.TopicConfig{
+		if _, err := conn.Client().CreateTopics(ctx, &kafka.CreateTopicsRequest{Topics: []kafka.TopicConfig{
 			{Topic: topic, NumPartitions: 1, ReplicationFactor: 1}}}); err != nil {
 			t.Fatal(err)
 		}
-		w := &kafka.Writer{Addr: kafka.TCP(k.Brokers...), Topic: topic, Transport: conn.transport,
+		w := &kafka.Writer{Addr: kafka.TCP(k.Brokers...), Topic: topic, Transport: conn.Transport,
 			BatchSize: perBatch, BatchTimeout: time.Millisecond, RequiredAcks: kafka.RequireAll}
 		defer w.Close()
 		for i := 0; i < n; i += perBatch {
@@ -43,7 +44,7 @@ func TestAFetchHoldsAFewBatchesOfATopicWrittenOneRecordAtATime(t *testing.T) {
 	// read fetches the whole topic and returns the most records (so, for
 	// single-record batches, batches) one response held after the first.
 	read := func(topic string, n int) (most int) {
-		f := newFetcher(conn, topic, 0, 0, 4<<20)
+		f := NewFetcher(conn, topic, 0, 0, 4<<20)
 		for i := 0; i < n; {
 			if err := f.fill(ctx); err != nil {
 				t.Fatal(err)

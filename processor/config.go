@@ -7,6 +7,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
+
+	"github.com/enrichment/leadspace-enricher/processor/controlplane"
 )
 
 // Config of a Processor. Zero values take the documented defaults.
@@ -42,7 +44,7 @@ type Config struct {
 	RetryBackoff time.Duration
 	// Auth verifies control events. Default: none (events are not
 	// authenticated, and the processor says so at start).
-	Auth ControlAuth
+	Auth controlplane.Auth
 	// StatusInterval is how often tenant state changes are published to the
 	// status topic. Default: 1s.
 	StatusInterval time.Duration

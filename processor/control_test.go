@@ -13,6 +13,7 @@ import (
 
 	"github.com/enrichment/leadspace-enricher/leadspace"
 	"github.com/enrichment/leadspace-enricher/processor"
+	"github.com/enrichment/leadspace-enricher/processor/controlplane"
 	"github.com/enrichment/leadspace-enricher/schemas"
 )
 
@@ -50,7 +51,7 @@ func TestConsentWithdrawnMidRunStopsRequestsWithinASecond(t *testing.T) {
 	}
 	skipped := 0
 	for _, ev := range out.enriched {
-		if ev.Status == schemas.StatusSkipped && ev.SkipReason == processor.ReasonNoConsent {
+		if ev.Status == schemas.StatusSkipped && ev.SkipReason == controlplane.ReasonNoConsent {
 			skipped++
 		}
 	}
@@ -66,12 +67,12 @@ func TestForgedOrReplayedControlEventsChangeNothing(t *testing.T) {
 	e := newSignedEnv(t, "the-admin-key", acme, globex)
 	e.start()
 
-	forger := processor.ControlAuth{Key: []byte("a-guess")}
+	forger := controlplane.Auth{Key: []byte("a-guess")}
 	forged := schemas.Control{TenantID: "globex", Consent: &schemas.Consent{Given: true}}
 	_ = forger.Sign(&forged)
 	e.control(forged)
 	// The right key id, a made-up signature.
-	e.control(schemas.Control{TenantID: "globex", Consent: &schemas.Consent{Given: true}, Sequence: processor.NextSequence(0),
+	e.control(schemas.Control{TenantID: "globex", Consent: &schemas.Consent{Given: true}, Sequence: controlplane.NextSequence(0),
 		KeyID: e.auth.KeyIDs()[0], Signature: "bm90IGEgc2lnbmF0dXJl"})
 	redirect := schemas.Control{TenantID: "acme", Connection: &schemas.Connection{DisplayName: "evil", TokenRef: "plain:attacker-token"}}
 	_ = forger.Sign(&redirect)
@@ -111,9 +112,9 @@ func TestForgedOrReplayedControlEventsChangeNothing(t *testing.T) {
 	if g.State != schemas.StateNoConsent || a.State != schemas.StateActive {
 		t.Fatalf("states after forgeries: globex %s, acme %s", g.State, a.State)
 	}
-	wantGlobex := map[string]int64{processor.ReasonUnknownKey: 1, processor.ReasonBadSignature: 1, processor.ReasonUnsigned: 1,
-		processor.ReasonWrongKey: 1, processor.ReasonEmptyValue: 1, processor.ReasonTombstone: 1}
-	if !maps.Equal(g.RefusedByReason, wantGlobex) || !maps.Equal(a.RefusedByReason, map[string]int64{processor.ReasonUnknownKey: 1}) {
+	wantGlobex := map[string]int64{controlplane.ReasonUnknownKey: 1, controlplane.ReasonBadSignature: 1, controlplane.ReasonUnsigned: 1,
+		controlplane.ReasonWrongKey: 1, controlplane.ReasonEmptyValue: 1, controlplane.ReasonTombstone: 1}
+	if !maps.Equal(g.RefusedByReason, wantGlobex) || !maps.Equal(a.RefusedByReason, map[string]int64{controlplane.ReasonUnknownKey: 1}) {
 		t.Fatalf("refusals by reason: globex %v, acme %v", g.RefusedByReason, a.RefusedByReason)
 	}
 	if _, ok := e.status()["no-tenant-here"]; ok {
@@ -138,7 +139,7 @@ func TestUnauthorizedTokenPausesOnlyItsTenantUntilANewConnection(t *testing.T) {
 	out := e.waitOutputs(60*time.Second, func(o outputs) bool { return len(o.enriched) == 50 && len(o.dead) == 50 })
 	for _, d := range out.dead {
 		if d.TenantID != "initech" || !d.Replayable || d.ErrorClass != "auth" ||
-			(d.Reason != leadspace.ReasonUnauthorized && d.Reason != processor.ReasonPaused) {
+			(d.Reason != leadspace.ReasonUnauthorized && d.Reason != controlplane.ReasonPaused) {
 			t.Fatalf("dead letter %+v: want initech, replayable, class auth, reason unauthorized or paused", d)
 		}
 	}
@@ -176,11 +177,11 @@ func TestTheTokenAppearsNowhere(t *testing.T) {
 	t.Setenv("LEADSPACE_TOKEN_INITECH", "initech-expired-token-ZQ81")
 	// umbrella's admin sealed its token to the service's public key.
 	umbrella := tenant("umbrella")
-	private, public, err := processor.GenerateSealKey()
+	private, public, err := controlplane.GenerateSealKey()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if umbrella.tokenRef, err = processor.SealToken(public, "umbrella", umbrella.token); err != nil {
+	if umbrella.tokenRef, err = controlplane.SealToken(public, "umbrella", umbrella.token); err != nil {
 		t.Fatal(err)
 	}
 	// References the service refuses, pointing at secrets: a variable
@@ -188,11 +189,11 @@ func TestTheTokenAppearsNowhere(t *testing.T) {
 	envy, broken := tenant("envy"), tenant("broken")
 	envy.tokenRef = "env:ENRICHER_TEST_OTHER_SECRET"
 	t.Setenv("ENRICHER_TEST_OTHER_SECRET", "envy-secret-TQ93")
-	if broken.tokenRef, err = processor.SealToken(public, "broken", "broken-secret-KX22\nX-Injected: broken-secret-KX22"); err != nil {
+	if broken.tokenRef, err = controlplane.SealToken(public, "broken", "broken-secret-KX22\nX-Injected: broken-secret-KX22"); err != nil {
 		t.Fatal(err)
 	}
 	e := newEnv(t, acme, initech, umbrella, envy, broken)
-	if e.sealKey, err = processor.ParseSealKey(private); err != nil {
+	if e.sealKey, err = controlplane.ParseSealKey(private); err != nil {
 		t.Fatal(err)
 	}
 	e.start()
@@ -203,8 +204,8 @@ func TestTheTokenAppearsNowhere(t *testing.T) {
 	if len(e.callsFor("umbrella")) == 0 {
 		t.Fatal("the sealed token did not open: no request went out for umbrella")
 	}
-	for id, reason := range map[string]string{"initech": leadspace.ReasonUnauthorized, "envy": processor.ReasonTokenRefused,
-		"broken": processor.ReasonTokenInvalid} {
+	for id, reason := range map[string]string{"initech": leadspace.ReasonUnauthorized, "envy": controlplane.ReasonTokenRefused,
+		"broken": controlplane.ReasonTokenInvalid} {
 		e.waitStatus(id, 10*time.Second, func(s processor.TenantView) bool {
 			return s.State == schemas.StatePaused && strings.Contains(s.StateReason, reason)
 		})

@@ -8,28 +8,14 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
-	"github.com/twmb/franz-go/pkg/sr"
-	"github.com/twmb/franz-go/pkg/sr/srfake"
 	"go.uber.org/zap"
 
+	"github.com/enrichment/leadspace-enricher/processor/internal/testkit"
 	"github.com/enrichment/leadspace-enricher/schemas"
 )
 
 // testCodec is a real codec on an in-memory registry.
-func testCodec(t *testing.T) *schemas.Codec {
-	t.Helper()
-	reg := srfake.New()
-	t.Cleanup(reg.Close)
-	cl, err := sr.NewClient(sr.URLs(reg.URL()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	codec, err := schemas.NewCodec(context.Background(), cl, Subjects(Topics{}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return codec
-}
+func testCodec(t *testing.T) *schemas.Codec { return testkit.Codec(t, Subjects(Topics{})) }
 
 // testHandler is a handler with a real codec on an in-memory registry.
 func testHandler(t *testing.T) *handler {

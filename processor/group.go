@@ -10,10 +10,11 @@ import (
 	"sort"
 	"time"
 
-	"github.com/enrichment/leadspace-enricher/leadspace/retry"
-	"github.com/enrichment/leadspace-enricher/processor/internal/kafkaio"
 	"github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
+
+	"github.com/enrichment/leadspace-enricher/leadspace/retry"
+	"github.com/enrichment/leadspace-enricher/processor/internal/kafkaio"
 )
 
 // groupMember is this instance's membership in the consumer group of the

@@ -7,9 +7,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/enrichment/leadspace-enricher/processor/internal/testkit"
 	"github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
+
+	"github.com/enrichment/leadspace-enricher/processor/internal/testkit"
 )
 
 func testKafka(t *testing.T) Kafka { return Kafka{Brokers: testkit.Brokers(t)} }

@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/enrichment/leadspace-enricher/leadspace"
+	"github.com/enrichment/leadspace-enricher/processor/controlplane"
 	"github.com/enrichment/leadspace-enricher/schemas"
 )
 
@@ -83,7 +84,7 @@ type step struct {
 
 // callPlan is an input that needs Leadspace.
 type callPlan struct {
-	permit  Permit
+	permit  controlplane.Permit
 	profile schemas.Profile
 	mapped  mapped
 	req     leadspace.Request
@@ -93,7 +94,7 @@ type callPlan struct {
 // its answers are steps, so it is easy to test.
 type handler struct {
 	codec   *schemas.Codec
-	control *ControlTable
+	control *controlplane.Table
 	topics  Topics
 	log     *zap.Logger
 	now     func() time.Time
@@ -234,7 +235,7 @@ func (h *handler) tombstone(j *job) step {
 		return step{outcome: outSuperseded, tenant: tenant}
 	}
 	if !held && !h.control.Known(tenant) {
-		return step{outcome: outIgnored, tenant: tenant, reason: ReasonNotConnected}
+		return step{outcome: outIgnored, tenant: tenant, reason: controlplane.ReasonNotConnected}
 	}
 	rs := recordState{offset: j.msg.Offset}
 	return step{outcome: outTombstone, tenant: tenant, remove: true,
@@ -245,14 +246,14 @@ func (h *handler) tombstone(j *job) step {
 // denied handles a tenant whose data may not leave: connected tenants get a
 // SKIPPED event saying why; tenants never connected or removed get none;
 // paused tenants' inputs wait in the DLQ for a replay.
-func (h *handler) denied(j *job, p schemas.Profile, d *Denial, st tableEntry, held bool) step {
+func (h *handler) denied(j *job, p schemas.Profile, d *controlplane.Denial, st tableEntry, held bool) step {
 	switch {
-	case d.Reason == ReasonRemoved:
+	case d.Reason == controlplane.ReasonRemoved:
 		return step{outcome: outSkipped, tenant: p.TenantID, reason: d.Reason}
 	case !d.Connected:
 		return step{outcome: outIgnored, tenant: p.TenantID, reason: d.Reason}
-	case d.Reason == ReasonPaused:
-		se := &stageError{stage: schemas.StageEnrich, reason: ReasonPaused, class: classAuth, replayable: true,
+	case d.Reason == controlplane.ReasonPaused:
+		se := &stageError{stage: schemas.StageEnrich, reason: controlplane.ReasonPaused, class: classAuth, replayable: true,
 			err: fmt.Errorf("tenant paused: %s", d.Detail)}
 		return h.dead(j, se, p)
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/enrichment/leadspace-enricher/leadspace"
 	"github.com/enrichment/leadspace-enricher/processor"
+	"github.com/enrichment/leadspace-enricher/processor/controlplane"
 	"github.com/enrichment/leadspace-enricher/schemas"
 )
 
@@ -132,8 +133,8 @@ func TestTenantWithoutConsentSendsNothingToLeadspace(t *testing.T) {
 	e.produceProfiles(ps...)
 	out := e.waitOutputs(60*time.Second, func(o outputs) bool { return len(o.enriched) == 1100 })
 	for key, ev := range out.enriched {
-		if ev.TenantID == "globex" && (ev.Status != schemas.StatusSkipped || ev.SkipReason != processor.ReasonNoConsent) {
-			t.Errorf("%s: %s %q, want SKIPPED %s", key, ev.Status, ev.SkipReason, processor.ReasonNoConsent)
+		if ev.TenantID == "globex" && (ev.Status != schemas.StatusSkipped || ev.SkipReason != controlplane.ReasonNoConsent) {
+			t.Errorf("%s: %s %q, want SKIPPED %s", key, ev.Status, ev.SkipReason, controlplane.ReasonNoConsent)
 		}
 	}
 	if calls := e.callsFor("globex"); len(calls) != 0 {

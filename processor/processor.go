@@ -26,6 +26,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/enrichment/leadspace-enricher/processor/controlplane"
 	"github.com/enrichment/leadspace-enricher/processor/internal/kafkaio"
 	"github.com/enrichment/leadspace-enricher/schemas"
 )
@@ -35,8 +36,8 @@ type Processor struct {
 	cfg      Config
 	conn     kafkaio.Conn
 	codec    *schemas.Codec
-	control  *ControlTable
-	plane    *ControlPlane
+	control  *controlplane.Table
+	plane    *controlplane.Plane
 	enricher Enricher
 	handler  *handler
 	status   *statusTable
@@ -78,7 +79,7 @@ type ownership struct {
 
 // New builds a processor. The codec must have the profile, control, enriched
 // and dead letter types registered.
-func New(cfg Config, codec *schemas.Codec, control *ControlTable, enricher Enricher) (*Processor, error) {
+func New(cfg Config, codec *schemas.Codec, control *controlplane.Table, enricher Enricher) (*Processor, error) {
 	cfg.setDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -90,7 +91,7 @@ func New(cfg Config, codec *schemas.Codec, control *ControlTable, enricher Enric
 	p := &Processor{cfg: cfg, conn: conn, codec: codec, control: control, enricher: enricher, status: newStatusTable(),
 		runs: &runRequests{control: control}, purges: &removals{control: control}, names: newInterner(), log: cfg.Logger,
 		readyCh: make(chan struct{}), states: map[int]*partitionState{}, workers: map[int]*partitionWorker{}, health: newHealth()}
-	if p.plane, err = NewControlPlane(ControlPlaneConfig{Kafka: cfg.Kafka, Topics: cfg.Topics, Codec: codec, Auth: cfg.Auth,
+	if p.plane, err = controlplane.New(controlplane.Config{Kafka: cfg.Kafka, Topics: cfg.Topics, Codec: codec, Auth: cfg.Auth,
 		Table: control, Logger: cfg.Logger, Registerer: cfg.Registerer, StatusInterval: cfg.StatusInterval, RetryBackoff: cfg.RetryBackoff}); err != nil {
 		return nil, err
 	}

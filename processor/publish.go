@@ -8,9 +8,10 @@ import (
 	"sync"
 	"time"
 
-	"github.com/enrichment/leadspace-enricher/processor/internal/kafkaio"
 	"github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
+
+	"github.com/enrichment/leadspace-enricher/processor/internal/kafkaio"
 )
 
 // publisher writes outputs in batches and calls back once the broker

@@ -5,15 +5,17 @@ import (
 	"strings"
 	"time"
 
-	"github.com/enrichment/leadspace-enricher/processor/internal/kafkaio"
 	"github.com/segmentio/kafka-go"
+
+	"github.com/enrichment/leadspace-enricher/processor/controlplane"
+	"github.com/enrichment/leadspace-enricher/processor/internal/kafkaio"
 )
 
 // removals are the tenants whose enrichment was removed with purge: every
 // enrichment they had published before the removal is withdrawn
 // (tombstoned) on each partition, by whoever owns it. Purging again (after
 // a restart, or when a partition moves) finds nothing left to withdraw.
-type removals struct{ control *ControlTable }
+type removals struct{ control *controlplane.Table }
 
 // before says whether a tenant's enrichments published before a time must
 // go.

@@ -12,6 +12,7 @@ import (
 	"github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
 
+	"github.com/enrichment/leadspace-enricher/processor/controlplane"
 	"github.com/enrichment/leadspace-enricher/processor/internal/kafkaio"
 	"github.com/enrichment/leadspace-enricher/schemas"
 )
@@ -39,7 +40,7 @@ type runRequest struct {
 
 // runRequests reads the tenants' latest refresh events from the control
 // table.
-type runRequests struct{ control *ControlTable }
+type runRequests struct{ control *controlplane.Table }
 
 func (r *runRequests) snapshot() map[string]runRequest {
 	out := map[string]runRequest{}

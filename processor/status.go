@@ -10,6 +10,7 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
+	"github.com/enrichment/leadspace-enricher/processor/controlplane"
 	"github.com/enrichment/leadspace-enricher/schemas"
 )
 
@@ -71,7 +72,7 @@ func (p *Processor) writeStatus(ctx context.Context, records []schemas.Status) e
 	if len(records) == 0 {
 		return nil
 	}
-	states := map[string]TenantState{}
+	states := map[string]controlplane.TenantState{}
 	for _, s := range p.control.Snapshot() {
 		states[s.TenantID] = s
 	}

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/enrichment/leadspace-enricher/processor/controlplane"
 	"github.com/enrichment/leadspace-enricher/schemas"
 )
 
@@ -82,13 +83,13 @@ func (r *RunView) Succeeded() bool { return r != nil && r.Outcome == schemas.Run
 //     profiles reports an outcome for it;
 //   - last refresh is the latest end of a Run on any partition, next is
 //     last plus the mapping's refresh interval (when one is set).
-func ViewStatus(records []schemas.Status, control []TenantState, now time.Time) []TenantView {
+func ViewStatus(records []schemas.Status, control []controlplane.TenantState, now time.Time) []TenantView {
 	type acc struct {
 		view     TenantView
 		control  *schemas.Status
 		parts    []schemas.Status
 		mapping  *schemas.Mapping
-		table    *TenantState
+		table    *controlplane.TenantState
 		interval time.Duration
 	}
 	tenants := map[string]*acc{}

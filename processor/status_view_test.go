@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/enrichment/leadspace-enricher/processor/controlplane"
 	"github.com/enrichment/leadspace-enricher/schemas"
 )
 
@@ -31,7 +32,7 @@ func TestViewStatus(t *testing.T) {
 	cases := []struct {
 		name    string
 		records []schemas.Status
-		control []TenantState
+		control []controlplane.TenantState
 		check   func(t *testing.T, v TenantView)
 	}{{
 		name: "counts add up over partitions; state from the control record",
@@ -49,7 +50,7 @@ func TestViewStatus(t *testing.T) {
 		records: []schemas.Status{ctl("acme", schemas.StateActive, ""),
 			part("acme", 0, 3, 0, 0, 3, 0, map[string]int64{ReasonMissingName: 3}, nil),
 			part("acme", 2, 2, 0, 0, 2, 0, map[string]int64{ReasonMissingName: 2}, nil)},
-		control: []TenantState{{TenantID: "acme", State: schemas.StateActive, Mapping: mapping}},
+		control: []controlplane.TenantState{{TenantID: "acme", State: schemas.StateActive, Mapping: mapping}},
 		check: func(t *testing.T, v TenantView) {
 			if v.State != StateNeedsAttention || !strings.Contains(v.StateReason, ReasonMissingName) || !strings.Contains(v.StateReason, "NoSuchField") {
 				t.Fatalf("state %q (%s)", v.State, v.StateReason)
@@ -75,7 +76,7 @@ func TestViewStatus(t *testing.T) {
 		},
 	}, {
 		name:    "a tenant known only from the control table",
-		control: []TenantState{{TenantID: "beta", State: schemas.StateNoConsent, Reason: ReasonNoConsent}},
+		control: []controlplane.TenantState{{TenantID: "beta", State: schemas.StateNoConsent, Reason: controlplane.ReasonNoConsent}},
 		check: func(t *testing.T, v TenantView) {
 			if v.TenantID != "beta" || v.State != schemas.StateNoConsent || v.Profiles != 0 || v.Run != nil {
 				t.Fatalf("%+v", v)
@@ -116,7 +117,7 @@ func TestViewStatus(t *testing.T) {
 				return s
 			}(),
 			part("acme", 1, 0, 0, 0, 0, 0, nil, nil)},
-		control: []TenantState{{TenantID: "acme", State: schemas.StateActive, Mapping: mapping}},
+		control: []controlplane.TenantState{{TenantID: "acme", State: schemas.StateActive, Mapping: mapping}},
 		check: func(t *testing.T, v TenantView) {
 			if !v.Run.Succeeded() || v.Run.Pending != 0 || v.Run.FinishedAt == nil {
 				t.Fatalf("%+v", v.Run)

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/enrichment/leadspace-enricher/leadspace"
+	"github.com/enrichment/leadspace-enricher/processor/controlplane"
 )
 
 func TestTableCountsDistinctCurrentProfilesPerTenant(t *testing.T) {
@@ -66,7 +67,7 @@ func TestTableKeepsManyKeysApart(t *testing.T) {
 func TestStateHeaderRoundTrips(t *testing.T) {
 	for _, s := range []recordState{
 		{},
-		{outcome: outcomeSkipped, fingerprint: 1<<63 + 5, offset: 123456789, version: -1, answeredAt: time.Now().UnixMilli(), reason: ReasonNoConsent},
+		{outcome: outcomeSkipped, fingerprint: 1<<63 + 5, offset: 123456789, version: -1, answeredAt: time.Now().UnixMilli(), reason: controlplane.ReasonNoConsent},
 		{offset: -1},
 	} {
 		got, err := decodeState(s.encode())

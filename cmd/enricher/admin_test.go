@@ -13,6 +13,7 @@ import (
 
 	"github.com/enrichment/leadspace-enricher/leadspace/simulator"
 	"github.com/enrichment/leadspace-enricher/processor"
+	"github.com/enrichment/leadspace-enricher/processor/controlplane"
 	"github.com/enrichment/leadspace-enricher/processor/embedded"
 	"github.com/enrichment/leadspace-enricher/schemas"
 )
@@ -29,7 +30,7 @@ func TestAdminCommandsAgainstARunningService(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer stack.Close()
-	private, public, keyID, err := processor.GenerateAdminKey()
+	private, public, keyID, err := controlplane.GenerateAdminKey()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,17 +112,17 @@ func TestAdminCommandsAgainstARunningService(t *testing.T) {
 
 	// A forged withdrawal (another Ed25519 key) changes nothing, and
 	// control show never presents it as the state.
-	otherPrivate, _, _, err := processor.GenerateAdminKey()
+	otherPrivate, _, _, err := controlplane.GenerateAdminKey()
 	if err != nil {
 		t.Fatal(err)
 	}
-	other, err := processor.ParseAdminSigningKey(otherPrivate)
+	other, err := controlplane.ParseAdminSigningKey(otherPrivate)
 	if err != nil {
 		t.Fatal(err)
 	}
 	forged := schemas.Control{EventID: "forged-1", TenantID: "acme", IssuedBy: "mallory", IssuedAt: time.Now().UTC().Truncate(time.Millisecond),
 		Consent: &schemas.Consent{Given: false}}
-	if err := (processor.ControlAuth{SigningKey: other}).Sign(&forged); err != nil {
+	if err := (controlplane.Auth{SigningKey: other}).Sign(&forged); err != nil {
 		t.Fatal(err)
 	}
 	prod, err := processor.NewProducer(stack.Kafka, stack.Codec)
@@ -133,7 +134,7 @@ func TestAdminCommandsAgainstARunningService(t *testing.T) {
 		t.Fatal(err)
 	}
 	st := waitStatus(t, stack, env, func(s processor.TenantView) bool { return s.RefusedControlEvents == 1 })
-	if st.State != schemas.StateActive || st.RefusedByReason[processor.ReasonUnknownKey] != 1 {
+	if st.State != schemas.StateActive || st.RefusedByReason[controlplane.ReasonUnknownKey] != 1 {
 		t.Fatalf("after a forged withdrawal: %+v", st)
 	}
 	view := controlShow(t, stack, env, "--all")
@@ -142,11 +143,11 @@ func TestAdminCommandsAgainstARunningService(t *testing.T) {
 		t.Errorf("control show says %s %q (refused %d), status says %s %q (refused %d)",
 			acme.State, acme.StateReason, acme.Refused, st.State, st.StateReason, st.RefusedControlEvents)
 	}
-	if c := acme.Applied[schemas.KindConsent]; c == nil || c.Summary != "given" || c.IssuedBy != "alice@acme.example" || c.Signature != processor.VerdictVerified {
+	if c := acme.Applied[schemas.KindConsent]; c == nil || c.Summary != "given" || c.IssuedBy != "alice@acme.example" || c.Signature != controlplane.VerdictVerified {
 		t.Errorf("control show's applied consent: %+v", c)
 	}
 	for _, r := range view.Records {
-		if r.EventID == "forged-1" && (r.Signature != processor.VerdictUnverified || r.Service == "applied") {
+		if r.EventID == "forged-1" && (r.Signature != controlplane.VerdictUnverified || r.Service == "applied") {
 			t.Errorf("the forged withdrawal is listed as %s, %s", r.Signature, r.Service)
 		}
 	}
@@ -324,18 +325,18 @@ func TestControlShowMatchesRecordsWithWhatTheServiceApplied(t *testing.T) {
 	}
 	give := ev("acme", "give", 2, schemas.Control{Consent: &schemas.Consent{Given: true}})
 	withdraw := ev("acme", "withdraw", 3, schemas.Control{Consent: &schemas.Consent{Given: false}})
-	rec := func(offset int64, key string, e *schemas.Control, verdict string) processor.ControlRecord {
-		return processor.ControlRecord{Key: key, Offset: offset, Event: e, Verdict: verdict, KeysHere: true}
+	rec := func(offset int64, key string, e *schemas.Control, verdict string) controlplane.Record {
+		return controlplane.Record{Key: key, Offset: offset, Event: e, Verdict: verdict, KeysHere: true}
 	}
-	records := []processor.ControlRecord{
-		rec(0, "acme/connection", ev("acme", "conn", 1, schemas.Control{Connection: &schemas.Connection{DisplayName: "Acme", TokenRef: "plain:tok-SECRET"}}), processor.VerdictVerified),
-		rec(1, "acme/consent", give, processor.VerdictVerified),
-		rec(2, "acme/consent", withdraw, processor.VerdictVerified),
-		rec(3, "acme/consent", give, processor.VerdictVerified),     // the replay
-		rec(4, "acme/consent", withdraw, processor.VerdictVerified), // the service's copy
-		rec(5, "acme/mapping", ev("acme", "forged", 99, schemas.Control{Mapping: &schemas.Mapping{NameAttribute: "X"}}), processor.VerdictUnverified),
-		rec(6, "acme/removal", nil, processor.ReasonTombstone),
-		rec(7, "globex/consent", ev("globex", "g", 5, schemas.Control{Consent: &schemas.Consent{Given: true}}), processor.VerdictVerified),
+	records := []controlplane.Record{
+		rec(0, "acme/connection", ev("acme", "conn", 1, schemas.Control{Connection: &schemas.Connection{DisplayName: "Acme", TokenRef: "plain:tok-SECRET"}}), controlplane.VerdictVerified),
+		rec(1, "acme/consent", give, controlplane.VerdictVerified),
+		rec(2, "acme/consent", withdraw, controlplane.VerdictVerified),
+		rec(3, "acme/consent", give, controlplane.VerdictVerified),     // the replay
+		rec(4, "acme/consent", withdraw, controlplane.VerdictVerified), // the service's copy
+		rec(5, "acme/mapping", ev("acme", "forged", 99, schemas.Control{Mapping: &schemas.Mapping{NameAttribute: "X"}}), controlplane.VerdictUnverified),
+		rec(6, "acme/removal", nil, controlplane.ReasonTombstone),
+		rec(7, "globex/consent", ev("globex", "g", 5, schemas.Control{Consent: &schemas.Consent{Given: true}}), controlplane.VerdictVerified),
 	}
 	applied := map[string]schemas.Status{"acme": {TenantID: "acme", Partition: schemas.ControlPartition, State: schemas.StateNoConsent,
 		StateReason: "gate.no_consent", RefusedControl: 3,

@@ -13,6 +13,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/enrichment/leadspace-enricher/processor"
+	"github.com/enrichment/leadspace-enricher/processor/controlplane"
 )
 
 // cmdStatus shows each tenant as the product does: state (and why),
@@ -46,8 +47,8 @@ func cmdStatus(args []string) error {
 	if err != nil {
 		return err
 	}
-	table := processor.NewControlTable(func(string, string) (string, error) { return "unresolved", nil })
-	if err := processor.LoadControl(ctx, k.kafka(), k.topics, codec, auth, table); err != nil {
+	table := controlplane.NewTable(func(string, string) (string, error) { return "unresolved", nil })
+	if err := controlplane.Load(ctx, k.kafka(), k.topics, codec, auth, table); err != nil {
 		return err
 	}
 	records, err := processor.ReadStatus(ctx, k.kafka(), k.topics.Status, codec)

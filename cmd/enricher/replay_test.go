@@ -10,6 +10,7 @@ import (
 
 	"github.com/enrichment/leadspace-enricher/leadspace/simulator"
 	"github.com/enrichment/leadspace-enricher/processor"
+	"github.com/enrichment/leadspace-enricher/processor/controlplane"
 	"github.com/enrichment/leadspace-enricher/processor/embedded"
 	"github.com/enrichment/leadspace-enricher/schemas"
 )
@@ -191,7 +192,7 @@ func TestReplayLoopGuardRefusesAndReports(t *testing.T) {
 	}
 	profiles := len(records(t, stack, stack.Topics.Profiles))
 	s := replayJSON(t, stack, exitPartial, "replay", "--tenant", "loop", "--json")
-	if s.Replayed != 0 || len(s.LoopGuard) != 2 || s.LoopGuard[0].ReplayCount != 3 || s.LoopGuard[0].Reason != processor.ReasonPaused {
+	if s.Replayed != 0 || len(s.LoopGuard) != 2 || s.LoopGuard[0].ReplayCount != 3 || s.LoopGuard[0].Reason != controlplane.ReasonPaused {
 		t.Fatalf("at the limit: %+v", s)
 	}
 	if got := len(records(t, stack, stack.Topics.Profiles)); got != profiles {

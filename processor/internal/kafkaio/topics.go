@@ -8,6 +8,8 @@ import (
 	"sync"
 
 	"github.com/segmentio/kafka-go"
+
+	"github.com/enrichment/leadspace-enricher/schemas"
 )
 
 // Topics names every topic the processor touches.
@@ -47,6 +49,20 @@ func (t *Topics) setDefaults() {
 	def(&t.DeadLetters, "enrichment-dlq")
 	def(&t.Status, "enrichment-status")
 	def(&t.Journal, "enrichment-journal")
+}
+
+// Subjects maps each record type to its registry subject under Confluent's
+// TopicNameStrategy (<topic>-value), so other Confluent tools find them.
+func (t Topics) Subjects() map[schemas.Type]string {
+	t = t.WithDefaults()
+	return map[schemas.Type]string{
+		schemas.ProfileUnified:   t.Profiles + "-value",
+		schemas.ControlEvent:     t.Control + "-value",
+		schemas.EnrichedCompany:  t.Enriched + "-value",
+		schemas.DeadLetter:       t.DeadLetters + "-value",
+		schemas.EnrichmentStatus: t.Status + "-value",
+		schemas.BulkInFlight:     t.Journal + "-value",
+	}
 }
 
 // TopicLayout says how to create the topics.

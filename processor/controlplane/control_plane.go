@@ -1,4 +1,4 @@
-package processor
+package controlplane
 
 import (
 	"context"
@@ -16,17 +16,17 @@ import (
 	"github.com/enrichment/leadspace-enricher/schemas"
 )
 
-// ControlPlaneConfig configures a ControlPlane. Zero values take the
+// Config configures a ControlPlane. Zero values take the
 // documented defaults.
-type ControlPlaneConfig struct {
-	Kafka  Kafka
-	Topics Topics
+type Config struct {
+	Kafka  kafkaio.Config
+	Topics kafkaio.Topics
 	// Codec decodes control events and encodes status records. Required.
 	Codec *schemas.Codec
 	// Auth verifies control events. Default: none (not authenticated).
-	Auth ControlAuth
+	Auth Auth
 	// Table is the control table the plane fills. Required.
-	Table *ControlTable
+	Table *Table
 	// Logger receives structured logs. Default: a no-op logger.
 	Logger *zap.Logger
 	// Registerer receives the plane's metrics. Default: none.
@@ -40,7 +40,7 @@ type ControlPlaneConfig struct {
 	RetryBackoff time.Duration
 }
 
-func (c *ControlPlaneConfig) setDefaults() {
+func (c *Config) setDefaults() {
 	c.Topics = c.Topics.WithDefaults()
 	if c.Logger == nil {
 		c.Logger = zap.NewNop()
@@ -54,7 +54,7 @@ func (c *ControlPlaneConfig) setDefaults() {
 }
 
 // Validate reports the first invalid setting by name.
-func (c *ControlPlaneConfig) Validate() error {
+func (c *Config) Validate() error {
 	switch {
 	case c.Codec == nil:
 		return errors.New("control plane: codec is required")
@@ -68,7 +68,7 @@ func (c *ControlPlaneConfig) Validate() error {
 	return c.Kafka.Validate()
 }
 
-// ControlPlane keeps a ControlTable in step with the control topic and
+// Plane keeps a ControlTable in step with the control topic and
 // owns the tenants' control status records (key tenant/control):
 //
 //   - at start it reads those records back (the sequences applied, the
@@ -82,8 +82,8 @@ func (c *ControlPlaneConfig) Validate() error {
 //
 // Every instance does the same from the same log, so instances agree on
 // the records they write.
-type ControlPlane struct {
-	cfg     ControlPlaneConfig
+type Plane struct {
+	cfg     Config
 	conn    kafkaio.Conn
 	log     *zap.Logger
 	w       *kafka.Writer
@@ -93,8 +93,8 @@ type ControlPlane struct {
 	copies  prometheus.Counter
 }
 
-// NewControlPlane checks cfg and builds a plane; Run starts it.
-func NewControlPlane(cfg ControlPlaneConfig) (*ControlPlane, error) {
+// New checks cfg and builds a plane; Run starts it.
+func New(cfg Config) (*Plane, error) {
 	cfg.setDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -103,7 +103,7 @@ func NewControlPlane(cfg ControlPlaneConfig) (*ControlPlane, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &ControlPlane{cfg: cfg, conn: conn, log: cfg.Logger.Named("control"), ready: make(chan struct{}),
+	c := &Plane{cfg: cfg, conn: conn, log: cfg.Logger.Named("control"), ready: make(chan struct{}),
 		w: conn.KeyedWriter(),
 		records: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "enricher", Name: "control_records_total",
 			Help: "Control-topic records read, by result (applied, unchanged, refused) and reason."}, []string{"result", "reason"}),
@@ -124,13 +124,13 @@ func NewControlPlane(cfg ControlPlaneConfig) (*ControlPlane, error) {
 
 // Ready is closed once the table holds the status records read back and
 // every control record up to the end the topic had when Run started.
-func (c *ControlPlane) Ready() <-chan struct{} { return c.ready }
+func (c *Plane) Ready() <-chan struct{} { return c.ready }
 
 // Run follows the control topic and writes the control records until ctx
 // ends, then returns nil. A broker that fails for a while delays it; it
 // never ends it: the topic is read again from the start (applying is
 // idempotent) and writes are retried.
-func (c *ControlPlane) Run(ctx context.Context) error {
+func (c *Plane) Run(ctx context.Context) error {
 	defer c.w.Close()
 	if !c.cfg.Auth.Enabled() {
 		c.log.Warn("control events are not authenticated: anyone who can write to the control topic can change consent and tokens; set admin keys",
@@ -160,7 +160,7 @@ func (c *ControlPlane) Run(ctx context.Context) error {
 	}
 }
 
-func (c *ControlPlane) caughtUp() {
+func (c *Plane) caughtUp() {
 	c.cfg.Table.settle()
 	c.once.Do(func() {
 		close(c.ready)
@@ -168,7 +168,7 @@ func (c *ControlPlane) caughtUp() {
 	})
 }
 
-func (c *ControlPlane) apply(msg kafka.Message) {
+func (c *Plane) apply(msg kafka.Message) {
 	if msg.Value == nil && c.emptyNotNull(msg) {
 		msg.Value = []byte{}
 	}
@@ -199,7 +199,7 @@ func (c *ControlPlane) apply(msg kafka.Message) {
 // fetch keeps them apart. Such records are rare (a mistake or an attack),
 // so one extra fetch each costs nothing; if it fails, the record counts as
 // a tombstone, refused all the same.
-func (c *ControlPlane) emptyNotNull(msg kafka.Message) bool {
+func (c *Plane) emptyNotNull(msg kafka.Message) bool {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	res, err := c.conn.Client().Fetch(ctx, &kafka.FetchRequest{Topic: msg.Topic, Partition: msg.Partition, Offset: msg.Offset,
@@ -229,11 +229,11 @@ func (c *ControlPlane) emptyNotNull(msg kafka.Message) bool {
 
 // readRecords reads the tenants' control records back from the status
 // topic, retrying until it can or ctx ends.
-func (c *ControlPlane) readRecords(ctx context.Context) ([]schemas.Status, error) {
+func (c *Plane) readRecords(ctx context.Context) ([]schemas.Status, error) {
 	wait := c.cfg.RetryBackoff
 	for {
 		latest := map[string]*schemas.Status{}
-		err := ReadAll(ctx, c.cfg.Kafka, c.cfg.Topics.Status, func(m kafka.Message) {
+		err := kafkaio.ReadAll(ctx, c.cfg.Kafka, c.cfg.Topics.Status, func(m kafka.Message) {
 			tenant, ok := strings.CutSuffix(string(m.Key), "/control")
 			if !ok {
 				return
@@ -268,7 +268,7 @@ func (c *ControlPlane) readRecords(ctx context.Context) ([]schemas.Status, error
 
 // writeRecords writes changed control records and copies of genuine
 // events, once ready, until ctx ends.
-func (c *ControlPlane) writeRecords(ctx context.Context, restored []schemas.Status) {
+func (c *Plane) writeRecords(ctx context.Context, restored []schemas.Status) {
 	select {
 	case <-ctx.Done():
 		return
@@ -300,7 +300,7 @@ func (c *ControlPlane) writeRecords(ctx context.Context, restored []schemas.Stat
 	}
 }
 
-func (c *ControlPlane) flush(ctx context.Context, written map[string]schemas.Status) error {
+func (c *Plane) flush(ctx context.Context, written map[string]schemas.Status) error {
 	var msgs []kafka.Message
 	var changed []schemas.Status
 	now := time.Now().UTC().Truncate(time.Millisecond)

@@ -1,4 +1,10 @@
-package processor
+// Package controlplane is the tenants' side of the enricher: the control table
+// folded from the leadspace-control topic (connection, consent, mapping,
+// Runs, removals) and the gate it answers, the plane that keeps it and its
+// status records, signing and verifying control events, sealed tokens and
+// token references, and what admin commands read of the control log. It
+// knows nothing of the pipeline or the consumer group.
+package controlplane
 
 import (
 	"context"
@@ -151,14 +157,14 @@ func (tc *tenantControl) count(reason string) {
 	tc.lastRefused = reason
 }
 
-// ControlTable is the in-memory view of the control topic: which tenants are
+// Table is the in-memory view of the control topic: which tenants are
 // connected, consented and mapped. It is the gate in front of every call.
 //
 // An event is applied only if its sequence is above the one applied for its
 // key (tenant/kind); the applied sequences come back from the status topic
 // at start (Restore), so a copy of an older event, even one compaction left
 // as the only record of its key, never wins.
-type ControlTable struct {
+type Table struct {
 	resolve TokenResolver
 	now     func() time.Time
 
@@ -168,15 +174,15 @@ type ControlTable struct {
 	dirty   chan struct{} // anything the status record or a rewrite must reflect
 }
 
-// NewControlTable builds an empty table. resolve turns a connection's token
+// NewTable builds an empty table. resolve turns a connection's token
 // reference into the token; it runs when the event is applied, so a bad
 // reference pauses the tenant instead of failing every event.
-func NewControlTable(resolve TokenResolver) *ControlTable {
-	return &ControlTable{resolve: resolve, now: time.Now, tenants: map[string]*tenantControl{},
+func NewTable(resolve TokenResolver) *Table {
+	return &Table{resolve: resolve, now: time.Now, tenants: map[string]*tenantControl{},
 		changed: make(chan struct{}, 1), dirty: make(chan struct{}, 1)}
 }
 
-func (t *ControlTable) tenant(id string) *tenantControl {
+func (t *Table) tenant(id string) *tenantControl {
 	tc := t.tenants[id]
 	if tc == nil {
 		tc = &tenantControl{keys: map[string]*keyState{}, refusedBy: map[string]int64{}, through: map[int]int64{}}
@@ -189,9 +195,9 @@ func (t *ControlTable) tenant(id string) *tenantControl {
 // that may alter what the gate, Run or Removals answer: an applied event, a
 // pause, catching up. One receiver: the pipeline, which re-checks its Runs,
 // purges and paused programs.
-func (t *ControlTable) Changed() <-chan struct{} { return t.changed }
+func (t *Table) Changed() <-chan struct{} { return t.changed }
 
-func (t *ControlTable) notify(applied bool) {
+func (t *Table) notify(applied bool) {
 	if applied {
 		select {
 		case t.changed <- struct{}{}:
@@ -216,11 +222,11 @@ func controlKey(key []byte) (tenant, kind string, ok bool) {
 
 // Apply folds one event into the table as if read from the topic at an
 // unknown position: a refusal is returned as *RefusedError and counted.
-func (t *ControlTable) Apply(ev schemas.Control) error {
+func (t *Table) Apply(ev schemas.Control) error {
 	if ev.TenantID == "" || ev.Kind() == "" {
 		return errors.New("control event without tenant or payload")
 	}
-	if err := (ControlAuth{}).Verify(ev); err != nil {
+	if err := (Auth{}).Verify(ev); err != nil {
 		return err
 	}
 	_, err := t.fold(ev.TenantID, ev.Kind(), kafka.Message{Offset: -1}, &ev, nil)
@@ -232,7 +238,7 @@ func (t *ControlTable) Apply(ev schemas.Control) error {
 // (the applied event read again), or why it was refused. Refusals are
 // counted for the tenant the key names, once per record even across
 // restarts.
-func (t *ControlTable) ApplyRecord(codec *schemas.Codec, auth ControlAuth, msg kafka.Message) (*schemas.Control, error) {
+func (t *Table) ApplyRecord(codec *schemas.Codec, auth Auth, msg kafka.Message) (*schemas.Control, error) {
 	tenant, kind, ok := controlKey(msg.Key)
 	if !ok {
 		return nil, refused(ReasonControlKey, "key %.60q is not tenant/kind", msg.Key)
@@ -264,7 +270,7 @@ func (t *ControlTable) ApplyRecord(codec *schemas.Codec, auth ControlAuth, msg k
 
 // fold applies a verified event (or counts a refused record) under
 // tenant/kind, read at msg's position.
-func (t *ControlTable) fold(tenant, kind string, msg kafka.Message, ev *schemas.Control, refusal *RefusedError) (*schemas.Control, error) {
+func (t *Table) fold(tenant, kind string, msg kafka.Message, ev *schemas.Control, refusal *RefusedError) (*schemas.Control, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	tc := t.tenant(tenant)
@@ -329,7 +335,7 @@ func (t *ControlTable) fold(tenant, kind string, msg kafka.Message, ev *schemas.
 // Restore loads what the service applied before, from the tenants' control
 // status records: sequences, applied event ids, refusal counts and pauses.
 // Call it once, before any record is applied.
-func (t *ControlTable) Restore(records []schemas.Status) {
+func (t *Table) Restore(records []schemas.Status) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	for _, r := range records {
@@ -369,7 +375,7 @@ func (t *ControlTable) Restore(records []schemas.Status) {
 // settle runs once the table caught up with the control topic: a kind the
 // status record says was applied but the topic no longer holds is lost, and
 // the tenant fails closed on it (a lost removal stays in effect).
-func (t *ControlTable) settle() {
+func (t *Table) settle() {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	for _, tc := range t.tenants {
@@ -440,7 +446,7 @@ func (tc *tenantControl) denial() *Denial {
 }
 
 // refreshGrant opens or revokes the tenant's grant context to match its state.
-func (t *ControlTable) refreshGrant(tc *tenantControl) {
+func (t *Table) refreshGrant(tc *tenantControl) {
 	permitted := tc.denial() == nil
 	switch {
 	case permitted && tc.grant == nil:
@@ -452,7 +458,7 @@ func (t *ControlTable) refreshGrant(tc *tenantControl) {
 }
 
 // Gate decides whether a tenant's mapped data may leave now.
-func (t *ControlTable) Gate(tenant string) (Permit, *Denial) {
+func (t *Table) Gate(tenant string) (Permit, *Denial) {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
 	tc := t.tenants[tenant]
@@ -468,7 +474,7 @@ func (t *ControlTable) Gate(tenant string) (Permit, *Denial) {
 // ProgramOf is the tenant's credentials key (leadspace.Credentials.Key)
 // when the tenant may call Leadspace now, so the pipeline can account
 // in-flight work per program before it decodes anything.
-func (t *ControlTable) ProgramOf(tenant string) (key string, ok bool) {
+func (t *Table) ProgramOf(tenant string) (key string, ok bool) {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
 	tc := t.tenants[tenant]
@@ -480,7 +486,7 @@ func (t *ControlTable) ProgramOf(tenant string) (key string, ok bool) {
 
 // Run is the tenant's latest applied refresh event. The gate still decides
 // whether the Run may call Leadspace.
-func (t *ControlTable) Run(tenant string) (RunRequest, bool) {
+func (t *Table) Run(tenant string) (RunRequest, bool) {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
 	tc := t.tenants[tenant]
@@ -497,7 +503,7 @@ func (t *ControlTable) Run(tenant string) (RunRequest, bool) {
 // Removals lists the removals in effect: tenants removed and not connected
 // again since. A removal whose event was lost to compaction is listed
 // without purge (its purge ran when it was applied).
-func (t *ControlTable) Removals() []Removal {
+func (t *Table) Removals() []Removal {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
 	var out []Removal
@@ -517,7 +523,7 @@ func (t *ControlTable) Removals() []Removal {
 
 // Known is whether the tenant ever had a connection (and so may have
 // published enrichments that a profile deletion must withdraw).
-func (t *ControlTable) Known(tenant string) bool {
+func (t *Table) Known(tenant string) bool {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
 	tc := t.tenants[tenant]
@@ -532,7 +538,7 @@ func (t *ControlTable) Known(tenant string) bool {
 // 427) until a new connection event arrives. It applies only if the tenant
 // still uses the credentials that failed. The pause is kept in the tenant's
 // control status record, so a restart does not lift it.
-func (t *ControlTable) Pause(tenant string, creds leadspace.Credentials, reason string) bool {
+func (t *Table) Pause(tenant string, creds leadspace.Credentials, reason string) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	tc := t.tenants[tenant]
@@ -567,7 +573,7 @@ type TenantState struct {
 }
 
 // Snapshot lists every tenant's state.
-func (t *ControlTable) Snapshot() []TenantState {
+func (t *Table) Snapshot() []TenantState {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
 	out := make([]TenantState, 0, len(t.tenants))
@@ -615,7 +621,7 @@ func (tc *tenantControl) state(id string) TenantState {
 // controlRecords are the tenants' control status records as they stand:
 // state, refusals, applied sequences and ids, the pause, the offset marks.
 // Tenants with nothing applied and nothing refused have none.
-func (t *ControlTable) controlRecords() []schemas.Status {
+func (t *Table) controlRecords() []schemas.Status {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
 	out := make([]schemas.Status, 0, len(t.tenants))
@@ -645,7 +651,7 @@ func (t *ControlTable) controlRecords() []schemas.Status {
 // (a replay, a forgery, a tombstone was written after it), a copy of the
 // applied event's record, so that compaction keeps the genuine one. Each is
 // listed once until the next record of its key is read.
-func (t *ControlTable) rewrites(topic string) []kafka.Message {
+func (t *Table) rewrites(topic string) []kafka.Message {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	var out []kafka.Message
@@ -662,7 +668,7 @@ func (t *ControlTable) rewrites(topic string) []kafka.Message {
 }
 
 // rewriteFailed makes the keys of msgs due for a rewrite again.
-func (t *ControlTable) rewriteFailed(msgs []kafka.Message) {
+func (t *Table) rewriteFailed(msgs []kafka.Message) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	for _, m := range msgs {

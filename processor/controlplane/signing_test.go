@@ -1,4 +1,4 @@
-package processor
+package controlplane
 
 import (
 	"crypto/ed25519"
@@ -24,15 +24,15 @@ func TestControlEventsAreVerifiedAgainstTheAdminKeys(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	admin := ControlAuth{SigningKey: signing}      // what an admin holds
-	service := ControlAuth{PublicKeys: publics}    // what an instance holds
-	shared := ControlAuth{Key: []byte("hmac-key")} // the HMAC alternative
+	admin := Auth{SigningKey: signing}      // what an admin holds
+	service := Auth{PublicKeys: publics}    // what an instance holds
+	shared := Auth{Key: []byte("hmac-key")} // the HMAC alternative
 
 	event := func() schemas.Control {
 		return schemas.Control{EventID: "e1", TenantID: "acme", IssuedAt: at, IssuedBy: "admin", Sequence: 7,
 			Consent: &schemas.Consent{Given: true}}
 	}
-	sign := func(a ControlAuth, change func(*schemas.Control)) schemas.Control {
+	sign := func(a Auth, change func(*schemas.Control)) schemas.Control {
 		ev := event()
 		if err := a.Sign(&ev); err != nil {
 			t.Fatal(err)
@@ -48,7 +48,7 @@ func TestControlEventsAreVerifiedAgainstTheAdminKeys(t *testing.T) {
 
 	cases := []struct {
 		name     string
-		verifier ControlAuth
+		verifier Auth
 		ev       schemas.Control
 		reason   string
 	}{
@@ -59,13 +59,13 @@ func TestControlEventsAreVerifiedAgainstTheAdminKeys(t *testing.T) {
 		{"sequence raised after signing", service, sign(admin, func(ev *schemas.Control) { ev.Sequence++ }), ReasonBadSignature},
 		{"moved to another tenant", service, sign(admin, func(ev *schemas.Control) { ev.TenantID = "globex" }), ReasonBadSignature},
 		{"key id swapped for the hmac key's", shared, sign(admin, func(ev *schemas.Control) { ev.KeyID = hmacKeyID(shared.Key) }), ReasonBadSignature},
-		{"signed by a key the service does not hold", service, sign(ControlAuth{SigningKey: otherPrivate}, nil), ReasonUnknownKey},
+		{"signed by a key the service does not hold", service, sign(Auth{SigningKey: otherPrivate}, nil), ReasonUnknownKey},
 		{"hmac event, service holds ed25519 keys only", service, sign(shared, nil), ReasonUnknownKey},
-		{"hmac with another shared key", shared, sign(ControlAuth{Key: []byte("guess")}, nil), ReasonUnknownKey},
+		{"hmac with another shared key", shared, sign(Auth{Key: []byte("guess")}, nil), ReasonUnknownKey},
 		{"unsigned", service, event(), ReasonUnsigned},
 		{"no sequence", service, noSequence, ReasonNoSequence},
-		{"no sequence, no key configured", ControlAuth{}, noSequence, ReasonNoSequence},
-		{"unsigned, no key configured", ControlAuth{}, event(), ""},
+		{"no sequence, no key configured", Auth{}, noSequence, ReasonNoSequence},
+		{"unsigned, no key configured", Auth{}, event(), ""},
 	}
 	for _, tc := range cases {
 		err := tc.verifier.Verify(tc.ev)
@@ -89,7 +89,7 @@ func TestControlEventsAreVerifiedAgainstTheAdminKeys(t *testing.T) {
 }
 
 func TestSignAssignsIncreasingSequences(t *testing.T) {
-	a := ControlAuth{Key: []byte("k")}
+	a := Auth{Key: []byte("k")}
 	var last int64
 	for i := 0; i < 1000; i++ {
 		ev := schemas.Control{TenantID: "acme", Consent: &schemas.Consent{Given: true}}

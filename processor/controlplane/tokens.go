@@ -1,4 +1,4 @@
-package processor
+package controlplane
 
 import (
 	"crypto/ecdh"

@@ -1,4 +1,4 @@
-package processor
+package controlplane
 
 import (
 	"bytes"
@@ -34,7 +34,7 @@ const (
 	ReasonControlKey   = "control.malformed_key" // the key is not tenant/kind; counted for no tenant
 )
 
-// ControlAuth signs and verifies control events. Whoever can write to the
+// Auth signs and verifies control events. Whoever can write to the
 // control topic could otherwise switch a tenant's consent on or point its
 // data at another token; with a key, only holders of an admin key can.
 //
@@ -47,7 +47,7 @@ const (
 //
 // Every signed event carries a sequence and the id of its key; the
 // signature covers both.
-type ControlAuth struct {
+type Auth struct {
 	// Key is a shared HMAC-SHA256 key: it signs and verifies.
 	// Default: none.
 	Key []byte
@@ -60,15 +60,15 @@ type ControlAuth struct {
 }
 
 // Enabled is whether events must be signed: any key is configured.
-func (a ControlAuth) Enabled() bool {
+func (a Auth) Enabled() bool {
 	return len(a.Key) > 0 || len(a.PublicKeys) > 0 || a.SigningKey != nil
 }
 
 // CanSign is whether a holds a key that signs.
-func (a ControlAuth) CanSign() bool { return a.SigningKey != nil || len(a.Key) > 0 }
+func (a Auth) CanSign() bool { return a.SigningKey != nil || len(a.Key) > 0 }
 
 // KeyIDs lists the ids of the keys that verify, for logs and admins.
-func (a ControlAuth) KeyIDs() []string {
+func (a Auth) KeyIDs() []string {
 	var ids []string
 	if len(a.Key) > 0 {
 		ids = append(ids, hmacKeyID(a.Key))
@@ -84,7 +84,7 @@ func (a ControlAuth) KeyIDs() []string {
 
 // Sign names the key, sets a sequence when ev has none (NextSequence), and
 // signs ev: with the Ed25519 key when there is one, else with the HMAC key.
-func (a ControlAuth) Sign(ev *schemas.Control) error {
+func (a Auth) Sign(ev *schemas.Control) error {
 	if !a.CanSign() {
 		return errors.New("no admin key that signs: set an Ed25519 signing key or the HMAC admin key")
 	}
@@ -119,7 +119,7 @@ func refused(reason, format string, args ...any) *RefusedError {
 // Verify checks ev's sequence and, when a key is configured, its signature.
 // Whether the sequence is above the applied one is the control table's
 // business: it is what it applied that decides.
-func (a ControlAuth) Verify(ev schemas.Control) error {
+func (a Auth) Verify(ev schemas.Control) error {
 	if ev.Sequence <= 0 {
 		return refused(ReasonNoSequence, "event carries no sequence; re-issue it with this enricher")
 	}
@@ -156,7 +156,7 @@ func (a ControlAuth) Verify(ev schemas.Control) error {
 	return refused(ReasonUnknownKey, "key id %.40q is neither ed25519:... nor hmac:...", ev.KeyID)
 }
 
-func (a ControlAuth) publicKey(id string) ed25519.PublicKey {
+func (a Auth) publicKey(id string) ed25519.PublicKey {
 	if a.SigningKey != nil {
 		if pub := a.SigningKey.Public().(ed25519.PublicKey); Ed25519KeyID(pub) == id {
 			return pub

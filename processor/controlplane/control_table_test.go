@@ -1,4 +1,4 @@
-package processor
+package controlplane
 
 import (
 	"errors"
@@ -9,6 +9,8 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/enrichment/leadspace-enricher/leadspace"
+	"github.com/enrichment/leadspace-enricher/processor/internal/kafkaio"
+	"github.com/enrichment/leadspace-enricher/processor/internal/testkit"
 	"github.com/enrichment/leadspace-enricher/schemas"
 )
 
@@ -17,14 +19,14 @@ import (
 type controlLog struct {
 	t     *testing.T
 	codec *schemas.Codec
-	auth  ControlAuth
+	auth  Auth
 	at    time.Time
 	seq   int64
 }
 
 func newControlLog(t *testing.T) *controlLog {
 	t.Helper()
-	return &controlLog{t: t, codec: testCodec(t), auth: ControlAuth{Key: []byte("admin-key")}, at: time.Date(2026, 11, 1, 9, 0, 0, 0, time.UTC)}
+	return &controlLog{t: t, codec: testkit.Codec(t, kafkaio.Topics{}.Subjects()), auth: Auth{Key: []byte("admin-key")}, at: time.Date(2026, 11, 1, 9, 0, 0, 0, time.UTC)}
 }
 
 // event signs a new event of tenant, issued a minute after the last one.
@@ -52,7 +54,7 @@ func (l *controlLog) record(offset int64, key string, ev *schemas.Control, raw [
 	return kafka.Message{Key: []byte(key), Value: raw, Offset: offset}
 }
 
-func (l *controlLog) read(table *ControlTable, msgs ...kafka.Message) []error {
+func (l *controlLog) read(table *Table, msgs ...kafka.Message) []error {
 	var errs []error
 	for _, m := range msgs {
 		_, err := table.ApplyRecord(l.codec, l.auth, m)
@@ -61,8 +63,8 @@ func (l *controlLog) read(table *ControlTable, msgs ...kafka.Message) []error {
 	return errs
 }
 
-func newTestTable() *ControlTable {
-	return NewControlTable(TokenSources{AllowPlaintext: true}.Resolver())
+func newTestTable() *Table {
+	return NewTable(TokenSources{AllowPlaintext: true}.Resolver())
 }
 
 func reasonOf(err error) string {
@@ -73,7 +75,7 @@ func reasonOf(err error) string {
 	return ""
 }
 
-func stateOf(t *testing.T, table *ControlTable, tenant string) TenantState {
+func stateOf(t *testing.T, table *Table, tenant string) TenantState {
 	t.Helper()
 	for _, s := range table.Snapshot() {
 		if s.TenantID == tenant {
@@ -204,7 +206,7 @@ func TestRefusedRecordsAreCountedForTheTenantOfTheirKey(t *testing.T) {
 	l := newControlLog(t)
 	acmeConn := l.event("acme", schemas.Control{Connection: &schemas.Connection{TokenRef: "plain:tok-acme"}})
 	globexGive := l.event("globex", schemas.Control{Consent: &schemas.Consent{Given: true}})
-	forger := ControlAuth{Key: []byte("a-guess")}
+	forger := Auth{Key: []byte("a-guess")}
 	forged := schemas.Control{EventID: "f", TenantID: "acme", IssuedAt: l.at, Consent: &schemas.Consent{Given: true}}
 	if err := forger.Sign(&forged); err != nil {
 		t.Fatal(err)

@@ -17,6 +17,7 @@ import (
 	"github.com/enrichment/leadspace-enricher/processor"
 	"github.com/enrichment/leadspace-enricher/processor/controlplane"
 	"github.com/enrichment/leadspace-enricher/processor/embedded"
+	"github.com/enrichment/leadspace-enricher/processor/statusview"
 	"github.com/enrichment/leadspace-enricher/schemas"
 )
 
@@ -187,13 +188,13 @@ func TestAWithdrawnConsentStaysWithdrawnThroughReplayCompactionAndRestarts(t *te
 	e.control(schemas.Control{TenantID: "acme", Consent: &schemas.Consent{Given: false}})
 	e.control(schemas.Control{TenantID: "globex", Consent: &schemas.Consent{Given: false}})
 	for _, id := range []string{"acme", "globex"} {
-		e.waitStatus(id, 10*time.Second, func(s processor.TenantView) bool { return s.State == schemas.StateNoConsent })
+		e.waitStatus(id, 10*time.Second, func(s statusview.Tenant) bool { return s.State == schemas.StateNoConsent })
 	}
 	withdrawn := map[string]int{"acme": len(e.callsFor("acme")), "globex": len(e.callsFor("globex"))}
 
 	time.Sleep(2 * time.Second) // the replay of issue 12 came 2 s after the withdrawal
 	e.produceRaw(kafka.Message{Topic: e.stack.Topics.Control, Key: giveAcme.Key, Value: giveAcme.Value})
-	e.waitStatus("acme", 10*time.Second, func(s processor.TenantView) bool {
+	e.waitStatus("acme", 10*time.Second, func(s statusview.Tenant) bool {
 		return s.RefusedByReason[controlplane.ReasonReplayed] == 1 && s.State == schemas.StateNoConsent
 	})
 	waitFor(t, 10*time.Second, "the withdrawal written again after the replay", func() bool {
@@ -225,7 +226,7 @@ func TestAWithdrawnConsentStaysWithdrawnThroughReplayCompactionAndRestarts(t *te
 		t.Errorf("initech, untouched, made %d requests", len(e.callsFor("initech")))
 	}
 	for _, id := range []string{"acme", "globex"} {
-		st := e.waitStatus(id, 10*time.Second, func(s processor.TenantView) bool { return s.RefusedControlEvents >= 1 })
+		st := e.waitStatus(id, 10*time.Second, func(s statusview.Tenant) bool { return s.RefusedControlEvents >= 1 })
 		if st.State != schemas.StateNoConsent || st.RefusedControlEvents != 1 || st.RefusedByReason[controlplane.ReasonReplayed] != 1 {
 			t.Errorf("%s after compaction and a restart: state %s, refused %d %v", id, st.State, st.RefusedControlEvents, st.RefusedByReason)
 		}
@@ -282,7 +283,7 @@ func TestTokenReferencesOutsideTheAllowlistPauseTheirTenant(t *testing.T) {
 	}
 	for id, reason := range map[string]string{"home": controlplane.ReasonTokenRefused, "passwd": controlplane.ReasonTokenRefused,
 		"newline": controlplane.ReasonTokenInvalid} {
-		st := e.waitStatus(id, 10*time.Second, func(s processor.TenantView) bool { return s.State == schemas.StatePaused })
+		st := e.waitStatus(id, 10*time.Second, func(s statusview.Tenant) bool { return s.State == schemas.StatePaused })
 		if !strings.Contains(st.StateReason, reason) {
 			t.Errorf("%s paused with %q, want %s", id, st.StateReason, reason)
 		}

@@ -14,6 +14,7 @@ import (
 	"github.com/enrichment/leadspace-enricher/leadspace"
 	"github.com/enrichment/leadspace-enricher/processor"
 	"github.com/enrichment/leadspace-enricher/processor/controlplane"
+	"github.com/enrichment/leadspace-enricher/processor/statusview"
 	"github.com/enrichment/leadspace-enricher/schemas"
 )
 
@@ -107,8 +108,8 @@ func TestForgedOrReplayedControlEventsChangeNothing(t *testing.T) {
 			t.Errorf("%s skipped: the forged connection disturbed acme", key)
 		}
 	}
-	g := e.waitStatus("globex", 10*time.Second, func(s processor.TenantView) bool { return s.RefusedControlEvents == 6 })
-	a := e.waitStatus("acme", 10*time.Second, func(s processor.TenantView) bool { return s.RefusedControlEvents == 1 })
+	g := e.waitStatus("globex", 10*time.Second, func(s statusview.Tenant) bool { return s.RefusedControlEvents == 6 })
+	a := e.waitStatus("acme", 10*time.Second, func(s statusview.Tenant) bool { return s.RefusedControlEvents == 1 })
 	if g.State != schemas.StateNoConsent || a.State != schemas.StateActive {
 		t.Fatalf("states after forgeries: globex %s, acme %s", g.State, a.State)
 	}
@@ -143,7 +144,7 @@ func TestUnauthorizedTokenPausesOnlyItsTenantUntilANewConnection(t *testing.T) {
 			t.Fatalf("dead letter %+v: want initech, replayable, class auth, reason unauthorized or paused", d)
 		}
 	}
-	st := e.waitStatus("initech", 10*time.Second, func(s processor.TenantView) bool { return s.State == schemas.StatePaused })
+	st := e.waitStatus("initech", 10*time.Second, func(s statusview.Tenant) bool { return s.State == schemas.StatePaused })
 	if !strings.Contains(st.StateReason, leadspace.ReasonUnauthorized) {
 		t.Fatalf("paused without saying why: %q", st.StateReason)
 	}
@@ -206,7 +207,7 @@ func TestTheTokenAppearsNowhere(t *testing.T) {
 	}
 	for id, reason := range map[string]string{"initech": leadspace.ReasonUnauthorized, "envy": controlplane.ReasonTokenRefused,
 		"broken": controlplane.ReasonTokenInvalid} {
-		e.waitStatus(id, 10*time.Second, func(s processor.TenantView) bool {
+		e.waitStatus(id, 10*time.Second, func(s statusview.Tenant) bool {
 			return s.State == schemas.StatePaused && strings.Contains(s.StateReason, reason)
 		})
 	}
@@ -257,7 +258,7 @@ func TestStatusCountsSurviveRestartsAndCrashes(t *testing.T) {
 	for _, ev := range out.enriched {
 		byStatus[ev.Status]++
 	}
-	st := e.waitStatus("acme", 30*time.Second, func(s processor.TenantView) bool { return s.Profiles >= n })
+	st := e.waitStatus("acme", 30*time.Second, func(s statusview.Tenant) bool { return s.Profiles >= n })
 	if st.Profiles != n || st.Enriched != byStatus[schemas.StatusEnriched] || st.NotMatched != byStatus[schemas.StatusNotMatched] {
 		t.Fatalf("status after a crash: %d profiles, %d enriched, %d not matched; outputs: %d, %v",
 			st.Profiles, st.Enriched, st.NotMatched, n, byStatus)
@@ -296,7 +297,7 @@ func TestRemovalWithPurgeWithdrawsPublishedDataAndStopsCalls(t *testing.T) {
 	e.waitOutputs(30*time.Second, func(o outputs) bool { _, ok := o.enriched["globex/p0099"]; return ok })
 	// Status counts the tenant's current profiles: the purge withdrew them
 	// all, and the removed tenant's new event publishes nothing.
-	st := e.waitStatus("acme", 10*time.Second, func(s processor.TenantView) bool { return s.State == schemas.StateRemoved && s.Profiles == 0 })
+	st := e.waitStatus("acme", 10*time.Second, func(s statusview.Tenant) bool { return s.State == schemas.StateRemoved && s.Profiles == 0 })
 	if st.Enriched != 0 || st.NotMatched != 0 || st.Skipped != 0 {
 		t.Fatalf("a purged tenant still counts profiles: %+v", st)
 	}

@@ -25,6 +25,7 @@ import (
 	"github.com/enrichment/leadspace-enricher/processor"
 	"github.com/enrichment/leadspace-enricher/processor/controlplane"
 	"github.com/enrichment/leadspace-enricher/processor/embedded"
+	"github.com/enrichment/leadspace-enricher/processor/statusview"
 	"github.com/enrichment/leadspace-enricher/schemas"
 )
 
@@ -450,7 +451,7 @@ func (b *syncBuffer) String() string {
 }
 
 // status reads the status topic and sums it per tenant.
-func (e *env) status() map[string]*processor.TenantView {
+func (e *env) status() map[string]*statusview.Tenant {
 	e.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -458,15 +459,15 @@ func (e *env) status() map[string]*processor.TenantView {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	out := map[string]*processor.TenantView{}
-	for _, v := range processor.ViewStatus(records, nil, time.Now()) {
+	out := map[string]*statusview.Tenant{}
+	for _, v := range statusview.Tenants(records, nil, time.Now()) {
 		out[v.TenantID] = &v
 	}
 	return out
 }
 
 // waitStatus polls the status topic until cond holds for the tenant.
-func (e *env) waitStatus(tenant string, within time.Duration, cond func(processor.TenantView) bool) processor.TenantView {
+func (e *env) waitStatus(tenant string, within time.Duration, cond func(statusview.Tenant) bool) statusview.Tenant {
 	e.t.Helper()
 	deadline := time.Now().Add(within)
 	for {

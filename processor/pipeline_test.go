@@ -13,6 +13,7 @@ import (
 	"github.com/enrichment/leadspace-enricher/leadspace"
 	"github.com/enrichment/leadspace-enricher/processor"
 	"github.com/enrichment/leadspace-enricher/processor/controlplane"
+	"github.com/enrichment/leadspace-enricher/processor/statusview"
 	"github.com/enrichment/leadspace-enricher/schemas"
 )
 
@@ -143,7 +144,7 @@ func TestTenantWithoutConsentSendsNothingToLeadspace(t *testing.T) {
 	if len(e.callsFor("acme")) == 0 {
 		t.Fatal("the consenting tenant made no request at all")
 	}
-	st := e.waitStatus("globex", 30*time.Second, func(s processor.TenantView) bool { return s.Profiles == 1000 })
+	st := e.waitStatus("globex", 30*time.Second, func(s statusview.Tenant) bool { return s.Profiles == 1000 })
 	if st.Skipped != 1000 || st.Enriched != 0 || st.CreditsSpent != 0 || st.State != schemas.StateNoConsent {
 		t.Fatalf("globex status %+v, want 1000 skipped, nothing spent, state NO_CONSENT", st)
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/enrichment/leadspace-enricher/processor"
 	"github.com/enrichment/leadspace-enricher/processor/controlplane"
 	"github.com/enrichment/leadspace-enricher/processor/embedded"
+	"github.com/enrichment/leadspace-enricher/processor/statusview"
 	"github.com/enrichment/leadspace-enricher/schemas"
 )
 
@@ -105,7 +106,7 @@ func TestAdminCommandsAgainstARunningService(t *testing.T) {
 	}
 
 	svc := startRun(t, stack, env)
-	before2 := waitStatus(t, stack, env, func(s processor.TenantView) bool { return s.Profiles == n })
+	before2 := waitStatus(t, stack, env, func(s statusview.Tenant) bool { return s.Profiles == n })
 	if before2.Enriched+before2.NotMatched+before2.Skipped != n || before2.Enriched == 0 || before2.State != schemas.StateActive {
 		t.Fatalf("status after %d profiles: %+v", n, before2)
 	}
@@ -133,7 +134,7 @@ func TestAdminCommandsAgainstARunningService(t *testing.T) {
 	if _, err := prod.PublishControl(ctx, stack.Topics.Control, forged); err != nil {
 		t.Fatal(err)
 	}
-	st := waitStatus(t, stack, env, func(s processor.TenantView) bool { return s.RefusedControlEvents == 1 })
+	st := waitStatus(t, stack, env, func(s statusview.Tenant) bool { return s.RefusedControlEvents == 1 })
 	if st.State != schemas.StateActive || st.RefusedByReason[controlplane.ReasonUnknownKey] != 1 {
 		t.Fatalf("after a forged withdrawal: %+v", st)
 	}
@@ -163,7 +164,7 @@ func TestAdminCommandsAgainstARunningService(t *testing.T) {
 	svc.stop(t)
 	svc = startRun(t, stack, env)
 	time.Sleep(2 * time.Second) // several commit and status intervals
-	after := waitStatus(t, stack, env, func(processor.TenantView) bool { return true })
+	after := waitStatus(t, stack, env, func(statusview.Tenant) bool { return true })
 	if after.Profiles != before2.Profiles || after.Enriched != before2.Enriched || after.NotMatched != before2.NotMatched ||
 		after.Skipped != before2.Skipped || after.Failed != before2.Failed || after.CreditsSpent != before2.CreditsSpent ||
 		after.RefusedControlEvents != 1 {
@@ -175,7 +176,7 @@ func TestAdminCommandsAgainstARunningService(t *testing.T) {
 	if withdrawn, _ := run("consent", "withdraw", "--tenant", "acme"); !strings.Contains(withdrawn, "applied by the service") {
 		t.Errorf("consent withdraw returned before the service applied it:\n%s", withdrawn)
 	}
-	st = waitStatus(t, stack, env, func(s processor.TenantView) bool { return s.State == schemas.StateNoConsent })
+	st = waitStatus(t, stack, env, func(s statusview.Tenant) bool { return s.State == schemas.StateNoConsent })
 	if got := controlShow(t, stack, env).tenant(t, "acme"); got.State != st.State || got.Applied[schemas.KindConsent].Summary != "withdrawn" {
 		t.Errorf("control show after the withdrawal: %s, consent %+v", got.State, got.Applied[schemas.KindConsent])
 	}
@@ -293,7 +294,7 @@ func seedProfiles(t *testing.T, ctx context.Context, stack *embedded.Stack, n in
 }
 
 // waitStatus polls `enricher status --json` until cond holds for acme.
-func waitStatus(t *testing.T, stack *embedded.Stack, env map[string]string, cond func(processor.TenantView) bool) processor.TenantView {
+func waitStatus(t *testing.T, stack *embedded.Stack, env map[string]string, cond func(statusview.Tenant) bool) statusview.Tenant {
 	t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
 	for {
@@ -301,7 +302,7 @@ func waitStatus(t *testing.T, stack *embedded.Stack, env map[string]string, cond
 		if code != 0 {
 			t.Fatalf("enricher status: exit %d: %s", code, errOut)
 		}
-		var rows []processor.TenantView
+		var rows []statusview.Tenant
 		if err := json.Unmarshal([]byte(out), &rows); err != nil {
 			t.Fatalf("enricher status --json: %v\n%s", err, out)
 		}

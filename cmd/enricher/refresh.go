@@ -20,6 +20,7 @@ import (
 
 	"github.com/enrichment/leadspace-enricher/processor"
 	"github.com/enrichment/leadspace-enricher/processor/controlplane"
+	"github.com/enrichment/leadspace-enricher/processor/statusview"
 	"github.com/enrichment/leadspace-enricher/schemas"
 )
 
@@ -238,22 +239,22 @@ func runAllowed(info tenantInfo) error {
 }
 
 // tenantView reads the status topic and returns the tenant's view.
-func tenantView(ctx context.Context, k *kafkaFlags, codec *schemas.Codec, info tenantInfo, now time.Time) (processor.TenantView, error) {
+func tenantView(ctx context.Context, k *kafkaFlags, codec *schemas.Codec, info tenantInfo, now time.Time) (statusview.Tenant, error) {
 	records, err := processor.ReadStatus(ctx, k.kafka(), k.topics.Status, codec)
 	if err != nil {
-		return processor.TenantView{}, err
+		return statusview.Tenant{}, err
 	}
-	for _, v := range processor.ViewStatus(records, []controlplane.TenantState{info.state}, now) {
+	for _, v := range statusview.Tenants(records, []controlplane.TenantState{info.state}, now) {
 		if v.TenantID == info.id {
 			return v, nil
 		}
 	}
-	return processor.TenantView{TenantID: info.id}, nil
+	return statusview.Tenant{TenantID: info.id}, nil
 }
 
 // pendingRun is a Run requested on the control topic that no partition
 // reports yet: the latest refresh event asks for a Run the status does not show.
-func pendingRun(info tenantInfo, view processor.TenantView) *schemas.Refresh {
+func pendingRun(info tenantInfo, view statusview.Tenant) *schemas.Refresh {
 	r := info.refresh
 	if r == nil || r.Refresh.Cancel || (view.Run != nil && view.Run.RunID == r.Refresh.RunID) {
 		return nil
@@ -540,8 +541,8 @@ func waitRun(ctx context.Context, k *kafkaFlags, codec *schemas.Codec, tenant, r
 		}
 		mu.Unlock()
 		now := time.Now()
-		var run *processor.RunView
-		for _, v := range processor.ViewStatus(records, nil, now) {
+		var run *statusview.Run
+		for _, v := range statusview.Tenants(records, nil, now) {
 			if v.TenantID == tenant && v.Run != nil && v.Run.RunID == runID {
 				run = v.Run
 			}
@@ -574,7 +575,7 @@ func waitRun(ctx context.Context, k *kafkaFlags, codec *schemas.Codec, tenant, r
 }
 
 // runLine is one line of a Run's progress.
-func runLine(r *processor.RunView, now time.Time) string {
+func runLine(r *statusview.Run, now time.Time) string {
 	if r.Scope < 0 {
 		return fmt.Sprintf("run %s: reading the tenant's current profiles...", r.RunID)
 	}

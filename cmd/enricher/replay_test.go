@@ -12,6 +12,7 @@ import (
 	"github.com/enrichment/leadspace-enricher/processor"
 	"github.com/enrichment/leadspace-enricher/processor/controlplane"
 	"github.com/enrichment/leadspace-enricher/processor/embedded"
+	"github.com/enrichment/leadspace-enricher/processor/statusview"
 	"github.com/enrichment/leadspace-enricher/schemas"
 )
 
@@ -238,9 +239,9 @@ func distinctDead(t *testing.T, stack *embedded.Stack, tenant string) int {
 }
 
 // statusOf is a tenant's `enricher status --json`.
-func statusOf(t *testing.T, stack *embedded.Stack, tenant string) processor.TenantView {
+func statusOf(t *testing.T, stack *embedded.Stack, tenant string) statusview.Tenant {
 	t.Helper()
-	var rows []processor.TenantView
+	var rows []statusview.Tenant
 	if err := json.Unmarshal([]byte(runOK(t, stack, "status", "--json", "--tenant", tenant)), &rows); err != nil || len(rows) != 1 {
 		t.Fatalf("status --json: %v %+v", err, rows)
 	}

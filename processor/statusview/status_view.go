@@ -1,4 +1,8 @@
-package processor
+// Package statusview is the status of tenants as the product shows it,
+// folded from the enrichment-status records that every instance writes and
+// the control table's tenant states: what 'enricher status' and refresh's
+// progress read. It imports nothing of the pipeline.
+package statusview
 
 import (
 	"sort"
@@ -9,18 +13,23 @@ import (
 	"github.com/enrichment/leadspace-enricher/schemas"
 )
 
+// ReasonMissingName is the map stage's skip of a profile whose mapped
+// company name is blank (processor.ReasonMissingName is this constant): a
+// tenant whose every profile is skipped for it gets a hint about the mapping.
+const ReasonMissingName = "map.missing_company_name"
+
 // StateNeedsAttention is shown instead of ACTIVE when a tenant is allowed
 // to enrich but none of its current profiles can be: every one is skipped at
 // the map stage (typically a mapped attribute that no profile has). It is a
 // view-only state; the status topic never carries it.
 const StateNeedsAttention = "NEEDS_ATTENTION"
 
-// TenantView is one tenant's status as the product shows it: the tenant's
+// Tenant is one tenant's status as the product shows it: the tenant's
 // state, its current profiles (Y) and what became of them, what Leadspace
 // accepted, the last and next refresh, and the current Run. JSON names
 // follow the EnrichmentStatus Avro fields, so `status --json` reads like the
 // topic.
-type TenantView struct {
+type Tenant struct {
 	TenantID               string           `json:"tenant_id"`
 	State                  string           `json:"state"`
 	StateReason            string           `json:"state_reason,omitempty"`
@@ -40,11 +49,11 @@ type TenantView struct {
 	RefusedControlEvents   int64            `json:"refused_control_events"`
 	LastRefusedReason      string           `json:"last_refused_reason,omitempty"`
 	RefusedByReason        map[string]int64 `json:"refused_by_reason,omitempty"`
-	Run                    *RunView         `json:"run,omitempty"`
+	Run                    *Run             `json:"run,omitempty"`
 }
 
-// RunView is a Run summed over the partitions that report it.
-type RunView struct {
+// Run is a Run summed over the partitions that report it.
+type Run struct {
 	RunID        string     `json:"run_id"`
 	Force        bool       `json:"force"`
 	Scheduled    bool       `json:"scheduled"`
@@ -66,12 +75,12 @@ type RunView struct {
 }
 
 // Active is whether the Run has not ended.
-func (r *RunView) Active() bool { return r != nil && r.Outcome == "" }
+func (r *Run) Active() bool { return r != nil && r.Outcome == "" }
 
 // Succeeded is whether the Run ended COMPLETED.
-func (r *RunView) Succeeded() bool { return r != nil && r.Outcome == schemas.RunCompleted }
+func (r *Run) Succeeded() bool { return r != nil && r.Outcome == schemas.RunCompleted }
 
-// ViewStatus folds the status topic's records (the latest per key) and the
+// Tenants folds the status topic's records (the latest per key) and the
 // control table into one view per tenant, sorted by tenant:
 //   - counts add up over the tenant's partition records;
 //   - state comes from the tenant's control record (the service's view,
@@ -83,9 +92,9 @@ func (r *RunView) Succeeded() bool { return r != nil && r.Outcome == schemas.Run
 //     profiles reports an outcome for it;
 //   - last refresh is the latest end of a Run on any partition, next is
 //     last plus the mapping's refresh interval (when one is set).
-func ViewStatus(records []schemas.Status, control []controlplane.TenantState, now time.Time) []TenantView {
+func Tenants(records []schemas.Status, control []controlplane.TenantState, now time.Time) []Tenant {
 	type acc struct {
-		view     TenantView
+		view     Tenant
 		control  *schemas.Status
 		parts    []schemas.Status
 		mapping  *schemas.Mapping
@@ -96,7 +105,7 @@ func ViewStatus(records []schemas.Status, control []controlplane.TenantState, no
 	get := func(id string) *acc {
 		a := tenants[id]
 		if a == nil {
-			a = &acc{view: TenantView{TenantID: id, SkippedReasons: map[string]int64{}}}
+			a = &acc{view: Tenant{TenantID: id, SkippedReasons: map[string]int64{}}}
 			tenants[id] = a
 		}
 		return a
@@ -115,7 +124,7 @@ func ViewStatus(records []schemas.Status, control []controlplane.TenantState, no
 		}
 		a.parts = append(a.parts, s)
 	}
-	out := make([]TenantView, 0, len(tenants))
+	out := make([]Tenant, 0, len(tenants))
 	for _, a := range tenants {
 		v := &a.view
 		var lastEnriched, lastRefresh, updated time.Time
@@ -167,7 +176,7 @@ func ViewStatus(records []schemas.Status, control []controlplane.TenantState, no
 
 // needsAttention is why an ACTIVE tenant cannot enrich anything: every
 // current profile skipped at the map stage.
-func needsAttention(v TenantView, m *schemas.Mapping) (string, bool) {
+func needsAttention(v Tenant, m *schemas.Mapping) (string, bool) {
 	if v.Profiles == 0 {
 		return "", false
 	}
@@ -189,7 +198,7 @@ func needsAttention(v TenantView, m *schemas.Mapping) (string, bool) {
 }
 
 // viewRun sums the most recently requested Run over the partitions.
-func viewRun(parts []schemas.Status, now time.Time) *RunView {
+func viewRun(parts []schemas.Status, now time.Time) *Run {
 	var cur *schemas.RunProgress
 	for _, s := range parts {
 		if r := s.Run; r != nil && (cur == nil || r.RequestedAt.After(cur.RequestedAt) ||
@@ -200,7 +209,7 @@ func viewRun(parts []schemas.Status, now time.Time) *RunView {
 	if cur == nil {
 		return nil
 	}
-	v := &RunView{RunID: cur.RunID, Force: cur.Force, Scheduled: cur.Scheduled, RequestedAt: cur.RequestedAt}
+	v := &Run{RunID: cur.RunID, Force: cur.Force, Scheduled: cur.Scheduled, RequestedAt: cur.RequestedAt}
 	var started, finished time.Time
 	var stopped, cancelled string
 	for _, s := range parts {

@@ -1,4 +1,4 @@
-package processor
+package statusview
 
 import (
 	"encoding/json"
@@ -33,13 +33,13 @@ func TestViewStatus(t *testing.T) {
 		name    string
 		records []schemas.Status
 		control []controlplane.TenantState
-		check   func(t *testing.T, v TenantView)
+		check   func(t *testing.T, v Tenant)
 	}{{
 		name: "counts add up over partitions; state from the control record",
 		records: []schemas.Status{ctl("acme", schemas.StateActive, ""),
 			part("acme", 0, 10, 7, 1, 2, 0, map[string]int64{"map.missing_company_name": 2}, nil),
 			part("acme", 1, 5, 4, 0, 0, 1, nil, nil)},
-		check: func(t *testing.T, v TenantView) {
+		check: func(t *testing.T, v Tenant) {
 			if v.State != schemas.StateActive || v.Profiles != 15 || v.Enriched != 11 || v.NotMatched != 1 || v.Skipped != 2 ||
 				v.Failed != 1 || v.CreditsSpent != 12 || v.Partitions != 2 || v.SkippedReasons["map.missing_company_name"] != 2 {
 				t.Fatalf("%+v", v)
@@ -51,7 +51,7 @@ func TestViewStatus(t *testing.T) {
 			part("acme", 0, 3, 0, 0, 3, 0, map[string]int64{ReasonMissingName: 3}, nil),
 			part("acme", 2, 2, 0, 0, 2, 0, map[string]int64{ReasonMissingName: 2}, nil)},
 		control: []controlplane.TenantState{{TenantID: "acme", State: schemas.StateActive, Mapping: mapping}},
-		check: func(t *testing.T, v TenantView) {
+		check: func(t *testing.T, v Tenant) {
 			if v.State != StateNeedsAttention || !strings.Contains(v.StateReason, ReasonMissingName) || !strings.Contains(v.StateReason, "NoSuchField") {
 				t.Fatalf("state %q (%s)", v.State, v.StateReason)
 			}
@@ -60,7 +60,7 @@ func TestViewStatus(t *testing.T) {
 		name: "some profiles enriched: still ACTIVE",
 		records: []schemas.Status{ctl("acme", schemas.StateActive, ""),
 			part("acme", 0, 3, 1, 0, 2, 0, map[string]int64{ReasonMissingName: 2}, nil)},
-		check: func(t *testing.T, v TenantView) {
+		check: func(t *testing.T, v Tenant) {
 			if v.State != schemas.StateActive {
 				t.Fatalf("state %q (%s)", v.State, v.StateReason)
 			}
@@ -69,7 +69,7 @@ func TestViewStatus(t *testing.T) {
 		name: "a paused tenant stays PAUSED with its reason, even when every profile is skipped",
 		records: []schemas.Status{ctl("acme", schemas.StatePaused, "gate.paused: leadspace.unauthorized"),
 			part("acme", 0, 3, 0, 0, 3, 0, map[string]int64{ReasonMissingName: 3}, nil)},
-		check: func(t *testing.T, v TenantView) {
+		check: func(t *testing.T, v Tenant) {
 			if v.State != schemas.StatePaused || v.StateReason != "gate.paused: leadspace.unauthorized" {
 				t.Fatalf("state %q (%s)", v.State, v.StateReason)
 			}
@@ -77,7 +77,7 @@ func TestViewStatus(t *testing.T) {
 	}, {
 		name:    "a tenant known only from the control table",
 		control: []controlplane.TenantState{{TenantID: "beta", State: schemas.StateNoConsent, Reason: controlplane.ReasonNoConsent}},
-		check: func(t *testing.T, v TenantView) {
+		check: func(t *testing.T, v Tenant) {
 			if v.TenantID != "beta" || v.State != schemas.StateNoConsent || v.Profiles != 0 || v.Run != nil {
 				t.Fatalf("%+v", v)
 			}
@@ -88,7 +88,7 @@ func TestViewStatus(t *testing.T) {
 			part("acme", 0, 100, 0, 0, 0, 0, nil, run("r2", 100, 50, "")),
 			part("acme", 1, 100, 0, 0, 0, 0, nil, run("r2", 100, 100, schemas.RunCompleted)),
 			part("acme", 2, 40, 0, 0, 0, 0, nil, run("r1", 40, 40, schemas.RunCompleted))},
-		check: func(t *testing.T, v TenantView) {
+		check: func(t *testing.T, v Tenant) {
 			r := v.Run
 			if r == nil || r.RunID != "r2" || r.Scope != 200 || r.Done != 150 || !r.Active() || r.Pending != 2 || r.Partitions != 2 {
 				t.Fatalf("%+v", r)
@@ -103,7 +103,7 @@ func TestViewStatus(t *testing.T) {
 		records: []schemas.Status{
 			part("acme", 0, 10, 0, 0, 0, 0, nil, run("r", -1, 0, "")),
 			part("acme", 1, 10, 0, 0, 0, 0, nil, run("r", 10, 5, ""))},
-		check: func(t *testing.T, v TenantView) {
+		check: func(t *testing.T, v Tenant) {
 			if v.Run.Scope != -1 || v.Run.ETA != nil || !v.Run.Active() {
 				t.Fatalf("%+v", v.Run)
 			}
@@ -118,7 +118,7 @@ func TestViewStatus(t *testing.T) {
 			}(),
 			part("acme", 1, 0, 0, 0, 0, 0, nil, nil)},
 		control: []controlplane.TenantState{{TenantID: "acme", State: schemas.StateActive, Mapping: mapping}},
-		check: func(t *testing.T, v TenantView) {
+		check: func(t *testing.T, v Tenant) {
 			if !v.Run.Succeeded() || v.Run.Pending != 0 || v.Run.FinishedAt == nil {
 				t.Fatalf("%+v", v.Run)
 			}
@@ -132,7 +132,7 @@ func TestViewStatus(t *testing.T) {
 		records: []schemas.Status{
 			part("acme", 0, 10, 0, 0, 0, 0, nil, run("r", 10, 10, schemas.RunCompleted)),
 			part("acme", 1, 10, 0, 0, 0, 0, nil, run("r", 10, 3, "STOPPED: gate.no_consent"))},
-		check: func(t *testing.T, v TenantView) {
+		check: func(t *testing.T, v Tenant) {
 			if v.Run.Outcome != "STOPPED: gate.no_consent" || v.Run.Succeeded() || v.Run.Active() {
 				t.Fatalf("%+v", v.Run)
 			}
@@ -142,7 +142,7 @@ func TestViewStatus(t *testing.T) {
 		records: []schemas.Status{
 			part("acme", 0, 10, 0, 0, 0, 0, nil, run("r", 10, 4, schemas.RunCancelled)),
 			part("acme", 1, 10, 0, 0, 0, 0, nil, run("r", 10, 10, schemas.RunCompleted))},
-		check: func(t *testing.T, v TenantView) {
+		check: func(t *testing.T, v Tenant) {
 			if v.Run.Outcome != schemas.RunCancelled {
 				t.Fatalf("%+v", v.Run)
 			}
@@ -150,7 +150,7 @@ func TestViewStatus(t *testing.T) {
 	}}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			views := ViewStatus(c.records, c.control, now)
+			views := Tenants(c.records, c.control, now)
 			if len(views) != 1 {
 				t.Fatalf("%d views, want 1: %+v", len(views), views)
 			}
@@ -162,7 +162,7 @@ func TestViewStatus(t *testing.T) {
 // status --json must read like the Avro contract: snake_case, no Go names.
 func TestTenantViewJSONUsesContractNames(t *testing.T) {
 	now := time.Now()
-	v := ViewStatus([]schemas.Status{{TenantID: "acme", Partition: 0, Profiles: 2, NotMatched: 1, CreditsSpent: 1,
+	v := Tenants([]schemas.Status{{TenantID: "acme", Partition: 0, Profiles: 2, NotMatched: 1, CreditsSpent: 1,
 		Run: &schemas.RunProgress{RunID: "r", Scope: 2, Done: 1, RecordsSpent: 1, StartedAt: now.Add(-time.Second), RequestedAt: now}}}, nil, now)
 	b, err := json.Marshal(v)
 	if err != nil {

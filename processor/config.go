@@ -9,6 +9,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/enrichment/leadspace-enricher/processor/controlplane"
+	"github.com/enrichment/leadspace-enricher/processor/internal/group"
 )
 
 // Config of a Processor. Zero values take the documented defaults.
@@ -56,7 +57,7 @@ type Config struct {
 
 func (c *Config) setDefaults() {
 	c.Topics = c.Topics.WithDefaults()
-	c.Group.setDefaults()
+	c.Group = c.Group.WithDefaults()
 	if c.Window == 0 {
 		c.Window = 50000
 	}
@@ -126,3 +127,7 @@ func (c Config) Check() error {
 	c.setDefaults()
 	return c.Validate()
 }
+
+// GroupConfig is the consumer group membership: id, static instance id and
+// the timeouts, with their defaults and relations.
+type GroupConfig = group.Config

@@ -21,7 +21,7 @@ type Fetcher struct {
 	topic     string
 	partition int
 	next      int64 // next offset to return
-	// End is the partition's End as the last fetch saw it (its last stable
+	// End is the partition's end as the last fetch saw it (its last stable
 	// offset: what a read_committed reader can reach), -1 before one.
 	End      int64
 	maxBytes int // upper bound of a fetch

@@ -1,4 +1,9 @@
-package processor
+// Package group is this instance's membership in the consumer group, run by
+// hand over kafka-go's group requests: joining, the assignors (sticky and
+// cooperative, range for mixed versions), heartbeats, commits, and the
+// split of the Leadspace rate between members by their work. The assignors
+// and the split are pure functions with table tests of their own.
+package group
 
 import (
 	"context"
@@ -17,7 +22,7 @@ import (
 	"github.com/enrichment/leadspace-enricher/processor/internal/kafkaio"
 )
 
-// groupMember is this instance's membership in the consumer group of the
+// Member is this instance's membership in the consumer group of the
 // profiles topic, written on kafka-go's protocol client rather than its
 // ConsumerGroup, for three things the latter does not give:
 //
@@ -33,19 +38,19 @@ import (
 // The protocol is the classic (eager) one; the assignment protocol is our
 // own sticky one, with kafka-go's "range" advertised as well so a group can
 // be upgraded from older versions of the enricher one instance at a time.
-type groupMember struct {
+type Member struct {
 	client   *kafka.Client
-	cfg      GroupConfig
+	cfg      Config
 	topic    string
 	log      *zap.Logger
 	memberID string
-	// work, when set, reports the member's partitions' work at each join,
+	// Work, when set, reports the member's partitions' work at each join,
 	// for the leader's split of the rate (share.go).
-	work func() []partitionWork
+	Work func() []PartitionWork
 }
 
-// GroupConfig configures the consumer group membership.
-type GroupConfig struct {
+// Config configures the consumer group membership.
+type Config struct {
 	// ID of the consumer group. Default: leadspace-enricher.
 	ID string
 	// InstanceID enables static membership: give each instance a stable,
@@ -74,7 +79,13 @@ type GroupConfig struct {
 	RebalanceTimeout time.Duration
 }
 
-func (c *GroupConfig) setDefaults() {
+// WithDefaults returns c with every unset setting at its default.
+func (c Config) WithDefaults() Config {
+	c.setDefaults()
+	return c
+}
+
+func (c *Config) setDefaults() {
 	if c.ID == "" {
 		c.ID = "leadspace-enricher"
 	}
@@ -90,7 +101,7 @@ func (c *GroupConfig) setDefaults() {
 }
 
 // Validate checks the relations the group protocol needs.
-func (c *GroupConfig) Validate() error {
+func (c *Config) Validate() error {
 	switch {
 	case c.SessionTimeout < 6*time.Second || c.SessionTimeout > 30*time.Minute:
 		return fmt.Errorf("session-timeout: %s is outside the broker's default bounds 6s..30m", c.SessionTimeout)
@@ -116,45 +127,45 @@ const (
 	protocolRange  = "range" // kafka-go's RangeGroupBalancer, for mixed-version groups
 )
 
-// assignment is one generation's outcome for this member.
-type assignment struct {
-	generation int
-	memberID   string
-	leader     bool
-	partitions []int
-	members    int // members of the group; 0 when the leader did not say
-	// fleet counts the members that work on partitions (assigned, or
+// Assignment is one generation's outcome for this member.
+type Assignment struct {
+	Generation int
+	MemberID   string
+	Leader     bool
+	Partitions []int
+	Members    int // members of the group; 0 when the leader did not say
+	// Fleet counts the members that work on partitions (assigned, or
 	// still finishing ones that move): they share the Leadspace rate.
 	// 0 when the leader did not say.
-	fleet int
-	// share is this member's part of each Leadspace program's rate
+	Fleet int
+	// Share is this member's part of each Leadspace program's rate
 	// (share.go); 0 when the leader did not say.
-	share float64
-	// cooperative: partitions kept from the generation before go on
+	Share float64
+	// Cooperative: partitions kept from the generation before go on
 	// running through the rebalance (protocolCooperative).
-	cooperative bool
-	// backlog is the work the rate was split by (share.go), 0 when it
+	Cooperative bool
+	// Backlog is the work the rate was split by (share.go), 0 when it
 	// was split evenly; counted is the unread part of it the leader
 	// counted for this member. Both say when to ask for a new split.
-	backlog int64
-	counted int64
+	Backlog int64
+	Counted int64
 }
 
-// errFenced means another process joined with this member's instance id.
-var errFenced = errors.New("another instance joined the group with the same group-instance-id; each instance needs its own")
+// ErrFenced means another process joined with this member's instance id.
+var ErrFenced = errors.New("another instance joined the group with the same group-instance-id; each instance needs its own")
 
-func newGroupMember(conn kafkaio.Conn, cfg GroupConfig, topic string, log *zap.Logger) *groupMember {
+func NewMember(conn kafkaio.Conn, cfg Config, topic string, log *zap.Logger) *Member {
 	cl := conn.Client()
 	// JoinGroup blocks until the rebalance completes; give it the time.
 	cl.Timeout = cfg.RebalanceTimeout + 10*time.Second
-	return &groupMember{client: cl, cfg: cfg, topic: topic, log: log}
+	return &Member{client: cl, cfg: cfg, topic: topic, log: log}
 }
 
-// join joins the group and waits for this member's assignment. owned lists
+// Join joins the group and waits for this member's assignment. owned lists
 // the partitions it held before, a hint for the sticky assignment. It
 // retries through coordinator moves and outages until ctx ends; only a
 // fenced instance id is returned as an error besides ctx's.
-func (m *groupMember) join(ctx context.Context, owned []int) (assignment, error) {
+func (m *Member) Join(ctx context.Context, owned []int) (Assignment, error) {
 	for attempt := 1; ; attempt++ {
 		a, err := m.joinOnce(ctx, owned)
 		if err == nil {
@@ -162,9 +173,9 @@ func (m *groupMember) join(ctx context.Context, owned []int) (assignment, error)
 		}
 		switch {
 		case ctx.Err() != nil:
-			return assignment{}, ctx.Err()
-		case errors.Is(err, errFenced):
-			return assignment{}, err
+			return Assignment{}, ctx.Err()
+		case errors.Is(err, ErrFenced):
+			return Assignment{}, err
 		case errors.Is(err, kafka.MemberIDRequired), errors.Is(err, kafka.RebalanceInProgress):
 			continue // the broker told us what to do next; no wait
 		case errors.Is(err, kafka.UnknownMemberId), errors.Is(err, kafka.IllegalGeneration):
@@ -180,7 +191,7 @@ func (m *groupMember) join(ctx context.Context, owned []int) (assignment, error)
 		}
 		log("joining the consumer group failed; retrying", zap.String("group", m.cfg.ID), zap.Int("attempt", attempt), zap.Error(err))
 		if err := pace.Wait(ctx, attempt); err != nil {
-			return assignment{}, err
+			return Assignment{}, err
 		}
 	}
 }
@@ -198,20 +209,20 @@ func coordinatorSettling(err error) bool {
 		errors.Is(err, kafka.GroupLoadInProgress)
 }
 
-func (m *groupMember) joinOnce(ctx context.Context, owned []int) (assignment, error) {
+func (m *Member) joinOnce(ctx context.Context, owned []int) (Assignment, error) {
 	res, a, err := m.joinRequest(ctx, owned)
 	if err != nil {
-		return assignment{}, err
+		return Assignment{}, err
 	}
 	return m.sync(ctx, res, a)
 }
 
 // joinRequest is the first half of a join: the JoinGroup request, which
 // waits until every member has joined.
-func (m *groupMember) joinRequest(ctx context.Context, owned []int) (*kafka.JoinGroupResponse, assignment, error) {
+func (m *Member) joinRequest(ctx context.Context, owned []int) (*kafka.JoinGroupResponse, Assignment, error) {
 	sub := kafka.GroupProtocolSubscription{Topics: []string{m.topic}, OwnedPartitions: map[string][]int{m.topic: owned}}
-	if m.work != nil {
-		sub.UserData = encodeWork(m.work())
+	if m.Work != nil {
+		sub.UserData = encodeWork(m.Work())
 	}
 	jctx, cancel := context.WithTimeout(ctx, m.cfg.RebalanceTimeout+10*time.Second)
 	defer cancel()
@@ -222,31 +233,31 @@ func (m *groupMember) joinRequest(ctx context.Context, owned []int) (*kafka.Join
 			{Name: protocolRange, Metadata: sub}},
 	})
 	if err != nil {
-		return nil, assignment{}, fmt.Errorf("join group: %w", err)
+		return nil, Assignment{}, fmt.Errorf("join group: %w", err)
 	}
 	if res.Error != nil {
 		if errors.Is(res.Error, kafka.MemberIDRequired) {
 			m.memberID = res.MemberID // KIP-394: join again with the id the broker gave
 		}
 		if errors.Is(res.Error, kafka.FencedInstanceID) {
-			return nil, assignment{}, errFenced
+			return nil, Assignment{}, ErrFenced
 		}
-		return nil, assignment{}, fmt.Errorf("join group: %w", res.Error)
+		return nil, Assignment{}, fmt.Errorf("join group: %w", res.Error)
 	}
 	m.memberID = res.MemberID
-	a := assignment{generation: res.GenerationID, memberID: res.MemberID, leader: res.LeaderID == res.MemberID,
-		cooperative: res.ProtocolName == protocolCooperative}
+	a := Assignment{Generation: res.GenerationID, MemberID: res.MemberID, Leader: res.LeaderID == res.MemberID,
+		Cooperative: res.ProtocolName == protocolCooperative}
 	return res, a, nil
 }
 
 // sync is the second half: the leader plans the generation, and every
 // member gets its part of the plan.
-func (m *groupMember) sync(ctx context.Context, res *kafka.JoinGroupResponse, a assignment) (assignment, error) {
+func (m *Member) sync(ctx context.Context, res *kafka.JoinGroupResponse, a Assignment) (Assignment, error) {
 	var err error
 	var plan []kafka.SyncGroupRequestAssignment
-	if a.leader {
+	if a.Leader {
 		if plan, err = m.plan(ctx, res); err != nil {
-			return assignment{}, err
+			return Assignment{}, err
 		}
 	}
 	sctx, cancel := context.WithTimeout(ctx, m.cfg.RebalanceTimeout+10*time.Second)
@@ -260,28 +271,28 @@ func (m *groupMember) sync(ctx context.Context, res *kafka.JoinGroupResponse, a 
 		// meanwhile) comes back as an empty assignment that fails to
 		// decode. Joining again at once is what the refusal asks for; a
 		// connection that truly broke fails the next join and backs off.
-		return assignment{}, fmt.Errorf("sync group: %w (%w)", kafka.RebalanceInProgress, err)
+		return Assignment{}, fmt.Errorf("sync group: %w (%w)", kafka.RebalanceInProgress, err)
 	}
 	if err != nil {
-		return assignment{}, fmt.Errorf("sync group: %w", err)
+		return Assignment{}, fmt.Errorf("sync group: %w", err)
 	}
 	if sres.Error != nil {
 		if errors.Is(sres.Error, kafka.FencedInstanceID) {
-			return assignment{}, errFenced
+			return Assignment{}, ErrFenced
 		}
-		return assignment{}, fmt.Errorf("sync group: %w", sres.Error)
+		return Assignment{}, fmt.Errorf("sync group: %w", sres.Error)
 	}
-	a.partitions = append([]int(nil), sres.Assignment.AssignedPartitions[m.topic]...)
-	sort.Ints(a.partitions)
+	a.Partitions = append([]int(nil), sres.Assignment.AssignedPartitions[m.topic]...)
+	sort.Ints(a.Partitions)
 	// User data (plan): members, fleet, share in millionths, backlog and
 	// counted; a leader of an older version sends fewer, or none.
 	data := uvarints(sres.Assignment.UserData, 5)
 	data = append(data, make([]uint64, 5-len(data))...)
-	a.members, a.fleet = int(min(data[0], 1<<20)), int(min(data[1], 1<<20))
+	a.Members, a.Fleet = int(min(data[0], 1<<20)), int(min(data[1], 1<<20))
 	if ppm := data[2]; ppm > 0 && ppm <= 1e6 {
-		a.share = float64(ppm) / 1e6
+		a.Share = float64(ppm) / 1e6
 	}
-	a.backlog, a.counted = int64(min(data[3], 1<<62)), int64(min(data[4], 1<<62))
+	a.Backlog, a.Counted = int64(min(data[3], 1<<62)), int64(min(data[4], 1<<62))
 	return a, nil
 }
 
@@ -308,7 +319,7 @@ func uvarints(b []byte, n int) []uint64 {
 
 // plan is the leader's assignment of the topic's partitions to members,
 // with each member's share of the Leadspace rate.
-func (m *groupMember) plan(ctx context.Context, res *kafka.JoinGroupResponse) ([]kafka.SyncGroupRequestAssignment, error) {
+func (m *Member) plan(ctx context.Context, res *kafka.JoinGroupResponse) ([]kafka.SyncGroupRequestAssignment, error) {
 	meta, err := m.client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{m.topic}})
 	if err != nil {
 		return nil, fmt.Errorf("metadata of %s: %w", m.topic, err)
@@ -347,29 +358,29 @@ func (m *groupMember) plan(ctx context.Context, res *kafka.JoinGroupResponse) ([
 	out := make([]kafka.SyncGroupRequestAssignment, 0, len(members))
 	for _, mem := range members {
 		userData := appendUvarints(nil, uint64(len(members)), uint64(fleet), uint64(math.Round(shares[mem.id]*1e6)),
-			uint64(backlog), uint64(work[mem.id].unread))
+			uint64(backlog), uint64(work[mem.id].Unread))
 		out = append(out, kafka.SyncGroupRequestAssignment{MemberID: mem.id, Assignment: kafka.GroupProtocolAssignment{
 			AssignedPartitions: map[string][]int{m.topic: plan[mem.id]}, UserData: userData}})
 	}
 	return out, nil
 }
 
-// heartbeat tells the coordinator the member is alive, and says whether the
+// Heartbeat tells the coordinator the member is alive, and says whether the
 // generation goes on. It returns
 // kafka.RebalanceInProgress when the group is rebalancing (the member must
 // finish its work, commit and rejoin), kafka.UnknownMemberId or
 // kafka.IllegalGeneration when the member was dropped, errFenced when its
 // instance id was taken, or a transport error.
-func (m *groupMember) heartbeat(ctx context.Context, a assignment) error {
+func (m *Member) Heartbeat(ctx context.Context, a Assignment) error {
 	hctx, cancel := context.WithTimeout(ctx, m.cfg.SessionTimeout)
 	defer cancel()
-	res, err := m.client.Heartbeat(hctx, &kafka.HeartbeatRequest{GroupID: m.cfg.ID, GenerationID: int32(a.generation),
-		MemberID: a.memberID, GroupInstanceID: m.cfg.InstanceID})
+	res, err := m.client.Heartbeat(hctx, &kafka.HeartbeatRequest{GroupID: m.cfg.ID, GenerationID: int32(a.Generation),
+		MemberID: a.MemberID, GroupInstanceID: m.cfg.InstanceID})
 	if err != nil {
 		return err
 	}
 	if errors.Is(res.Error, kafka.FencedInstanceID) {
-		return errFenced
+		return ErrFenced
 	}
 	if res.Error != nil {
 		return res.Error
@@ -384,7 +395,7 @@ func (m *groupMember) heartbeat(ctx context.Context, a assignment) error {
 // generationState asks the coordinator about the group: a rebalance in
 // progress (kafka.RebalanceInProgress), or this member no longer in it
 // (kafka.UnknownMemberId).
-func (m *groupMember) generationState(ctx context.Context, a assignment) error {
+func (m *Member) generationState(ctx context.Context, a Assignment) error {
 	res, err := m.client.DescribeGroups(ctx, &kafka.DescribeGroupsRequest{GroupIDs: []string{m.cfg.ID}})
 	if err != nil {
 		return err
@@ -398,7 +409,7 @@ func (m *groupMember) generationState(ctx context.Context, a assignment) error {
 		}
 		member := false
 		for _, mem := range g.Members {
-			member = member || mem.MemberID == a.memberID
+			member = member || mem.MemberID == a.MemberID
 		}
 		switch {
 		case !member:
@@ -411,9 +422,9 @@ func (m *groupMember) generationState(ctx context.Context, a assignment) error {
 	return fmt.Errorf("group %s not described", m.cfg.ID)
 }
 
-// commit commits the next offsets to consume, with the generation: the
+// Commit commits the next offsets to consume, with the generation: the
 // broker refuses it once the partitions belong to a newer generation.
-func (m *groupMember) commit(ctx context.Context, a assignment, offsets map[int]int64) error {
+func (m *Member) Commit(ctx context.Context, a Assignment, offsets map[int]int64) error {
 	if len(offsets) == 0 {
 		return nil
 	}
@@ -423,8 +434,8 @@ func (m *groupMember) commit(ctx context.Context, a assignment, offsets map[int]
 	}
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	res, err := m.client.OffsetCommit(cctx, &kafka.OffsetCommitRequest{GroupID: m.cfg.ID, GenerationID: a.generation,
-		MemberID: a.memberID, InstanceID: m.cfg.InstanceID, Topics: map[string][]kafka.OffsetCommit{m.topic: commits}})
+	res, err := m.client.OffsetCommit(cctx, &kafka.OffsetCommitRequest{GroupID: m.cfg.ID, GenerationID: a.Generation,
+		MemberID: a.MemberID, InstanceID: m.cfg.InstanceID, Topics: map[string][]kafka.OffsetCommit{m.topic: commits}})
 	if err != nil {
 		return err
 	}
@@ -436,9 +447,9 @@ func (m *groupMember) commit(ctx context.Context, a assignment, offsets map[int]
 	return nil
 }
 
-// committed reads the group's committed offsets of partitions; a partition
+// Committed reads the group's committed offsets of partitions; a partition
 // without one gets -1.
-func (m *groupMember) committed(ctx context.Context, partitions []int) (map[int]int64, error) {
+func (m *Member) Committed(ctx context.Context, partitions []int) (map[int]int64, error) {
 	out := map[int]int64{}
 	if len(partitions) == 0 {
 		return out, nil
@@ -464,10 +475,10 @@ func (m *groupMember) committed(ctx context.Context, partitions []int) (map[int]
 	return out, err
 }
 
-// leave tells the coordinator the member is going, so its partitions move
+// Leave tells the coordinator the member is going, so its partitions move
 // at once instead of after the session timeout. Static members leave too:
 // a stopped instance should not hold its partitions.
-func (m *groupMember) leave(ctx context.Context) {
+func (m *Member) Leave(ctx context.Context) {
 	if m.memberID == "" && m.cfg.InstanceID == "" {
 		return
 	}
@@ -484,9 +495,9 @@ func (m *groupMember) leave(ctx context.Context) {
 	m.memberID = ""
 }
 
-// members counts the group's members (DescribeGroups), for a generation
+// Members counts the group's members (DescribeGroups), for a generation
 // whose leader did not say (an older enricher led it).
-func (m *groupMember) members(ctx context.Context) (int, error) {
+func (m *Member) Members(ctx context.Context) (int, error) {
 	res, err := m.client.DescribeGroups(ctx, &kafka.DescribeGroupsRequest{GroupIDs: []string{m.cfg.ID}})
 	if err != nil {
 		return 0, err

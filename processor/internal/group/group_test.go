@@ -1,4 +1,4 @@
-package processor
+package group
 
 import (
 	"context"
@@ -10,10 +10,11 @@ import (
 	"github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
 
+	"github.com/enrichment/leadspace-enricher/processor/internal/kafkaio"
 	"github.com/enrichment/leadspace-enricher/processor/internal/testkit"
 )
 
-func testKafka(t *testing.T) Kafka { return Kafka{Brokers: testkit.Brokers(t)} }
+func testKafka(t *testing.T) kafkaio.Config { return kafkaio.Config{Brokers: testkit.Brokers(t)} }
 
 // A member learns of a rebalance from its heartbeats, rejoins, and the
 // partitions are shared, cooperatively: those that move pause only while
@@ -24,11 +25,11 @@ func TestAMemberSeesARebalanceAndRejoins(t *testing.T) {
 	defer cancel()
 	member := groupOnANewTopic(t, ctx, "group-test-", 4)
 	a := member()
-	first, err := a.join(ctx, nil)
+	first, err := a.Join(ctx, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(first.partitions) != 4 || first.members != 1 {
+	if len(first.Partitions) != 4 || first.Members != 1 {
 		t.Fatalf("alone, the member got %+v", first)
 	}
 	b := member()
@@ -36,64 +37,64 @@ func TestAMemberSeesARebalanceAndRejoins(t *testing.T) {
 	hearsOfARebalance(t, ctx, a, first, "the first member, of the second one joining")
 	// Cooperative: the first member keeps two of its partitions and gives
 	// up two, which go to nobody while it still works on them.
-	second, err := a.join(ctx, first.partitions)
+	second, err := a.Join(ctx, first.Partitions)
 	if err != nil {
 		t.Fatal(err)
 	}
 	other := <-joined
-	if second.generation != other.generation || !second.cooperative || len(second.partitions) != 2 || len(other.partitions) != 0 ||
-		second.members != 2 || second.fleet != 1 || other.fleet != 1 {
+	if second.Generation != other.Generation || !second.Cooperative || len(second.Partitions) != 2 || len(other.Partitions) != 0 ||
+		second.Members != 2 || second.Fleet != 1 || other.Fleet != 1 {
 		t.Fatalf("after the rebalance: %+v and %+v", second, other)
 	}
 	// Once it has finished them, it rejoins with the two it kept; the
 	// other member hears of that rebalance and gets the two given up.
-	rejoined := joinInBackground(t, ctx, a, second.partitions)
+	rejoined := joinInBackground(t, ctx, a, second.Partitions)
 	hearsOfARebalance(t, ctx, b, other, "the second member, of the first one rejoining")
-	fourth, err := b.join(ctx, other.partitions)
+	fourth, err := b.Join(ctx, other.Partitions)
 	if err != nil {
 		t.Fatal(err)
 	}
 	third := <-rejoined
-	if !slices.Equal(third.partitions, second.partitions) || len(fourth.partitions) != 2 || third.fleet != 2 ||
-		slices.ContainsFunc(fourth.partitions, func(p int) bool { return slices.Contains(third.partitions, p) }) {
+	if !slices.Equal(third.Partitions, second.Partitions) || len(fourth.Partitions) != 2 || third.Fleet != 2 ||
+		slices.ContainsFunc(fourth.Partitions, func(p int) bool { return slices.Contains(third.Partitions, p) }) {
 		t.Fatalf("after the member gave its partitions up: %+v and %+v", third, fourth)
 	}
 	second = third
-	if err := a.heartbeat(ctx, second); err != nil {
+	if err := a.Heartbeat(ctx, second); err != nil {
 		t.Fatalf("a heartbeat in the new generation: %v", err)
 	}
-	if err := a.heartbeat(ctx, first); !errors.Is(err, kafka.RebalanceInProgress) && !errors.Is(err, kafka.UnknownMemberId) && err == nil {
+	if err := a.Heartbeat(ctx, first); !errors.Is(err, kafka.RebalanceInProgress) && !errors.Is(err, kafka.UnknownMemberId) && err == nil {
 		t.Logf("a heartbeat of the old generation: %v", err)
 	}
 }
 
 // groupOnANewTopic creates a profiles topic of its own (and the others)
 // and returns a way to make members of a group named after it.
-func groupOnANewTopic(t *testing.T, ctx context.Context, prefix string, partitions int) func() *groupMember {
+func groupOnANewTopic(t *testing.T, ctx context.Context, prefix string, partitions int) func() *Member {
 	k := testKafka(t)
 	topic := prefix + time.Now().Format("150405.000000")
-	if err := CreateTopics(ctx, k, Topics{Profiles: topic, Control: topic + "-c", Enriched: topic + "-e", DeadLetters: topic + "-d",
-		Status: topic + "-s", Journal: topic + "-j"}, TopicLayout{Partitions: partitions}); err != nil {
+	if err := kafkaio.CreateTopics(ctx, k, kafkaio.Topics{Profiles: topic, Control: topic + "-c", Enriched: topic + "-e", DeadLetters: topic + "-d",
+		Status: topic + "-s", Journal: topic + "-j"}, kafkaio.TopicLayout{Partitions: partitions}); err != nil {
 		t.Fatal(err)
 	}
-	cfg := GroupConfig{ID: topic}
+	cfg := Config{ID: topic}
 	cfg.setDefaults()
-	return func() *groupMember {
+	return func() *Member {
 		conn, err := k.Connect()
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(conn.Close)
-		return newGroupMember(conn, cfg, topic, zap.NewNop())
+		return NewMember(conn, cfg, topic, zap.NewNop())
 	}
 }
 
 // joinInBackground joins (a join waits for the whole group) and hands the
 // assignment over when it comes.
-func joinInBackground(t *testing.T, ctx context.Context, m *groupMember, owned []int) <-chan assignment {
-	ch := make(chan assignment, 1)
+func joinInBackground(t *testing.T, ctx context.Context, m *Member, owned []int) <-chan Assignment {
+	ch := make(chan Assignment, 1)
 	go func() {
-		as, err := m.join(ctx, owned)
+		as, err := m.Join(ctx, owned)
 		if err != nil {
 			t.Error(err)
 		}
@@ -104,11 +105,11 @@ func joinInBackground(t *testing.T, ctx context.Context, m *groupMember, owned [
 
 // hearsOfARebalance heartbeats until the member learns that the group
 // rebalances, for at most 20 s.
-func hearsOfARebalance(t *testing.T, ctx context.Context, m *groupMember, a assignment, who string) {
+func hearsOfARebalance(t *testing.T, ctx context.Context, m *Member, a Assignment, who string) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		err := m.heartbeat(ctx, a)
+		err := m.Heartbeat(ctx, a)
 		if errors.Is(err, kafka.RebalanceInProgress) {
 			return
 		}
@@ -131,7 +132,7 @@ func TestASyncRefusedForANewRebalanceJoinsAgainAtOnce(t *testing.T) {
 	member := groupOnANewTopic(t, ctx, "group-sync-", 2)
 	a, b := member(), member()
 	var res *kafka.JoinGroupResponse
-	var first assignment
+	var first Assignment
 	for { // the first JoinGroup may ask for a member id, or find no coordinator yet
 		var err error
 		if res, first, err = a.joinRequest(ctx, nil); err == nil {
@@ -147,19 +148,19 @@ func TestASyncRefusedForANewRebalanceJoinsAgainAtOnce(t *testing.T) {
 	if !errors.Is(err, kafka.RebalanceInProgress) {
 		t.Fatalf("the sync of a generation that is rebalancing again: %v", err)
 	}
-	again, err := a.join(ctx, nil)
+	again, err := a.Join(ctx, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	other := <-joined
-	if again.generation != other.generation || again.generation <= first.generation || len(again.partitions)+len(other.partitions) != 2 {
+	if again.Generation != other.Generation || again.Generation <= first.Generation || len(again.Partitions)+len(other.Partitions) != 2 {
 		t.Fatalf("after joining again: %+v and %+v", again, other)
 	}
 }
 
 // waitForGroupState asks the coordinator until the group is in state, for
 // at most 20 s.
-func waitForGroupState(t *testing.T, ctx context.Context, m *groupMember, state string) {
+func waitForGroupState(t *testing.T, ctx context.Context, m *Member, state string) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for {

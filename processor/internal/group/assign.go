@@ -1,4 +1,4 @@
-package processor
+package group
 
 import (
 	"cmp"
@@ -10,7 +10,7 @@ type groupPeer struct {
 	id       string
 	instance string          // static instance id, "" for dynamic members
 	owned    []int           // partitions it held in the previous generation
-	work     []partitionWork // what it reported of them when it joined (share.go)
+	work     []PartitionWork // what it reported of them when it joined (share.go)
 }
 
 // order sorts members by instance id, then member id: a static member that

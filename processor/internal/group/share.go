@@ -1,4 +1,4 @@
-package processor
+package group
 
 import (
 	"context"
@@ -30,11 +30,11 @@ const (
 	// shareEvenBelow: with less work than this in all (records), the rate
 	// is split evenly; there is no backlog to follow.
 	shareEvenBelow = 2000
-	// shareCheck is how often a member compares its work with the split;
+	// ShareCheck is how often a member compares its work with the split;
 	// shareSettle is how old a split must be before the member asks for a
 	// new one, so that splits never follow each other closely.
-	shareCheck  = 250 * time.Millisecond
-	shareSettle = time.Second
+	ShareCheck  = 250 * time.Millisecond
+	ShareSettle = time.Second
 	// splitWatch is how often members heartbeat while the rate is split
 	// by backlog: a member that asks for a new split, or hands partitions
 	// over, rejoins, and the rest of the group learns of it only at its
@@ -44,22 +44,22 @@ const (
 	splitWatch = 250 * time.Millisecond
 )
 
-// workLeft is what remains to do on a partition, or for a member.
-type workLeft struct {
-	// unread counts records past the fetch position and deferred ones:
+// WorkLeft is what remains to do on a partition, or for a member.
+type WorkLeft struct {
+	// Unread counts records past the fetch position and deferred ones:
 	// each still needs a call.
-	unread int64
-	// inFlight counts records admitted and not finished: they still need
+	Unread int64
+	// InFlight counts records admitted and not finished: they still need
 	// the rate (a submit, or the polls of their bulk), and the member
 	// finishes them even when their partition moves away.
-	inFlight int64
+	InFlight int64
 }
 
-// partitionWork is what a member reports, when it joins, of a partition it
+// PartitionWork is what a member reports, when it joins, of a partition it
 // runs.
-type partitionWork struct {
-	partition int
-	workLeft
+type PartitionWork struct {
+	Partition int
+	WorkLeft
 }
 
 // workVersion starts a member's work report in its join metadata.
@@ -67,10 +67,10 @@ const workVersion = 1
 
 // encodeWork is the join metadata's user data: the version, then each
 // partition's number, unread and in-flight records.
-func encodeWork(work []partitionWork) []byte {
+func encodeWork(work []PartitionWork) []byte {
 	out := appendUvarints([]byte{workVersion}, uint64(len(work)))
 	for _, w := range work {
-		out = appendUvarints(out, uint64(w.partition), uint64(max(w.unread, 0)), uint64(max(w.inFlight, 0)))
+		out = appendUvarints(out, uint64(w.Partition), uint64(max(w.Unread, 0)), uint64(max(w.InFlight, 0)))
 	}
 	return out
 }
@@ -78,7 +78,7 @@ func encodeWork(work []partitionWork) []byte {
 // decodeWork reads a member's report; a member of an older version, or a
 // report it cannot read, reports nothing (the leader then reads the
 // committed lag of its partitions).
-func decodeWork(b []byte) []partitionWork {
+func decodeWork(b []byte) []PartitionWork {
 	if len(b) == 0 || b[0] != workVersion {
 		return nil
 	}
@@ -86,12 +86,12 @@ func decodeWork(b []byte) []partitionWork {
 	if len(vs) == 0 || uint64(len(vs)-1) != 3*vs[0] {
 		return nil
 	}
-	out := make([]partitionWork, 0, vs[0])
+	out := make([]PartitionWork, 0, vs[0])
 	for v := vs[1:]; len(v) > 0; v = v[3:] {
 		if v[0] > 1<<31 || v[1] > 1<<62 || v[2] > 1<<62 {
 			return nil
 		}
-		out = append(out, partitionWork{int(v[0]), workLeft{int64(v[1]), int64(v[2])}})
+		out = append(out, PartitionWork{int(v[0]), WorkLeft{int64(v[1]), int64(v[2])}})
 	}
 	return out
 }
@@ -102,7 +102,7 @@ func reportedUnread(members []groupPeer) map[int]int64 {
 	out := map[int]int64{}
 	for _, mem := range members {
 		for _, w := range mem.work {
-			out[w.partition] = w.unread
+			out[w.Partition] = w.Unread
 		}
 	}
 	return out
@@ -126,20 +126,20 @@ func unreported(members []groupPeer, plan map[string][]int) []int {
 // of the partitions it is assigned (as reported by whoever ran them, or
 // the committed lag when nobody did), and the records it has in flight,
 // which it finishes whether it keeps their partition or not.
-func memberWork(members []groupPeer, plan map[string][]int, lag map[int]int64) map[string]workLeft {
+func memberWork(members []groupPeer, plan map[string][]int, lag map[int]int64) map[string]WorkLeft {
 	unread := reportedUnread(members)
-	out := make(map[string]workLeft, len(members))
+	out := make(map[string]WorkLeft, len(members))
 	for _, mem := range members {
-		var sum workLeft
+		var sum WorkLeft
 		for _, p := range plan[mem.id] {
 			if u, ok := unread[p]; ok {
-				sum.unread += u
+				sum.Unread += u
 			} else {
-				sum.unread += lag[p]
+				sum.Unread += lag[p]
 			}
 		}
 		for _, w := range mem.work {
-			sum.inFlight += w.inFlight
+			sum.InFlight += w.InFlight
 		}
 		out[mem.id] = sum
 	}
@@ -161,14 +161,14 @@ const inFlightWeight = 2
 // unused while they have nothing to call Leadspace for. Shares of the
 // working members sum to one. backlog is the work it split by, 0 when
 // there was too little to follow and it split evenly.
-func rateShares(members []groupPeer, plan map[string][]int, work map[string]workLeft) (shares map[string]float64, backlog int64) {
+func rateShares(members []groupPeer, plan map[string][]int, work map[string]WorkLeft) (shares map[string]float64, backlog int64) {
 	var working []string
 	var total int64
 	need := make(map[string]int64, len(work))
 	for _, mem := range members {
 		if works(mem, plan) {
 			working = append(working, mem.id)
-			need[mem.id] = work[mem.id].unread + work[mem.id].inFlight/inFlightWeight
+			need[mem.id] = work[mem.id].Unread + work[mem.id].InFlight/inFlightWeight
 			total += need[mem.id]
 		}
 	}
@@ -208,23 +208,23 @@ func rateShares(members []groupPeer, plan map[string][]int, work map[string]work
 	}
 }
 
-// splitOutdated says whether a member should ask for a new split of the
+// SplitOutdated says whether a member should ask for a new split of the
 // rate, with unread records left where the split counted counted: its
 // unread work ran out while a split by backlog gave it more than the
 // floor, or its unread work grew far past what was counted.
-func splitOutdated(a assignment, counted, unread int64) bool {
-	if a.fleet < 2 {
+func SplitOutdated(a Assignment, counted, unread int64) bool {
+	if a.Fleet < 2 {
 		return false
 	}
-	ranOut := a.backlog >= shareEvenBelow && counted > 0 && unread == 0 && a.share > 1.5*shareFloor/float64(a.fleet)
+	ranOut := a.Backlog >= shareEvenBelow && counted > 0 && unread == 0 && a.Share > 1.5*shareFloor/float64(a.Fleet)
 	grew := unread >= counted+shareEvenBelow && unread >= 2*counted
 	return ranOut || grew
 }
 
-// heartbeatEvery is the heartbeat interval of a generation: faster while
+// HeartbeatEvery is the heartbeat interval of a generation: faster while
 // the rate is split by backlog among several members (splitWatch).
-func heartbeatEvery(configured time.Duration, a assignment) time.Duration {
-	if a.cooperative && a.members > 1 && a.backlog > 0 {
+func HeartbeatEvery(configured time.Duration, a Assignment) time.Duration {
+	if a.Cooperative && a.Members > 1 && a.Backlog > 0 {
 		return min(configured, splitWatch)
 	}
 	return configured
@@ -233,7 +233,7 @@ func heartbeatEvery(configured time.Duration, a assignment) time.Duration {
 // lags reads how far the group's commits are behind the ends of the
 // partitions, in one attempt: a leader that cannot read them splits by
 // what the members reported rather than wait.
-func (m *groupMember) lags(ctx context.Context, partitions []int) (map[int]int64, error) {
+func (m *Member) lags(ctx context.Context, partitions []int) (map[int]int64, error) {
 	if len(partitions) == 0 {
 		return nil, nil
 	}

@@ -65,8 +65,8 @@ func TestADeadLetterAlwaysFitsItsTopic(t *testing.T) {
 
 func TestAPanicBecomesADeadLetter(t *testing.T) {
 	h := testHandler(t)
-	p := &Processor{handler: h, metrics: newMetrics(nil, nil), log: zap.NewNop()}
-	w := &partitionWorker{p: p, log: zap.NewNop(), table: newTable(h.names, 0)}
+	deps := workerDeps{handler: h, metrics: newMetrics(nil, nil)}
+	w := &partitionWorker{workerDeps: deps, log: zap.NewNop(), table: newTable(h.names, 0)}
 	j := &job{w: w, key: "acme/p1", msg: kafka.Message{Topic: "profile-unified", Partition: 1, Offset: 3, Key: []byte("acme/p1"), Value: []byte{0}}}
 	st := w.safely(j, schemas.StageEnrich, func() step { panic("boom") })
 	if st.outcome != outDead || st.reason != ReasonPanic || len(st.out) != 1 || st.state != nil {

@@ -76,7 +76,7 @@ func (p *Processor) generation(ctx context.Context, member *group.Member, a grou
 		// A member of an older version joined while this one worked
 		// cooperatively: the plan ignored what we still run, so stop now.
 		for _, w := range revoked {
-			w.cancel()
+			w.halt()
 		}
 	}
 	added := p.unowned(a.Partitions)
@@ -142,7 +142,7 @@ func (p *Processor) generation(ctx context.Context, member *group.Member, a grou
 	if dropped {
 		stopBeats()
 		for _, w := range revoked {
-			w.cancel()
+			w.halt()
 		}
 	}
 	if revokedDone != nil {
@@ -162,7 +162,7 @@ func (p *Processor) generation(ctx context.Context, member *group.Member, a grou
 	var wg sync.WaitGroup
 	for _, w := range workers {
 		if dropped {
-			w.cancel() // another member may own it already: stop at once
+			w.halt() // another member may own it already: stop at once
 		}
 		wg.Go(func() { w.drain(p.cfg.DrainTimeout) })
 	}
@@ -206,13 +206,9 @@ func (p *Processor) work() []group.PartitionWork {
 	defer p.mu.Unlock()
 	out := make([]group.PartitionWork, 0, len(p.workers))
 	for id, w := range p.workers {
-		end := w.end.Load()
-		if end < 0 {
-			continue
+		if left, ok := w.work(); ok {
+			out = append(out, group.PartitionWork{Partition: id, WorkLeft: left})
 		}
-		inFlight, deferred := w.tracker.pending()
-		out = append(out, group.PartitionWork{Partition: id, WorkLeft: group.WorkLeft{Unread: max(end-w.highWater.Load(), 0) + int64(deferred),
-			InFlight: int64(inFlight)}})
 	}
 	return out
 }
@@ -362,6 +358,7 @@ func (p *Processor) assign(ctx context.Context, a group.Assignment, added []int,
 			}
 		}
 	}
+	deps := p.workerDeps()
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	keep := map[int]bool{}
@@ -385,8 +382,7 @@ func (p *Processor) assign(ctx context.Context, a group.Assignment, added []int,
 			st = p.newPartitionState(id)
 			p.states[id] = st
 		}
-		w := newPartitionWorker(p, st, starts[id])
-		w.claims = claims[id]
+		w := newPartitionWorker(deps, p.log, st, starts[id], claims[id])
 		workers[id] = w
 		w.start()
 	}
@@ -447,18 +443,8 @@ func (p *Processor) ownedIDs() []int {
 // marking how far their tables are: everything this instance wrote is in
 // them, so the next restore starts at the topics' current ends.
 func (p *Processor) release(workers map[int]*partitionWorker) {
-	for id, w := range workers {
-		if !w.restored.Load() {
-			continue
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		if s, err := kafkaio.PartitionSpan(ctx, p.conn, p.cfg.Topics.Enriched, id); err == nil {
-			w.state.restorer.enrichedNext = s.End
-		}
-		if s, err := kafkaio.PartitionSpan(ctx, p.conn, p.cfg.Topics.DeadLetters, id); err == nil {
-			w.state.restorer.deadNext = s.End
-		}
-		cancel()
+	for _, w := range workers {
+		w.released()
 	}
 	p.mu.Lock()
 	for id, w := range workers {
@@ -484,12 +470,11 @@ func (p *Processor) commit(ctx context.Context, member *group.Member, a group.As
 	offsets := map[int]int64{}
 	var records []schemas.Status
 	for id, w := range workers {
-		next, moved := w.tracker.commitPoint()
+		next, moved, recs := w.toCommit()
 		if moved {
 			offsets[id] = next
 		}
-		records = append(records, w.statusRecords(next, false)...)
-		w.tracker.caughtUp()
+		records = append(records, recs...)
 	}
 	if len(offsets) == 0 && len(records) == 0 {
 		return nil
@@ -500,7 +485,7 @@ func (p *Processor) commit(ctx context.Context, member *group.Member, a group.As
 		p.log.Warn("status not written; commit postponed", zap.Error(err))
 		for _, s := range records {
 			if w := workers[int(s.Partition)]; w != nil {
-				w.table.markDirty(s.TenantID)
+				w.unwritten(s.TenantID)
 			}
 		}
 		return nil
@@ -512,7 +497,7 @@ func (p *Processor) commit(ctx context.Context, member *group.Member, a group.As
 	}
 	p.metrics.committed.WithLabelValues("ok").Inc()
 	for id, next := range offsets {
-		workers[id].tracker.committedTo(next)
+		workers[id].committed(next)
 	}
 	return nil
 }

@@ -91,8 +91,8 @@ func (c *ownershipCollector) Collect(ch chan<- prometheus.Metric) {
 	now := time.Now()
 	for _, w := range workers {
 		label := strconv.Itoa(w.id)
-		ch <- prometheus.MustNewConstMetric(descStall, prometheus.GaugeValue, w.tracker.sinceAdvance(now).Seconds(), label)
-		_, deferred := w.tracker.pending()
+		stalled, deferred := w.stalled(now)
+		ch <- prometheus.MustNewConstMetric(descStall, prometheus.GaugeValue, stalled.Seconds(), label)
 		ch <- prometheus.MustNewConstMetric(descLag, prometheus.GaugeValue, float64(deferred), label)
 	}
 	if p.window != nil {

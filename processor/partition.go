@@ -10,6 +10,8 @@ import (
 	"github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
 
+	"github.com/enrichment/leadspace-enricher/processor/controlplane"
+	"github.com/enrichment/leadspace-enricher/processor/internal/group"
 	"github.com/enrichment/leadspace-enricher/processor/internal/kafkaio"
 	"github.com/enrichment/leadspace-enricher/schemas"
 )
@@ -26,12 +28,36 @@ type partitionState struct {
 	refresh  map[string]time.Time // tenant -> last Run finished here
 }
 
+// workerDeps are what a partition worker uses of the instance: the Kafka
+// connection and topics, the gate, the window and pool it shares with the
+// other partitions, the stages (handler, publisher, journal) and the
+// instance's metrics and health. They are handed to the worker when it is
+// made (like goka's newPartitionProcessor) rather than reached through the
+// Processor.
+type workerDeps struct {
+	conn     kafkaio.Conn
+	codec    *schemas.Codec
+	topics   Topics
+	control  *controlplane.Table
+	requests *runRequests // the tenants' Runs
+	purges   *removals
+	programs *programs
+	window   *window
+	pool     *pool
+	pub      *publisher
+	handler  *handler
+	journal  *journal
+	metrics  *metrics
+	health   *health
+	enricher Enricher
+}
+
 // partitionWorker processes one assigned partition for one generation:
 // it restores the partition's table, then fetches, admits each record into
 // the window (or defers it, see window.go), runs it through the pipeline in
 // key order, and knows the offset up to which everything is done.
 type partitionWorker struct {
-	p       *Processor
+	workerDeps
 	id      int
 	log     *zap.Logger
 	state   *partitionState
@@ -74,9 +100,12 @@ func (w *partitionWorker) takeClaim(offset int64) (string, bool) {
 	return path, ok
 }
 
-func newPartitionWorker(p *Processor, st *partitionState, committed int64) *partitionWorker {
-	w := &partitionWorker{p: p, id: st.id, state: st, table: st.table, tracker: newOffsetTracker(committed),
-		log:  p.log.With(zap.String("topic", p.cfg.Topics.Profiles), zap.Int("partition", st.id)),
+// newPartitionWorker makes the worker of a partition whose state st the
+// instance kept, from the committed offset on; claims are its offsets whose
+// answers ride in journaled bulks (journal.go).
+func newPartitionWorker(deps workerDeps, log *zap.Logger, st *partitionState, committed int64, claims map[int64]string) *partitionWorker {
+	w := &partitionWorker{workerDeps: deps, id: st.id, state: st, table: st.table, tracker: newOffsetTracker(committed),
+		log: log.With(zap.String("topic", deps.topics.Profiles), zap.Int("partition", st.id)), claims: claims,
 		idle: make(chan struct{}, 1), keys: map[string][]*job{}, deferredKeys: map[string]int{},
 		deferredPrograms: map[string]int{}, credits: st.credits, runs: map[string]*runPass{},
 		callCtxs: map[context.Context]context.Context{}}
@@ -92,8 +121,8 @@ func newPartitionWorker(p *Processor, st *partitionState, committed int64) *part
 func (w *partitionWorker) start() {
 	w.readers.Go(func() {
 		begin := time.Now()
-		_, purgesSeen := w.p.purges.snapshot()
-		res, err := w.state.restorer.catchUp(w.fetchCtx, w.table, w.p.purgeRule())
+		_, purgesSeen := w.purges.snapshot()
+		res, err := w.state.restorer.catchUp(w.fetchCtx, w.table, w.purges.before)
 		if err != nil {
 			return // released before the restore ended
 		}
@@ -103,7 +132,7 @@ func (w *partitionWorker) start() {
 		w.restored.Store(true)
 		w.log.Info("partition restored", zap.Int("records_read", res.records), zap.Int("keys", w.table.len()),
 			zap.Duration("took", time.Since(begin)))
-		w.p.metrics.restoreSeconds.Observe(time.Since(begin).Seconds())
+		w.metrics.restoreSeconds.Observe(time.Since(begin).Seconds())
 		w.readers.Go(w.readmit)
 		w.readers.Go(func() { w.background(purgesSeen) })
 		w.fetch()
@@ -113,7 +142,7 @@ func (w *partitionWorker) start() {
 // fetch is the live reader: from the commit point on, every record is
 // admitted or deferred, in offset order.
 func (w *partitionWorker) fetch() {
-	f := kafkaio.NewFetcher(w.p.conn, w.p.cfg.Topics.Profiles, w.id, w.tracker.base, 1<<20)
+	f := kafkaio.NewFetcher(w.conn, w.topics.Profiles, w.id, w.tracker.base, 1<<20)
 	failures := 0
 	for {
 		msg, err := f.Fetch(w.fetchCtx)
@@ -122,7 +151,7 @@ func (w *partitionWorker) fetch() {
 				return
 			}
 			failures++
-			w.p.health.set("fetch "+strconv.Itoa(w.id), err)
+			w.health.set("fetch "+strconv.Itoa(w.id), err)
 			if kafkaio.Backoff.Wait(w.fetchCtx, failures) != nil {
 				return
 			}
@@ -130,7 +159,7 @@ func (w *partitionWorker) fetch() {
 		}
 		if failures > 0 {
 			failures = 0
-			w.p.health.set("fetch "+strconv.Itoa(w.id), nil)
+			w.health.set("fetch "+strconv.Itoa(w.id), nil)
 		}
 		w.highWater.Store(msg.Offset + 1)
 		w.end.Store(f.End)
@@ -148,7 +177,7 @@ func (w *partitionWorker) offer(msg kafka.Message) bool {
 	_, behind := w.deferredKeys[key]
 	w.mu.Unlock()
 	if !behind {
-		v, err := w.p.window.admit(w.fetchCtx, program, size)
+		v, err := w.window.admit(w.fetchCtx, program, size)
 		if err != nil {
 			return false
 		}
@@ -163,7 +192,7 @@ func (w *partitionWorker) offer(msg kafka.Message) bool {
 	w.deferredKeys[key]++
 	w.deferredPrograms[program]++
 	w.mu.Unlock()
-	w.p.metrics.deferred.Inc()
+	w.metrics.deferred.Inc()
 	return true
 }
 
@@ -175,7 +204,7 @@ func (w *partitionWorker) classify(msg kafka.Message) (key, program string, size
 		key = "\x00" + strconv.FormatInt(msg.Offset, 10) // no key, no order to keep
 	}
 	if tenant, _, ok := splitKey(msg.Key); ok {
-		program = w.p.programOf(tenant)
+		program = w.programs.of(tenant)
 	}
 	return key, program, jobSize(msg)
 }
@@ -210,7 +239,7 @@ func (w *partitionWorker) someDeferredProgramHasRoom() bool {
 	}
 	w.mu.Unlock()
 	for _, p := range programs {
-		if w.p.window.hasRoom(p) {
+		if w.window.hasRoom(p) {
 			return true
 		}
 	}
@@ -219,7 +248,7 @@ func (w *partitionWorker) someDeferredProgramHasRoom() bool {
 
 // pass re-reads [from, to) and admits the deferred records it can.
 func (w *partitionWorker) pass(from, to int64) {
-	f := kafkaio.NewFetcher(w.p.conn, w.p.cfg.Topics.Profiles, w.id, from, 1<<20)
+	f := kafkaio.NewFetcher(w.conn, w.topics.Profiles, w.id, from, 1<<20)
 	readmitted := 0
 	for next := from; next < to; {
 		msg, err := f.Fetch(w.fetchCtx)
@@ -231,7 +260,7 @@ func (w *partitionWorker) pass(from, to int64) {
 			continue
 		}
 		key, program, size := w.classify(msg)
-		v, err := w.p.window.admit(w.fetchCtx, program, size)
+		v, err := w.window.admit(w.fetchCtx, program, size)
 		if err != nil {
 			return
 		}
@@ -312,10 +341,10 @@ func (w *partitionWorker) purge(keys []string) {
 	msgs := make([]kafka.Message, len(keys))
 	for i, k := range keys {
 		rs := recordState{offset: -1}
-		msgs[i] = kafka.Message{Topic: w.p.cfg.Topics.Enriched, Partition: w.id, Key: []byte(k),
+		msgs[i] = kafka.Message{Topic: w.topics.Enriched, Partition: w.id, Key: []byte(k),
 			Headers: []kafka.Header{{Key: HeaderState, Value: rs.encode()}}}
 	}
-	if err := w.p.pub.publish(w.fetchCtx, msgs); err != nil {
+	if err := w.pub.publish(w.fetchCtx, msgs); err != nil {
 		return
 	}
 	for _, k := range keys {
@@ -349,4 +378,63 @@ func (w *partitionWorker) statusRecords(next int64, all bool) []schemas.Status {
 		out = append(out, s)
 	}
 	return out
+}
+
+// What the generation (generation.go) and the metrics ask of a worker.
+
+// halt stops the worker's jobs at once, without waiting for them: another
+// member may own the partition already.
+func (w *partitionWorker) halt() { w.cancel() }
+
+// work is what is left to do on the partition, for the split of the rate:
+// unread records past the fetch position, deferred ones, and those in
+// flight. False before the live reader fetched: the leader reads the
+// partition's committed lag instead.
+func (w *partitionWorker) work() (group.WorkLeft, bool) {
+	end := w.end.Load()
+	if end < 0 {
+		return group.WorkLeft{}, false
+	}
+	inFlight, deferred := w.tracker.pending()
+	return group.WorkLeft{Unread: max(end-w.highWater.Load(), 0) + int64(deferred), InFlight: int64(inFlight)}, true
+}
+
+// toCommit is the partition's commit point, whether it moved since the last
+// commit, and the status records of the tenants whose counts moved, as of it.
+func (w *partitionWorker) toCommit() (next int64, moved bool, records []schemas.Status) {
+	next, moved = w.tracker.commitPoint()
+	records = w.statusRecords(next, false)
+	w.tracker.caughtUp()
+	return next, moved, records
+}
+
+// unwritten says a tenant's status record was not written: the next commit
+// writes it again.
+func (w *partitionWorker) unwritten(tenant string) { w.table.markDirty(tenant) }
+
+// committed says the group took the commit point next.
+func (w *partitionWorker) committed(next int64) { w.tracker.committedTo(next) }
+
+// released keeps, for the next generation that gives this instance the
+// partition back, where the table's topics end now: everything this
+// instance wrote is in its table, so the next restore starts there.
+func (w *partitionWorker) released() {
+	if !w.restored.Load() {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if s, err := kafkaio.PartitionSpan(ctx, w.conn, w.topics.Enriched, w.id); err == nil {
+		w.state.restorer.enrichedNext = s.End
+	}
+	if s, err := kafkaio.PartitionSpan(ctx, w.conn, w.topics.DeadLetters, w.id); err == nil {
+		w.state.restorer.deadNext = s.End
+	}
+}
+
+// stalled is how long the commit point has not advanced while there was
+// work, and how many records are deferred: the signs of a stalled partition.
+func (w *partitionWorker) stalled(now time.Time) (time.Duration, int) {
+	_, deferred := w.tracker.pending()
+	return w.tracker.sinceAdvance(now), deferred
 }

@@ -59,8 +59,7 @@ type Processor struct {
 	failOnce sync.Once
 	failure  error
 
-	// programs maps credentials keys to their Program, for window shares.
-	programs sync.Map
+	programs *programs
 
 	mu      sync.Mutex
 	states  map[int]*partitionState // partitions kept between generations
@@ -97,7 +96,8 @@ func New(cfg Config, codec *schemas.Codec, control *controlplane.Table, enricher
 	}
 	p.owned.since = time.Now()
 	p.journal = newJournal(p)
-	p.window = newWindow(cfg.Window, cfg.MaxInFlightBytes, cfg.StallAfter, p.share)
+	p.programs = &programs{control: control, enricher: enricher, fallback: cfg.Window}
+	p.window = newWindow(cfg.Window, cfg.MaxInFlightBytes, cfg.StallAfter, p.programs.share)
 	p.handler = &handler{codec: codec, control: control, topics: cfg.Topics, log: cfg.Logger, now: time.Now, names: p.names,
 		backoff: cfg.RetryBackoff}
 	p.metrics = newMetrics(cfg.Registerer, p)
@@ -248,30 +248,6 @@ func (p *Processor) checkTopics(ctx context.Context) (topicLimits, error) {
 	return topicLimits{batch: batch, deadLetter: min(maxBytes[t.DeadLetters], smallest) - 32<<10}, nil
 }
 
-// programOf is the program a tenant's records call now, "" if none: what
-// their share of the window is accounted against before they are decoded.
-func (p *Processor) programOf(tenant string) string {
-	key, ok := p.control.ProgramOf(tenant)
-	if !ok {
-		return ""
-	}
-	if _, known := p.programs.Load(key); !known {
-		if permit, denial := p.control.Gate(tenant); denial == nil {
-			p.programs.Store(key, p.enricher.Program(permit.Credentials))
-		}
-	}
-	return key
-}
-
-// share is a program's share of the window: what it needs in flight to
-// keep its admitted rate busy with full bulks.
-func (p *Processor) share(program string) int {
-	if prog, ok := p.programs.Load(program); ok {
-		return prog.(Program).Capacity()
-	}
-	return p.cfg.Window
-}
-
 // newPartitionState starts a partition's memory: an empty table, and the
 // counts of its last status records (credits, Runs) to go on from.
 func (p *Processor) newPartitionState(id int) *partitionState {
@@ -312,6 +288,10 @@ func (p *Processor) ownedPartitions() []*partitionWorker {
 	return out
 }
 
-// purgeRule says which tenants' published enrichments a removal with purge
-// withdraws.
-func (p *Processor) purgeRule() purgeRule { return p.purges.before }
+// workerDeps are what partition workers use of the instance, handed to each
+// at construction.
+func (p *Processor) workerDeps() workerDeps {
+	return workerDeps{conn: p.conn, codec: p.codec, topics: p.cfg.Topics, control: p.control, requests: p.runs, purges: p.purges,
+		programs: p.programs, window: p.window, pool: p.pool, pub: p.pub, handler: p.handler, journal: p.journal,
+		metrics: p.metrics, health: p.health, enricher: p.enricher}
+}

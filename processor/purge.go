@@ -45,14 +45,14 @@ func (r *removals) snapshot() (map[string]time.Time, string) {
 // checkPurges withdraws, on this partition, what removals with purge that
 // arrived since the partition was restored cover.
 func (w *partitionWorker) checkPurges(seen *string) {
-	rules, version := w.p.purges.snapshot()
+	rules, version := w.purges.snapshot()
 	if version == *seen {
 		return
 	}
 	*seen = version
 	var keys []string
 	latest := map[string]int64{} // key -> answer time of its standing record, -1 when deleted
-	_, err := kafkaio.ReadPartition(w.fetchCtx, w.p.conn, w.p.cfg.Topics.Enriched, w.id, 0, func(m kafka.Message) {
+	_, err := kafkaio.ReadPartition(w.fetchCtx, w.conn, w.topics.Enriched, w.id, 0, func(m kafka.Message) {
 		tenant, _, ok := splitKey(m.Key)
 		if _, purge := rules[tenant]; !ok || !purge {
 			return
@@ -67,7 +67,7 @@ func (w *partitionWorker) checkPurges(seen *string) {
 				return
 			}
 		}
-		if st, ok := (&restorer{codec: w.p.codec}).stateOf(m); ok {
+		if st, ok := (&restorer{codec: w.codec}).stateOf(m); ok {
 			latest[string(m.Key)] = st.answeredAt
 		}
 	})

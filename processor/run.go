@@ -154,10 +154,10 @@ func (w *partitionWorker) background(purgesSeen string) {
 // checkRuns starts, cancels or stops passes to match the requests.
 func (w *partitionWorker) checkRuns() {
 	now := time.Now()
-	requests := w.p.runs.snapshot()
+	requests := w.requests.snapshot()
 	// The mapping's refresh interval schedules a stale-only Run at every
 	// multiple of the interval; an admin's newer or running Run goes first.
-	for _, st := range w.p.control.Snapshot() {
+	for _, st := range w.control.Snapshot() {
 		if st.Mapping == nil || st.Mapping.RefreshInterval <= 0 || st.State != schemas.StateActive {
 			continue
 		}
@@ -188,14 +188,14 @@ func (w *partitionWorker) checkRuns() {
 		case prog != nil && prog.RunID == req.id && prog.Outcome != "":
 			continue // this Run is over here
 		case pass != nil && pass.id() == req.id:
-			if _, d := w.p.control.Gate(tenant); d != nil {
+			if _, d := w.control.Gate(tenant); d != nil {
 				pass.end(schemas.RunStopped + ": " + d.Reason)
 			}
 			continue
 		case pass != nil:
 			pass.end(schemas.RunCancelled) // a newer Run replaces it
 		}
-		if _, d := w.p.control.Gate(tenant); d != nil {
+		if _, d := w.control.Gate(tenant); d != nil {
 			if prog != nil && prog.RunID == req.id || req.scheduled {
 				continue
 			}
@@ -320,7 +320,7 @@ func (r *runPass) execute(resume int) error {
 	if r.cursor >= len(scope) {
 		return nil
 	}
-	rd := kafkaio.NewFetcher(w.p.conn, w.p.cfg.Topics.Profiles, w.id, scope[r.cursor], 1<<20)
+	rd := kafkaio.NewFetcher(w.conn, w.topics.Profiles, w.id, scope[r.cursor], 1<<20)
 	i := r.cursor
 	for failures := 0; i < len(scope); {
 		msg, err := rd.Fetch(r.ctx)
@@ -346,12 +346,12 @@ func (r *runPass) execute(resume int) error {
 			continue
 		}
 		i++
-		if _, d := w.p.control.Gate(r.tenant); d != nil {
+		if _, d := w.control.Gate(r.tenant); d != nil {
 			r.end(schemas.RunStopped + ": " + d.Reason)
 			return nil
 		}
 		key, program, size := w.classify(msg)
-		v, err := w.p.window.admit(r.ctx, program, size)
+		v, err := w.window.admit(r.ctx, program, size)
 		for err == nil && v == deferIt {
 			// A stalled program: a Run has no live latency to protect, so
 			// it waits for the program instead of deferring.
@@ -360,7 +360,7 @@ func (r *runPass) execute(resume int) error {
 				return r.ctx.Err()
 			case <-time.After(time.Second):
 			}
-			v, err = w.p.window.admit(r.ctx, program, size)
+			v, err = w.window.admit(r.ctx, program, size)
 		}
 		if err != nil {
 			return err
@@ -391,12 +391,12 @@ func (r *runPass) execute(resume int) error {
 func (w *partitionWorker) offsetAt(ctx context.Context, t time.Time) (int64, error) {
 	var end int64
 	err := kafkaio.Backoff.Do(ctx, "offset by time", func() error {
-		res, err := w.p.conn.Client().ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{
-			w.p.cfg.Topics.Profiles: {kafka.TimeOffsetOf(w.id, t), kafka.LastOffsetOf(w.id)}}})
+		res, err := w.conn.Client().ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{
+			w.topics.Profiles: {kafka.TimeOffsetOf(w.id, t), kafka.LastOffsetOf(w.id)}}})
 		if err != nil {
 			return err
 		}
-		for _, po := range res.Topics[w.p.cfg.Topics.Profiles] {
+		for _, po := range res.Topics[w.topics.Profiles] {
 			if po.Error != nil {
 				return po.Error
 			}
@@ -419,7 +419,7 @@ func (w *partitionWorker) offsetAt(ctx context.Context, t time.Time) (int64, err
 func (w *partitionWorker) scopeOf(ctx context.Context, tenant string, end int64) ([]int64, error) {
 	latest := map[string]int64{}
 	prefix := tenant + "/"
-	_, err := kafkaio.ReadPartitionTo(ctx, w.p.conn, w.p.cfg.Topics.Profiles, w.id, end, func(m kafka.Message) {
+	_, err := kafkaio.ReadPartitionTo(ctx, w.conn, w.topics.Profiles, w.id, end, func(m kafka.Message) {
 		if !strings.HasPrefix(string(m.Key), prefix) {
 			return
 		}
@@ -427,7 +427,7 @@ func (w *partitionWorker) scopeOf(ctx context.Context, tenant string, end int64)
 			delete(latest, string(m.Key))
 			return
 		}
-		if _, err := w.p.codec.DecodeProfile(ctx, m.Value); err != nil && !decodeFailure(err).replayable {
+		if _, err := w.codec.DecodeProfile(ctx, m.Value); err != nil && !decodeFailure(err).replayable {
 			delete(latest, string(m.Key))
 			return
 		}

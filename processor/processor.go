@@ -95,7 +95,7 @@ func New(cfg Config, codec *schemas.Codec, control *controlplane.Table, enricher
 		return nil, err
 	}
 	p.owned.since = time.Now()
-	p.journal = newJournal(p)
+	p.journal = newJournal(conn, codec, cfg.Topics, cfg.Logger)
 	p.programs = &programs{control: control, enricher: enricher, fallback: cfg.Window}
 	p.window = newWindow(cfg.Window, cfg.MaxInFlightBytes, cfg.StallAfter, p.programs.share)
 	p.handler = &handler{codec: codec, control: control, topics: cfg.Topics, log: cfg.Logger, now: time.Now, names: p.names,
@@ -159,6 +159,7 @@ func (p *Processor) Run(ctx context.Context) error {
 	}
 	p.handler.deadLetterLimit = limits.deadLetter
 	p.pub = newPublisher(p.conn, limits.batch, p.log, func(err error) { p.health.set("produce", err) }, p.fail)
+	p.journal.pub = p.pub
 	p.pool = newPool(max(4, 2*runtime.GOMAXPROCS(0)))
 	defer func() {
 		p.pool.close()

@@ -31,7 +31,7 @@ type journal struct {
 	log    *zap.Logger
 	// pub publishes entries and tombstones; set by Run before the first
 	// partition is assigned (nil before: nothing is journaled).
-	pub      *publisher
+	pub      *kafkaio.Publisher
 	disabled atomic.Bool
 
 	mu    sync.Mutex
@@ -104,7 +104,7 @@ func (jr *journal) accepted(program, path string, externalIDs []string) {
 		jr.log.Warn("bulk not journaled", zap.Error(err))
 		return
 	}
-	jr.pub.send(context.Background(), []kafka.Message{{Topic: jr.topics.Journal, Partition: -1, Key: []byte(key), Value: value}},
+	jr.pub.Send(context.Background(), []kafka.Message{{Topic: jr.topics.Journal, Partition: -1, Key: []byte(key), Value: value}},
 		func(err error) {
 			if err != nil {
 				jr.log.Debug("bulk not journaled", zap.Error(err))
@@ -134,7 +134,7 @@ func (jr *journal) finished(j *job, published bool) {
 	}
 	jr.mu.Unlock()
 	if done && entry.key != "" && !jr.disabled.Load() {
-		jr.pub.send(context.Background(), []kafka.Message{{Topic: jr.topics.Journal, Partition: -1, Key: []byte(entry.key)}},
+		jr.pub.Send(context.Background(), []kafka.Message{{Topic: jr.topics.Journal, Partition: -1, Key: []byte(entry.key)}},
 			func(error) {})
 	}
 }

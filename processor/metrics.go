@@ -96,7 +96,7 @@ func (c *ownershipCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descLag, prometheus.GaugeValue, float64(deferred), label)
 	}
 	if p.window != nil {
-		events, bytes := p.window.inFlight()
+		events, bytes := p.window.InFlight()
 		ch <- prometheus.MustNewConstMetric(descWindow, prometheus.GaugeValue, float64(events))
 		ch <- prometheus.MustNewConstMetric(descBytes, prometheus.GaugeValue, float64(bytes))
 	}

@@ -13,6 +13,8 @@ import (
 	"github.com/enrichment/leadspace-enricher/processor/controlplane"
 	"github.com/enrichment/leadspace-enricher/processor/internal/group"
 	"github.com/enrichment/leadspace-enricher/processor/internal/kafkaio"
+	"github.com/enrichment/leadspace-enricher/processor/internal/offsets"
+	"github.com/enrichment/leadspace-enricher/processor/internal/window"
 	"github.com/enrichment/leadspace-enricher/schemas"
 )
 
@@ -42,9 +44,9 @@ type workerDeps struct {
 	requests *runRequests // the tenants' Runs
 	purges   *removals
 	programs *programs
-	window   *window
+	window   *window.Window
 	pool     *pool
-	pub      *publisher
+	pub      *kafkaio.Publisher
 	handler  *handler
 	journal  *journal
 	metrics  *metrics
@@ -54,7 +56,7 @@ type workerDeps struct {
 
 // partitionWorker processes one assigned partition for one generation:
 // it restores the partition's table, then fetches, admits each record into
-// the window (or defers it, see window.go), runs it through the pipeline in
+// the window (or defers it, see package window), runs it through the pipeline in
 // key order, and knows the offset up to which everything is done.
 type partitionWorker struct {
 	workerDeps
@@ -62,7 +64,7 @@ type partitionWorker struct {
 	log     *zap.Logger
 	state   *partitionState
 	table   *table
-	tracker *offsetTracker
+	tracker *offsets.Tracker
 
 	ctx       context.Context // the jobs'; cancelled when a drain runs out of time
 	cancel    context.CancelFunc
@@ -104,7 +106,7 @@ func (w *partitionWorker) takeClaim(offset int64) (string, bool) {
 // instance kept, from the committed offset on; claims are its offsets whose
 // answers ride in journaled bulks (journal.go).
 func newPartitionWorker(deps workerDeps, log *zap.Logger, st *partitionState, committed int64, claims map[int64]string) *partitionWorker {
-	w := &partitionWorker{workerDeps: deps, id: st.id, state: st, table: st.table, tracker: newOffsetTracker(committed),
+	w := &partitionWorker{workerDeps: deps, id: st.id, state: st, table: st.table, tracker: offsets.NewTracker(committed),
 		log: log.With(zap.String("topic", deps.topics.Profiles), zap.Int("partition", st.id)), claims: claims,
 		idle: make(chan struct{}, 1), keys: map[string][]*job{}, deferredKeys: map[string]int{},
 		deferredPrograms: map[string]int{}, credits: st.credits, runs: map[string]*runPass{},
@@ -142,7 +144,7 @@ func (w *partitionWorker) start() {
 // fetch is the live reader: from the commit point on, every record is
 // admitted or deferred, in offset order.
 func (w *partitionWorker) fetch() {
-	f := kafkaio.NewFetcher(w.conn, w.topics.Profiles, w.id, w.tracker.base, 1<<20)
+	f := kafkaio.NewFetcher(w.conn, w.topics.Profiles, w.id, w.tracker.Base(), 1<<20)
 	failures := 0
 	for {
 		msg, err := f.Fetch(w.fetchCtx)
@@ -177,17 +179,17 @@ func (w *partitionWorker) offer(msg kafka.Message) bool {
 	_, behind := w.deferredKeys[key]
 	w.mu.Unlock()
 	if !behind {
-		v, err := w.window.admit(w.fetchCtx, program, size)
+		v, err := w.window.Admit(w.fetchCtx, program, size)
 		if err != nil {
 			return false
 		}
-		if v == admitted {
-			w.tracker.admitted(msg.Offset)
+		if v == window.Admitted {
+			w.tracker.Admitted(msg.Offset)
 			w.enqueue(&job{w: w, msg: msg, key: key, program: program, size: size})
 			return true
 		}
 	}
-	w.tracker.deferOffset(msg.Offset)
+	w.tracker.DeferOffset(msg.Offset)
 	w.mu.Lock()
 	w.deferredKeys[key]++
 	w.deferredPrograms[program]++
@@ -221,7 +223,7 @@ func (w *partitionWorker) readmit() {
 			return
 		case <-t.C:
 		}
-		from, ok := w.tracker.lowestDeferred()
+		from, ok := w.tracker.LowestDeferred()
 		if !ok || !w.someDeferredProgramHasRoom() {
 			continue
 		}
@@ -239,7 +241,7 @@ func (w *partitionWorker) someDeferredProgramHasRoom() bool {
 	}
 	w.mu.Unlock()
 	for _, p := range programs {
-		if w.window.hasRoom(p) {
+		if w.window.HasRoom(p) {
 			return true
 		}
 	}
@@ -256,18 +258,18 @@ func (w *partitionWorker) pass(from, to int64) {
 			return // the next tick tries again
 		}
 		next = msg.Offset + 1
-		if !w.tracker.isDeferred(msg.Offset) {
+		if !w.tracker.IsDeferred(msg.Offset) {
 			continue
 		}
 		key, program, size := w.classify(msg)
-		v, err := w.window.admit(w.fetchCtx, program, size)
+		v, err := w.window.Admit(w.fetchCtx, program, size)
 		if err != nil {
 			return
 		}
-		if v != admitted {
+		if v != window.Admitted {
 			continue // still stalled: it stays deferred
 		}
-		w.tracker.admitted(msg.Offset)
+		w.tracker.Admitted(msg.Offset)
 		w.enqueue(&job{w: w, msg: msg, key: key, program: program, size: size})
 		w.mu.Lock()
 		if w.deferredKeys[key]--; w.deferredKeys[key] <= 0 {
@@ -276,7 +278,7 @@ func (w *partitionWorker) pass(from, to int64) {
 		if w.deferredPrograms[program] > 0 {
 			w.deferredPrograms[program]--
 		}
-		if _, n := w.tracker.pending(); n == 0 {
+		if _, n := w.tracker.Pending(); n == 0 {
 			clear(w.deferredPrograms)
 		}
 		w.mu.Unlock()
@@ -344,7 +346,7 @@ func (w *partitionWorker) purge(keys []string) {
 		msgs[i] = kafka.Message{Topic: w.topics.Enriched, Partition: w.id, Key: []byte(k),
 			Headers: []kafka.Header{{Key: HeaderState, Value: rs.encode()}}}
 	}
-	if err := w.pub.publish(w.fetchCtx, msgs); err != nil {
+	if err := w.pub.Publish(w.fetchCtx, msgs); err != nil {
 		return
 	}
 	for _, k := range keys {
@@ -395,16 +397,16 @@ func (w *partitionWorker) work() (group.WorkLeft, bool) {
 	if end < 0 {
 		return group.WorkLeft{}, false
 	}
-	inFlight, deferred := w.tracker.pending()
+	inFlight, deferred := w.tracker.Pending()
 	return group.WorkLeft{Unread: max(end-w.highWater.Load(), 0) + int64(deferred), InFlight: int64(inFlight)}, true
 }
 
 // toCommit is the partition's commit point, whether it moved since the last
 // commit, and the status records of the tenants whose counts moved, as of it.
 func (w *partitionWorker) toCommit() (next int64, moved bool, records []schemas.Status) {
-	next, moved = w.tracker.commitPoint()
+	next, moved = w.tracker.CommitPoint()
 	records = w.statusRecords(next, false)
-	w.tracker.caughtUp()
+	w.tracker.CaughtUp()
 	return next, moved, records
 }
 
@@ -413,7 +415,7 @@ func (w *partitionWorker) toCommit() (next int64, moved bool, records []schemas.
 func (w *partitionWorker) unwritten(tenant string) { w.table.markDirty(tenant) }
 
 // committed says the group took the commit point next.
-func (w *partitionWorker) committed(next int64) { w.tracker.committedTo(next) }
+func (w *partitionWorker) committed(next int64) { w.tracker.CommittedTo(next) }
 
 // released keeps, for the next generation that gives this instance the
 // partition back, where the table's topics end now: everything this
@@ -435,6 +437,6 @@ func (w *partitionWorker) released() {
 // stalled is how long the commit point has not advanced while there was
 // work, and how many records are deferred: the signs of a stalled partition.
 func (w *partitionWorker) stalled(now time.Time) (time.Duration, int) {
-	_, deferred := w.tracker.pending()
-	return w.tracker.sinceAdvance(now), deferred
+	_, deferred := w.tracker.Pending()
+	return w.tracker.SinceAdvance(now), deferred
 }

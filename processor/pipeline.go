@@ -180,7 +180,7 @@ func (w *partitionWorker) answered(j *job, plan *callPlan, o leadspace.Outcome) 
 
 // publish sends a step's outputs; the job finishes once they are acked.
 func (w *partitionWorker) publish(j *job, st step) {
-	w.pub.send(w.ctx, st.out, func(err error) {
+	w.pub.Send(w.ctx, st.out, func(err error) {
 		if err != nil {
 			w.abandon(j)
 			return
@@ -221,12 +221,12 @@ func (w *partitionWorker) finish(j *job, st step) {
 		if j.run != nil {
 			j.run.done(j.msg.Offset, st)
 		} else {
-			w.tracker.done(j.msg.Offset)
+			w.tracker.Done(j.msg.Offset)
 		}
 		w.metrics.outcomes.WithLabelValues(st.tenant, st.outcome, st.reason).Inc()
 	}
 	w.journal.finished(j, true)
-	w.window.release(j.program, j.size)
+	w.window.Release(j.program, j.size)
 	w.next(j)
 }
 
@@ -248,10 +248,10 @@ func (w *partitionWorker) abandon(j *job) {
 		if x.run != nil {
 			x.run.abandoned(x.msg.Offset)
 		} else {
-			w.tracker.abandon(x.msg.Offset)
+			w.tracker.Abandon(x.msg.Offset)
 		}
 		w.journal.finished(x, false)
-		w.window.release(x.program, x.size)
+		w.window.Release(x.program, x.size)
 	}
 	if idle {
 		w.signalIdle()

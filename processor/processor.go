@@ -5,13 +5,14 @@
 //
 // The flow, one file each: processor.go (start, tables, topics) ->
 // generation.go (the consumer group's generations: cooperative handovers,
-// commits) -> group.go + assign.go + share.go (membership, assignment, the
-// Leadspace rate's split) -> partition.go (per
-// partition: restore its table, fetch, defer) -> window.go (memory bound,
-// program shares) -> pipeline.go (key order, stages) -> handler.go (decode,
-// gate, map, dedupe, outputs) -> publish.go (produce) -> offsets.go (commit
-// point) -> status.go. table.go and restore.go hold each partition's keys;
-// run.go is the Run (refresh); follow.go reads whole topics.
+// commits; membership, assignment and the rate's split are package
+// internal/group) -> partition.go (per partition: restore its table, fetch,
+// defer; the window is package internal/window) -> pipeline.go (key order,
+// stages) -> handler.go (decode, gate, map, dedupe, outputs) -> the
+// publisher (internal/kafkaio) -> the commit point (internal/offsets) ->
+// status.go. table.go and restore.go hold each partition's keys; run.go is
+// the Run (refresh). The control plane (package controlplane) gates; Kafka
+// plumbing is internal/kafkaio. docs/package-layout.md draws the packages.
 package processor
 
 import (
@@ -28,6 +29,7 @@ import (
 
 	"github.com/enrichment/leadspace-enricher/processor/controlplane"
 	"github.com/enrichment/leadspace-enricher/processor/internal/kafkaio"
+	"github.com/enrichment/leadspace-enricher/processor/internal/window"
 	"github.com/enrichment/leadspace-enricher/schemas"
 )
 
@@ -44,8 +46,8 @@ type Processor struct {
 	runs     *runRequests
 	purges   *removals
 	names    *interner
-	window   *window
-	pub      *publisher
+	window   *window.Window
+	pub      *kafkaio.Publisher
 	pool     *pool
 	journal  *journal
 	metrics  *metrics
@@ -97,7 +99,7 @@ func New(cfg Config, codec *schemas.Codec, control *controlplane.Table, enricher
 	p.owned.since = time.Now()
 	p.journal = newJournal(conn, codec, cfg.Topics, cfg.Logger)
 	p.programs = &programs{control: control, enricher: enricher, fallback: cfg.Window}
-	p.window = newWindow(cfg.Window, cfg.MaxInFlightBytes, cfg.StallAfter, p.programs.share)
+	p.window = window.New(cfg.Window, cfg.MaxInFlightBytes, cfg.StallAfter, p.programs.share)
 	p.handler = &handler{codec: codec, control: control, topics: cfg.Topics, log: cfg.Logger, now: time.Now, names: p.names,
 		backoff: cfg.RetryBackoff}
 	p.metrics = newMetrics(cfg.Registerer, p)
@@ -158,12 +160,12 @@ func (p *Processor) Run(ctx context.Context) error {
 		return err
 	}
 	p.handler.deadLetterLimit = limits.deadLetter
-	p.pub = newPublisher(p.conn, limits.batch, p.log, func(err error) { p.health.set("produce", err) }, p.fail)
+	p.pub = kafkaio.NewPublisher(p.conn, limits.batch, p.log, func(err error) { p.health.set("produce", err) }, p.fail)
 	p.journal.pub = p.pub
 	p.pool = newPool(max(4, 2*runtime.GOMAXPROCS(0)))
 	defer func() {
 		p.pool.close()
-		_ = p.pub.close()
+		_ = p.pub.Close()
 	}()
 
 	tables, stopTables := context.WithCancel(context.Background())

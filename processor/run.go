@@ -14,6 +14,7 @@ import (
 
 	"github.com/enrichment/leadspace-enricher/processor/controlplane"
 	"github.com/enrichment/leadspace-enricher/processor/internal/kafkaio"
+	"github.com/enrichment/leadspace-enricher/processor/internal/window"
 	"github.com/enrichment/leadspace-enricher/schemas"
 )
 
@@ -351,8 +352,8 @@ func (r *runPass) execute(resume int) error {
 			return nil
 		}
 		key, program, size := w.classify(msg)
-		v, err := w.window.admit(r.ctx, program, size)
-		for err == nil && v == deferIt {
+		v, err := w.window.Admit(r.ctx, program, size)
+		for err == nil && v == window.Defer {
 			// A stalled program: a Run has no live latency to protect, so
 			// it waits for the program instead of deferring.
 			select {
@@ -360,7 +361,7 @@ func (r *runPass) execute(resume int) error {
 				return r.ctx.Err()
 			case <-time.After(time.Second):
 			}
-			v, err = w.window.admit(r.ctx, program, size)
+			v, err = w.window.Admit(r.ctx, program, size)
 		}
 		if err != nil {
 			return err

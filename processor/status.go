@@ -91,7 +91,7 @@ func (p *Processor) writeStatus(ctx context.Context, records []schemas.Status) e
 		}
 		msgs = append(msgs, kafka.Message{Topic: p.cfg.Topics.Status, Partition: -1, Key: []byte(statusKey(s.TenantID, s.Partition)), Value: value})
 	}
-	if err := p.pub.publish(ctx, msgs); err != nil {
+	if err := p.pub.Publish(ctx, msgs); err != nil {
 		return fmt.Errorf("write status: %w", err)
 	}
 	for _, s := range records {

@@ -6,8 +6,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/enrichment/leadspace-enricher/processor/internal/testkit"
 	"github.com/segmentio/kafka-go"
+
+	"github.com/enrichment/leadspace-enricher/processor/internal/testkit"
 )
 
 // kafka-go holds 64 KiB per record batch of a fetch response, so a topic

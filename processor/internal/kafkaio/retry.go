@@ -5,8 +5,9 @@ import (
 	"errors"
 	"time"
 
-	"github.com/enrichment/leadspace-enricher/leadspace/retry"
 	"github.com/segmentio/kafka-go"
+
+	"github.com/enrichment/leadspace-enricher/leadspace/retry"
 )
 
 // Backoff paces retries against Kafka while it is unreachable.

@@ -1,4 +1,7 @@
-package processor
+// Package window bounds the pipeline's records in flight: a global count and
+// memory bound, and each Leadspace program's share, deferring the records of
+// a stalled program so that other programs' tenants keep their throughput.
+package window
 
 import (
 	"context"
@@ -6,7 +9,7 @@ import (
 	"time"
 )
 
-// window bounds the inputs in flight — fetched, not yet finished — in
+// Window bounds the inputs in flight — fetched, not yet finished — in
 // three ways:
 //
 //   - a global memory bound in bytes (MaxInFlightBytes), which is what a
@@ -22,7 +25,7 @@ import (
 // open, its calls hang — is stalled, and its further records are deferred
 // (re-read later, see partition.go) so that other programs' tenants keep
 // their throughput.
-type window struct {
+type Window struct {
 	maxEvents int
 	maxBytes  int64
 	// stallAfter is how long a program with work in flight may go without
@@ -44,24 +47,24 @@ type programLoad struct {
 	finished time.Time // last time one of its records finished
 }
 
-func newWindow(maxEvents int, maxBytes int64, stallAfter time.Duration, share func(string) int) *window {
-	return &window{maxEvents: maxEvents, maxBytes: maxBytes, stallAfter: stallAfter, share: share,
+func New(maxEvents int, maxBytes int64, stallAfter time.Duration, share func(string) int) *Window {
+	return &Window{maxEvents: maxEvents, maxBytes: maxBytes, stallAfter: stallAfter, share: share,
 		programs: map[string]*programLoad{}, changed: make(chan struct{})}
 }
 
-// verdict of an admission attempt.
-type verdict int
+// Verdict of an admission attempt.
+type Verdict int
 
 const (
-	admitted verdict = iota
-	deferIt          // the program is stalled: leave the record for later
+	Admitted Verdict = iota
+	Defer            // the program is stalled: leave the record for later
 )
 
-// admit takes room for one record of size bytes whose tenant calls program
+// Admit takes room for one record of size bytes whose tenant calls program
 // ("" for records that will not call Leadspace), waiting while the window
 // or a busy program is full. It returns deferIt for a stalled program, and
 // ctx's error if ctx ends first.
-func (w *window) admit(ctx context.Context, program string, size int) (verdict, error) {
+func (w *Window) Admit(ctx context.Context, program string, size int) (Verdict, error) {
 	for {
 		w.mu.Lock()
 		v, wait := w.tryLocked(program, size)
@@ -85,7 +88,7 @@ func (w *window) admit(ctx context.Context, program string, size int) (verdict, 
 }
 
 // tryLocked decides one admission; wait means try again later.
-func (w *window) tryLocked(program string, size int) (v verdict, wait bool) {
+func (w *Window) tryLocked(program string, size int) (v Verdict, wait bool) {
 	if w.events > 0 && (w.events >= w.maxEvents || w.bytes+int64(size) > w.maxBytes) {
 		return 0, true
 	}
@@ -100,7 +103,7 @@ func (w *window) tryLocked(program string, size int) (v verdict, wait bool) {
 		}
 		if pl.inFlight >= w.shareOf(program) || (pl.inFlight > 0 && pl.bytes+int64(size) > w.maxBytes/2) {
 			if w.stalledLocked(pl) {
-				return deferIt, false
+				return Defer, false
 			}
 			return 0, true
 		}
@@ -109,25 +112,25 @@ func (w *window) tryLocked(program string, size int) (v verdict, wait bool) {
 	}
 	w.events++
 	w.bytes += int64(size)
-	return admitted, false
+	return Admitted, false
 }
 
 // stalled says whether a program has work in flight but finished nothing
 // for stallAfter.
-func (w *window) stalled(program string) bool {
+func (w *Window) stalled(program string) bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	pl := w.programs[program]
 	return pl != nil && w.stalledLocked(pl)
 }
 
-func (w *window) stalledLocked(pl *programLoad) bool {
+func (w *Window) stalledLocked(pl *programLoad) bool {
 	return pl.inFlight > 0 && time.Since(pl.finished) > w.stallAfter
 }
 
-// hasRoom says whether a record of program could be admitted now without
+// HasRoom says whether a record of program could be admitted now without
 // waiting; the re-reader of deferred records asks before it starts.
-func (w *window) hasRoom(program string) bool {
+func (w *Window) HasRoom(program string) bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.events >= w.maxEvents || w.bytes >= w.maxBytes {
@@ -144,12 +147,12 @@ func (w *window) hasRoom(program string) bool {
 // more than half the window (in events, and in bytes above), so that one
 // stalled program cannot hold the whole window and stall the others at the
 // fetch.
-func (w *window) shareOf(program string) int {
+func (w *Window) shareOf(program string) int {
 	return max(1, min(w.share(program), w.maxEvents/2))
 }
 
-// release gives back a finished (or abandoned) record's room.
-func (w *window) release(program string, size int) {
+// Release gives back a finished (or abandoned) record's room.
+func (w *Window) Release(program string, size int) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.events--
@@ -163,8 +166,8 @@ func (w *window) release(program string, size int) {
 	w.changed = make(chan struct{})
 }
 
-// inFlight is the number of records in the window, for the metric.
-func (w *window) inFlight() (events int, bytes int64) {
+// InFlight is the number of records in the window, for the metric.
+func (w *Window) InFlight() (events int, bytes int64) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.events, w.bytes

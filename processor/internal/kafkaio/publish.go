@@ -1,4 +1,4 @@
-package processor
+package kafkaio
 
 import (
 	"context"
@@ -10,11 +10,9 @@ import (
 
 	"github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
-
-	"github.com/enrichment/leadspace-enricher/processor/internal/kafkaio"
 )
 
-// publisher writes outputs in batches and calls back once the broker
+// Publisher writes outputs in batches and calls back once the broker
 // acknowledged them on all in-sync replicas. kafka-go's writer has no
 // idempotent producer, so a retried write can duplicate: outputs are
 // at-least-once, and consumers drop duplicates by event id.
@@ -24,7 +22,7 @@ import (
 // ready meanwhile. A failure that cannot pass (a record the broker refuses)
 // is retried a few times, then stops the instance with its reason, so the
 // input is redelivered to a fixed instance rather than retried forever.
-type publisher struct {
+type Publisher struct {
 	w      *kafka.Writer
 	log    *zap.Logger
 	report func(error) // health: the last write's error, nil once writes succeed
@@ -68,8 +66,8 @@ func (b coPartitioned) Balance(msg kafka.Message, partitions ...int) int {
 	return b.hash.Balance(msg, partitions...)
 }
 
-func newPublisher(conn kafkaio.Conn, batchBytes int, log *zap.Logger, report, fatal func(error)) *publisher {
-	p := &publisher{
+func NewPublisher(conn Conn, batchBytes int, log *zap.Logger, report, fatal func(error)) *Publisher {
+	p := &Publisher{
 		w: &kafka.Writer{
 			Addr:         kafka.TCP(conn.Brokers...),
 			Balancer:     coPartitioned{},
@@ -88,10 +86,10 @@ func newPublisher(conn kafkaio.Conn, batchBytes int, log *zap.Logger, report, fa
 	return p
 }
 
-// send queues msgs; done is called once with nil when all were
+// Send queues msgs; done is called once with nil when all were
 // acknowledged, or with ctx's error if ctx ended first. An empty msgs is
 // done at once.
-func (p *publisher) send(ctx context.Context, msgs []kafka.Message, done func(error)) {
+func (p *Publisher) Send(ctx context.Context, msgs []kafka.Message, done func(error)) {
 	if len(msgs) == 0 {
 		done(nil)
 		return
@@ -110,10 +108,10 @@ func (p *publisher) send(ctx context.Context, msgs []kafka.Message, done func(er
 	}
 }
 
-// publish writes msgs and waits for their acknowledgement.
-func (p *publisher) publish(ctx context.Context, msgs []kafka.Message) error {
+// Publish writes msgs and waits for their acknowledgement.
+func (p *Publisher) Publish(ctx context.Context, msgs []kafka.Message) error {
 	errc := make(chan error, 1)
-	p.send(ctx, msgs, func(err error) { errc <- err })
+	p.Send(ctx, msgs, func(err error) { errc <- err })
 	select {
 	case err := <-errc:
 		return err
@@ -123,7 +121,7 @@ func (p *publisher) publish(ctx context.Context, msgs []kafka.Message) error {
 }
 
 // take removes up to publishMaxBatch messages' worth of publications.
-func (p *publisher) take() ([]*publication, bool) {
+func (p *Publisher) take() ([]*publication, bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed {
@@ -152,7 +150,7 @@ func (p *publisher) take() ([]*publication, bool) {
 	return batch, true
 }
 
-func (p *publisher) work() {
+func (p *Publisher) work() {
 	failures := 0
 	for {
 		batch, open := p.take()
@@ -205,7 +203,7 @@ func (p *publisher) work() {
 			switch {
 			case perr == nil:
 				pub.done(nil)
-			case kafkaio.Transient(perr):
+			case Transient(perr):
 				retry = append(retry, pub)
 			default:
 				pub.attempts++
@@ -234,13 +232,13 @@ func (p *publisher) work() {
 			case <-stopped.Done():
 			}
 		}()
-		_ = kafkaio.Backoff.Wait(stopped, failures)
+		_ = Backoff.Wait(stopped, failures)
 		cancelWait()
 	}
 }
 
-// close stops the workers after the queue is empty and closes the writer.
-func (p *publisher) close() error {
+// Close stops the workers after the queue is empty and closes the writer.
+func (p *Publisher) Close() error {
 	p.mu.Lock()
 	p.closed = true
 	for _, pub := range p.queue {

@@ -1,17 +1,20 @@
-package processor
+// Package offsets keeps a partition's commit point: up to, not past, the
+// lowest offset whose outputs are not acknowledged, with deferred offsets
+// holding it like unfinished ones.
+package offsets
 
 import (
 	"sync"
 	"time"
 )
 
-// offsetTracker follows one partition's offsets from the commit point up to
+// Tracker follows one partition's offsets from the commit point up to
 // the highest fetched, one byte each, and says how far it is safe to commit:
 // up to, not past, the lowest offset whose output has not been acknowledged.
 // Completions arrive out of order (different keys run in parallel); commits
-// never do. A deferred offset (its program is stalled, see window.go) holds
+// never do. A deferred offset (its program is stalled, see package window) holds
 // the commit point like an unfinished one, so a crash redelivers it.
-type offsetTracker struct {
+type Tracker struct {
 	mu       sync.Mutex
 	base     int64   // next offset to commit: everything below it is done
 	states   []uint8 // states[i] is offset base+i
@@ -33,14 +36,21 @@ const (
 	stateDeferred
 )
 
-// newOffsetTracker starts at the group's committed offset.
-func newOffsetTracker(start int64) *offsetTracker {
-	return &offsetTracker{base: start, committed: start, advanced: time.Now()}
+// Base is the next offset to commit: everything below it is done.
+func (t *Tracker) Base() int64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.base
+}
+
+// NewTracker starts at the group's committed offset.
+func NewTracker(start int64) *Tracker {
+	return &Tracker{base: start, committed: start, advanced: time.Now()}
 }
 
 // slot returns the index of offset, growing states with gaps up to it; -1
 // for an offset below the commit point.
-func (t *offsetTracker) slot(offset int64) int {
+func (t *Tracker) slot(offset int64) int {
 	i := offset - t.base
 	if i < 0 {
 		return -1
@@ -51,8 +61,8 @@ func (t *offsetTracker) slot(offset int64) int {
 	return int(i)
 }
 
-// admitted records that an offset entered the pipeline.
-func (t *offsetTracker) admitted(offset int64) {
+// Admitted records that an offset entered the pipeline.
+func (t *Tracker) Admitted(offset int64) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if i := t.slot(offset); i >= 0 {
@@ -65,7 +75,7 @@ func (t *offsetTracker) admitted(offset int64) {
 }
 
 // deferred records that an offset was fetched but left for later.
-func (t *offsetTracker) deferOffset(offset int64) {
+func (t *Tracker) DeferOffset(offset int64) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if i := t.slot(offset); i >= 0 && t.states[i] != stateDeferred {
@@ -77,9 +87,9 @@ func (t *offsetTracker) deferOffset(offset int64) {
 	}
 }
 
-// done marks an offset's output acknowledged and advances the commit point
+// Done marks an offset's output acknowledged and advances the commit point
 // over every finished offset in a row.
-func (t *offsetTracker) done(offset int64) {
+func (t *Tracker) Done(offset int64) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	i := t.slot(offset)
@@ -103,10 +113,10 @@ func (t *offsetTracker) done(offset int64) {
 	t.advanced = time.Now()
 }
 
-// abandon forgets an in-flight offset that will not finish in this
+// Abandon forgets an in-flight offset that will not finish in this
 // generation (a drain ran out of time): it stays below the commit point's
 // reach and is redelivered.
-func (t *offsetTracker) abandon(offset int64) {
+func (t *Tracker) Abandon(offset int64) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if i := t.slot(offset); i >= 0 && t.states[i] == stateInFlight {
@@ -116,16 +126,16 @@ func (t *offsetTracker) abandon(offset int64) {
 	}
 }
 
-// isDeferred says whether an offset waits to be re-read.
-func (t *offsetTracker) isDeferred(offset int64) bool {
+// IsDeferred says whether an offset waits to be re-read.
+func (t *Tracker) IsDeferred(offset int64) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	i := offset - t.base
 	return i >= 0 && i < int64(len(t.states)) && t.states[i] == stateDeferred
 }
 
-// lowestDeferred is the first deferred offset, if any.
-func (t *offsetTracker) lowestDeferred() (int64, bool) {
+// LowestDeferred is the first deferred offset, if any.
+func (t *Tracker) LowestDeferred() (int64, bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.deferred == 0 {
@@ -139,31 +149,31 @@ func (t *offsetTracker) lowestDeferred() (int64, bool) {
 	return 0, false
 }
 
-// commitPoint is the offset to commit (the next one to consume) and whether
+// CommitPoint is the offset to commit (the next one to consume) and whether
 // it moved since the last successful commit.
-func (t *offsetTracker) commitPoint() (int64, bool) {
+func (t *Tracker) CommitPoint() (int64, bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return t.base, t.base > t.committed
 }
 
-// committedTo records a successful commit.
-func (t *offsetTracker) committedTo(offset int64) {
+// CommittedTo records a successful commit.
+func (t *Tracker) CommittedTo(offset int64) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.committed = max(t.committed, offset)
 }
 
-// pending is the number of offsets in flight or deferred.
-func (t *offsetTracker) pending() (inFlight, deferred int) {
+// Pending is the number of offsets in flight or deferred.
+func (t *Tracker) Pending() (inFlight, deferred int) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return t.inFlight, t.deferred
 }
 
-// caughtUp marks the partition as advancing although nothing moved: it has
+// CaughtUp marks the partition as advancing although nothing moved: it has
 // nothing to do (the stall clock must not run while idle).
-func (t *offsetTracker) caughtUp() {
+func (t *Tracker) CaughtUp() {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.inFlight == 0 && t.deferred == 0 {
@@ -171,8 +181,8 @@ func (t *offsetTracker) caughtUp() {
 	}
 }
 
-// sinceAdvance is how long the commit point has not moved while work waited.
-func (t *offsetTracker) sinceAdvance(now time.Time) time.Duration {
+// SinceAdvance is how long the commit point has not moved while work waited.
+func (t *Tracker) SinceAdvance(now time.Time) time.Duration {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.inFlight == 0 && t.deferred == 0 {

@@ -10,6 +10,7 @@ import (
 	"github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
 
+	"github.com/enrichment/leadspace-enricher/processor/internal/table"
 	"github.com/enrichment/leadspace-enricher/processor/internal/testkit"
 	"github.com/enrichment/leadspace-enricher/schemas"
 )
@@ -20,7 +21,7 @@ func testCodec(t *testing.T) *schemas.Codec { return testkit.Codec(t, Subjects(T
 // testHandler is a handler with a real codec on an in-memory registry.
 func testHandler(t *testing.T) *handler {
 	t.Helper()
-	return &handler{codec: testCodec(t), topics: Topics{}.WithDefaults(), log: zap.NewNop(), now: time.Now, names: newInterner()}
+	return &handler{codec: testCodec(t), topics: Topics{}.WithDefaults(), log: zap.NewNop(), now: time.Now, names: table.NewInterner()}
 }
 
 func TestADeadLetterAlwaysFitsItsTopic(t *testing.T) {
@@ -58,7 +59,7 @@ func TestADeadLetterAlwaysFitsItsTopic(t *testing.T) {
 	if n := recordSize(out, out.Value); n > h.deadLetterLimit {
 		t.Fatalf("dead letter with huge headers: %d bytes, limit %d", n, h.deadLetterLimit)
 	}
-	if v, ok := header(out, HeaderErrReason); !ok || string(v) != se.reason {
+	if v, ok := table.Header(out, HeaderErrReason); !ok || string(v) != se.reason {
 		t.Fatal("the reason header is missing")
 	}
 }
@@ -66,7 +67,7 @@ func TestADeadLetterAlwaysFitsItsTopic(t *testing.T) {
 func TestAPanicBecomesADeadLetter(t *testing.T) {
 	h := testHandler(t)
 	deps := workerDeps{handler: h, metrics: newMetrics(nil, nil)}
-	w := &partitionWorker{workerDeps: deps, log: zap.NewNop(), table: newTable(h.names, 0)}
+	w := &partitionWorker{workerDeps: deps, log: zap.NewNop(), table: table.New(h.names, 0)}
 	j := &job{w: w, key: "acme/p1", msg: kafka.Message{Topic: "profile-unified", Partition: 1, Offset: 3, Key: []byte("acme/p1"), Value: []byte{0}}}
 	st := w.safely(j, schemas.StageEnrich, func() step { panic("boom") })
 	if st.outcome != outDead || st.reason != ReasonPanic || len(st.out) != 1 || st.state != nil {

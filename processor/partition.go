@@ -14,6 +14,7 @@ import (
 	"github.com/enrichment/leadspace-enricher/processor/internal/group"
 	"github.com/enrichment/leadspace-enricher/processor/internal/kafkaio"
 	"github.com/enrichment/leadspace-enricher/processor/internal/offsets"
+	"github.com/enrichment/leadspace-enricher/processor/internal/table"
 	"github.com/enrichment/leadspace-enricher/processor/internal/window"
 	"github.com/enrichment/leadspace-enricher/schemas"
 )
@@ -23,7 +24,7 @@ import (
 // group gives back after a rebalance is caught up from there, not reloaded.
 type partitionState struct {
 	id       int
-	table    *table
+	table    *table.Table
 	restorer *restorer
 	credits  map[string]int64 // tenant -> records Leadspace accepted, cumulative
 	runs     map[string]*schemas.RunProgress
@@ -63,7 +64,7 @@ type partitionWorker struct {
 	id      int
 	log     *zap.Logger
 	state   *partitionState
-	table   *table
+	table   *table.Table
 	tracker *offsets.Tracker
 
 	ctx       context.Context // the jobs'; cancelled when a drain runs out of time
@@ -132,7 +133,7 @@ func (w *partitionWorker) start() {
 			w.purge(res.purge)
 		}
 		w.restored.Store(true)
-		w.log.Info("partition restored", zap.Int("records_read", res.records), zap.Int("keys", w.table.len()),
+		w.log.Info("partition restored", zap.Int("records_read", res.records), zap.Int("keys", w.table.Len()),
 			zap.Duration("took", time.Since(begin)))
 		w.metrics.restoreSeconds.Observe(time.Since(begin).Seconds())
 		w.readers.Go(w.readmit)
@@ -342,15 +343,15 @@ func (w *partitionWorker) drain(timeout time.Duration) {
 func (w *partitionWorker) purge(keys []string) {
 	msgs := make([]kafka.Message, len(keys))
 	for i, k := range keys {
-		rs := recordState{offset: -1}
+		rs := table.State{Offset: -1}
 		msgs[i] = kafka.Message{Topic: w.topics.Enriched, Partition: w.id, Key: []byte(k),
-			Headers: []kafka.Header{{Key: HeaderState, Value: rs.encode()}}}
+			Headers: []kafka.Header{{Key: table.HeaderState, Value: rs.Encode()}}}
 	}
 	if err := w.pub.Publish(w.fetchCtx, msgs); err != nil {
 		return
 	}
 	for _, k := range keys {
-		w.table.remove(k)
+		w.table.Remove(k)
 	}
 	w.log.Info("enrichment removed with purge: published enrichments withdrawn", zap.Int("tombstones", len(keys)))
 }
@@ -361,19 +362,19 @@ func (w *partitionWorker) statusRecords(next int64, all bool) []schemas.Status {
 	if !w.restored.Load() {
 		return nil
 	}
-	views := w.table.takeDirty(all)
+	views := w.table.TakeDirty(all)
 	out := make([]schemas.Status, 0, len(views))
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	for _, v := range views {
-		if v.tenant == "" {
+		if v.Tenant == "" {
 			continue
 		}
-		s := schemas.Status{TenantID: v.tenant, Partition: int32(w.id), Profiles: v.profiles, Enriched: v.enriched,
-			NotMatched: v.notMatched, Skipped: v.skipped, Failed: v.failed, SkippedReasons: v.skippedReasons,
-			LastEnrichedAt: v.lastEnrichedAt, CreditsSpent: w.credits[v.tenant], CommittedOffset: next,
-			LastRefreshAt: w.state.refresh[v.tenant]}
-		if r := w.state.runs[v.tenant]; r != nil {
+		s := schemas.Status{TenantID: v.Tenant, Partition: int32(w.id), Profiles: v.Profiles, Enriched: v.Enriched,
+			NotMatched: v.NotMatched, Skipped: v.Skipped, Failed: v.Failed, SkippedReasons: v.SkippedReasons,
+			LastEnrichedAt: v.LastEnrichedAt, CreditsSpent: w.credits[v.Tenant], CommittedOffset: next,
+			LastRefreshAt: w.state.refresh[v.Tenant]}
+		if r := w.state.runs[v.Tenant]; r != nil {
 			rc := *r
 			s.Run = &rc
 		}
@@ -412,7 +413,7 @@ func (w *partitionWorker) toCommit() (next int64, moved bool, records []schemas.
 
 // unwritten says a tenant's status record was not written: the next commit
 // writes it again.
-func (w *partitionWorker) unwritten(tenant string) { w.table.markDirty(tenant) }
+func (w *partitionWorker) unwritten(tenant string) { w.table.MarkDirty(tenant) }
 
 // committed says the group took the commit point next.
 func (w *partitionWorker) committed(next int64) { w.tracker.CommittedTo(next) }

@@ -214,9 +214,9 @@ func (w *partitionWorker) finish(j *job, st step) {
 	if !fenced {
 		switch {
 		case st.remove:
-			w.table.remove(j.key)
+			w.table.Remove(j.key)
 		case st.state != nil:
-			w.table.put(j.key, *st.state)
+			w.table.Put(j.key, *st.state)
 		}
 		if j.run != nil {
 			j.run.done(j.msg.Offset, st)
@@ -305,7 +305,7 @@ func (w *partitionWorker) spent(tenant string, j *job, n int) {
 	w.mu.Lock()
 	w.credits[tenant] += int64(n)
 	w.mu.Unlock()
-	w.table.markDirty(tenant)
+	w.table.MarkDirty(tenant)
 	if j.run != nil {
 		j.run.charge(j.msg.Offset, 0, int64(n))
 	}

@@ -10,8 +10,8 @@
 // defer; the window is package internal/window) -> pipeline.go (key order,
 // stages) -> handler.go (decode, gate, map, dedupe, outputs) -> the
 // publisher (internal/kafkaio) -> the commit point (internal/offsets) ->
-// status.go. table.go and restore.go hold each partition's keys; run.go is
-// the Run (refresh). The control plane (package controlplane) gates; Kafka
+// status.go. restore.go fills each partition's table (internal/table); run.go
+// is the Run (refresh). The control plane (package controlplane) gates; Kafka
 // plumbing is internal/kafkaio. docs/package-layout.md draws the packages.
 package processor
 
@@ -29,6 +29,7 @@ import (
 
 	"github.com/enrichment/leadspace-enricher/processor/controlplane"
 	"github.com/enrichment/leadspace-enricher/processor/internal/kafkaio"
+	"github.com/enrichment/leadspace-enricher/processor/internal/table"
 	"github.com/enrichment/leadspace-enricher/processor/internal/window"
 	"github.com/enrichment/leadspace-enricher/schemas"
 )
@@ -45,7 +46,7 @@ type Processor struct {
 	status   *statusTable
 	runs     *runRequests
 	purges   *removals
-	names    *interner
+	names    *table.Interner
 	window   *window.Window
 	pub      *kafkaio.Publisher
 	pool     *pool
@@ -90,7 +91,7 @@ func New(cfg Config, codec *schemas.Codec, control *controlplane.Table, enricher
 		return nil, err
 	}
 	p := &Processor{cfg: cfg, conn: conn, codec: codec, control: control, enricher: enricher, status: newStatusTable(),
-		runs: &runRequests{control: control}, purges: &removals{control: control}, names: newInterner(), log: cfg.Logger,
+		runs: &runRequests{control: control}, purges: &removals{control: control}, names: table.NewInterner(), log: cfg.Logger,
 		readyCh: make(chan struct{}), states: map[int]*partitionState{}, workers: map[int]*partitionWorker{}, health: newHealth()}
 	if p.plane, err = controlplane.New(controlplane.Config{Kafka: cfg.Kafka, Topics: cfg.Topics, Codec: codec, Auth: cfg.Auth,
 		Table: control, Logger: cfg.Logger, Registerer: cfg.Registerer, StatusInterval: cfg.StatusInterval, RetryBackoff: cfg.RetryBackoff}); err != nil {
@@ -254,7 +255,7 @@ func (p *Processor) checkTopics(ctx context.Context) (topicLimits, error) {
 // newPartitionState starts a partition's memory: an empty table, and the
 // counts of its last status records (credits, Runs) to go on from.
 func (p *Processor) newPartitionState(id int) *partitionState {
-	st := &partitionState{id: id, table: newTable(p.names, 0), credits: map[string]int64{},
+	st := &partitionState{id: id, table: table.New(p.names, 0), credits: map[string]int64{},
 		runs: map[string]*schemas.RunProgress{}, refresh: map[string]time.Time{},
 		restorer: &restorer{conn: p.conn, codec: p.codec, topics: p.cfg.Topics, names: p.names, partition: id}}
 	for tenant, s := range p.status.partition(int32(id)) {

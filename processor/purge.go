@@ -9,6 +9,7 @@ import (
 
 	"github.com/enrichment/leadspace-enricher/processor/controlplane"
 	"github.com/enrichment/leadspace-enricher/processor/internal/kafkaio"
+	"github.com/enrichment/leadspace-enricher/processor/internal/table"
 )
 
 // removals are the tenants whose enrichment was removed with purge: every
@@ -61,14 +62,14 @@ func (w *partitionWorker) checkPurges(seen *string) {
 			latest[string(m.Key)] = -1
 			return
 		}
-		if b, ok := header(m, HeaderState); ok {
-			if st, err := decodeState(b); err == nil {
-				latest[string(m.Key)] = st.answeredAt
+		if b, ok := table.Header(m, table.HeaderState); ok {
+			if st, err := table.DecodeState(b); err == nil {
+				latest[string(m.Key)] = st.AnsweredAt
 				return
 			}
 		}
 		if st, ok := (&restorer{codec: w.codec}).stateOf(m); ok {
-			latest[string(m.Key)] = st.answeredAt
+			latest[string(m.Key)] = st.AnsweredAt
 		}
 	})
 	if err != nil {

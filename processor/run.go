@@ -96,7 +96,7 @@ func (r *runPass) done(offset int64, st step) {
 		r.cursor++
 	}
 	r.progress.Done = int64(r.cursor)
-	r.w.table.markDirty(r.tenant)
+	r.w.table.MarkDirty(r.tenant)
 }
 
 // charge adds to a Run record's cost: a call sent to Leadspace, records
@@ -238,7 +238,7 @@ func (w *partitionWorker) setProgress(tenant string, f func(*schemas.RunProgress
 		w.state.refresh[tenant] = p.FinishedAt
 	}
 	w.mu.Unlock()
-	w.table.markDirty(tenant)
+	w.table.MarkDirty(tenant)
 }
 
 func (w *partitionWorker) startRun(tenant string, req runRequest, prior *schemas.RunProgress) {

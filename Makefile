@@ -3,8 +3,10 @@
 SHELL   := /bin/bash
 GO      ?= go
 BROKER  := tools/kafka/broker.sh
+# staticcheck, pinned; `go run` fetches it into the module cache once.
+STATICCHECK ?= $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: all help build test vet test-kafka smoke-kcat test-faults bench bench-leadspace bench-backlog dev fuzz clean
+.PHONY: all help build test vet test-kafka smoke-kcat test-faults bench bench-leadspace bench-backlog dev fuzz clean check-deploy
 
 # Flags for the fault suite and the backlog benchmark, e.g.
 #   make test-faults FAULTS_FLAGS="--report-only --scenarios kill-loop"
@@ -16,7 +18,7 @@ all: build test
 
 help:
 	@echo "make build           build enricher and leadspace-sim into .build/bin"
-	@echo "make test            vet, gofmt, unit and integration tests on the in-process broker (-race)"
+	@echo "make test            vet, staticcheck, gofmt, unit and integration tests on the in-process broker (-race)"
 	@echo "make test-kafka      the integration suite against Apache Kafka 4.4.0 (Java 17, Maven)"
 	@echo "make smoke-kcat      kcat checks a real broker and a running enricher"
 	@echo "make test-faults     black-box fault suite on Apache Kafka 4.4.0: broker kill -9, Leadspace 503s,"
@@ -28,12 +30,15 @@ help:
 	@echo "make bench           in-process benchmarks; make bench-leadspace: the Leadspace client alone"
 	@echo "make fuzz            fuzz the profile decoder for 30 s"
 	@echo "make dev             everything embedded, with demo data"
+	@echo "make check-deploy    Helm chart rendered and schema-checked, alert rules through promtool, AsyncAPI,"
+	@echo "                     dashboard, alerts and compose against the code (needs promtool: apt-get install prometheus)"
 
 build:
 	$(GO) build -o .build/bin/ ./cmd/...
 
 vet:
 	$(GO) vet ./...
+	$(STATICCHECK) ./...
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
 # Unit tests and the integration suite on the in-process broker (kfake),
@@ -82,6 +87,16 @@ fuzz:
 
 dev:
 	$(GO) run ./cmd/enricher dev
+
+# What operators deploy with (issue 20): promtool checks the rules and runs
+# their unit tests; the chart is rendered with Helm's engine and decoded
+# strictly into the Kubernetes API types (module deploy/); the contracts are
+# held to the code and to a running service.
+check-deploy:
+	promtool check rules deploy/prometheus/alerts.yaml
+	promtool test rules deploy/prometheus/alerts_test.yaml
+	cd deploy && $(GO) vet ./... && $(GO) test -count=1 ./...
+	$(GO) test -count=1 ./cmd/enricher -run '(?i)(asyncapi|dashboard|alert|chart|manifest|compose)' 
 
 clean:
 	-$(BROKER) stop

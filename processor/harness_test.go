@@ -21,9 +21,12 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/enrichment/leadspace-enricher/leadspace"
+	"github.com/enrichment/leadspace-enricher/leadspace/retry/retrytest"
 	"github.com/enrichment/leadspace-enricher/leadspace/simulator"
 	"github.com/enrichment/leadspace-enricher/processor"
+	"github.com/enrichment/leadspace-enricher/processor/controlplane"
 	"github.com/enrichment/leadspace-enricher/processor/embedded"
+	"github.com/enrichment/leadspace-enricher/processor/statusview"
 	"github.com/enrichment/leadspace-enricher/schemas"
 )
 
@@ -58,10 +61,10 @@ type env struct {
 	prod    *processor.Producer
 	tenants []tenantProgram
 	group   string
-	auth    processor.ControlAuth // signs what control() publishes, when set
-	logs    *syncBuffer           // everything every instance logged
-	sealKey *ecdh.PrivateKey      // opens sealed token references, when set
-	metrics *prometheus.Registry  // the last instance's metrics
+	auth    controlplane.Auth    // signs what control() publishes, when set
+	logs    *syncBuffer          // everything every instance logged
+	sealKey *ecdh.PrivateKey     // opens sealed token references, when set
+	metrics *prometheus.Registry // the last instance's metrics
 
 	mu        sync.Mutex
 	instances []*instance // running processor instances, oldest first
@@ -131,7 +134,7 @@ func newEnvWith(t testing.TB, o envOptions, tenants ...tenantProgram) *env {
 	t.Cleanup(func() { prod.Close() })
 	e := &env{t: t, stack: stack, prod: prod, tenants: tenants, group: prefix + "group", logs: &syncBuffer{}}
 	if adminKey != "" {
-		e.auth = processor.ControlAuth{Key: []byte(adminKey)}
+		e.auth = controlplane.Auth{Key: []byte(adminKey)}
 	}
 	for _, tp := range tenants {
 		e.connect(tp)
@@ -211,7 +214,7 @@ func (e *env) start(opts ...startOpt) *instance {
 		BulkPollFirst: 5 * time.Millisecond, BulkPollMin: 5 * time.Millisecond,
 		BackoffMax: 50 * time.Millisecond, Breaker: leadspace.BreakerConfig{OpenTimeout: 200 * time.Millisecond},
 		Logger: log.Named("leadspace"), Registerer: reg}
-	table := processor.NewControlTable(processor.TokenSources{AllowPlaintext: true, SealKey: e.sealKey}.Resolver())
+	table := controlplane.NewTable(controlplane.TokenSources{AllowPlaintext: true, SealKey: e.sealKey}.Resolver())
 	cfg := processor.Config{Kafka: e.stack.Kafka, Topics: e.stack.Topics, Auth: e.auth,
 		Group:          processor.GroupConfig{ID: e.group, SessionTimeout: 15 * time.Second, HeartbeatInterval: time.Second, RebalanceTimeout: 30 * time.Second},
 		CommitInterval: 100 * time.Millisecond, DrainTimeout: 10 * time.Second, RetryBackoff: 20 * time.Millisecond, StallAfter: time.Second,
@@ -351,18 +354,13 @@ type outputs struct {
 // waitOutputs reads the output topics until cond holds or the time is up.
 func (e *env) waitOutputs(within time.Duration, cond func(outputs) bool) outputs {
 	e.t.Helper()
-	deadline := time.Now().Add(within)
-	for {
-		out := e.readOutputs()
-		if cond(out) {
-			return out
-		}
-		if time.Now().After(deadline) {
-			e.t.Fatalf("outputs did not reach the expected state within %s: %d enriched keys, %d tombstones, %d dead letters",
-				within, len(out.enriched), len(out.tombstones), len(out.dead))
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	var out outputs
+	retrytest.Until(e.t, within, func() (bool, string) {
+		out = e.readOutputs()
+		return cond(out), fmt.Sprintf("outputs: %d enriched keys, %d tombstones, %d dead letters",
+			len(out.enriched), len(out.tombstones), len(out.dead))
+	})
+	return out
 }
 
 // readOutputs reads both output topics from the start to their current end.
@@ -449,7 +447,7 @@ func (b *syncBuffer) String() string {
 }
 
 // status reads the status topic and sums it per tenant.
-func (e *env) status() map[string]*processor.TenantView {
+func (e *env) status() map[string]*statusview.Tenant {
 	e.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -457,27 +455,46 @@ func (e *env) status() map[string]*processor.TenantView {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	out := map[string]*processor.TenantView{}
-	for _, v := range processor.ViewStatus(records, nil, time.Now()) {
+	out := map[string]*statusview.Tenant{}
+	for _, v := range statusview.Tenants(records, nil, time.Now()) {
 		out[v.TenantID] = &v
 	}
 	return out
 }
 
 // waitStatus polls the status topic until cond holds for the tenant.
-func (e *env) waitStatus(tenant string, within time.Duration, cond func(processor.TenantView) bool) processor.TenantView {
+func (e *env) waitStatus(tenant string, within time.Duration, cond func(statusview.Tenant) bool) statusview.Tenant {
 	e.t.Helper()
-	deadline := time.Now().Add(within)
-	for {
-		st := e.status()[tenant]
-		if st != nil && cond(*st) {
-			return *st
+	var st *statusview.Tenant
+	retrytest.Until(e.t, within, func() (bool, string) {
+		st = e.status()[tenant]
+		return st != nil && cond(*st), fmt.Sprintf("status of %s: %+v", tenant, st)
+	})
+	return *st
+}
+
+// waitRewritten waits until the instance wrote every partition status
+// record of tenant again since a time (a restarted instance restored the
+// partitions and committed): what a restart changes is then on the topic.
+func (e *env) waitRewritten(tenant string, since time.Time, within time.Duration) {
+	e.t.Helper()
+	since = since.Truncate(time.Millisecond)
+	retrytest.Until(e.t, within, func() (bool, string) {
+		records, err := processor.ReadStatus(e.ctx(), e.stack.Kafka, e.stack.Topics.Status, e.stack.Codec)
+		if err != nil {
+			e.t.Fatal(err)
 		}
-		if time.Now().After(deadline) {
-			e.t.Fatalf("status of %s did not reach the expected state within %s: %+v", tenant, within, st)
+		parts, fresh := 0, 0
+		for _, s := range records {
+			if s.TenantID == tenant && s.Partition >= 0 {
+				parts++
+				if !s.UpdatedAt.Before(since) {
+					fresh++
+				}
+			}
 		}
-		time.Sleep(200 * time.Millisecond)
-	}
+		return parts > 0 && fresh == parts, fmt.Sprintf("%d of %d partition status records of %s written since %s", fresh, parts, tenant, since.Format(time.TimeOnly))
+	})
 }
 
 // waitCommitted waits until the group has committed, over all partitions of
@@ -490,8 +507,7 @@ func (e *env) waitCommitted(within time.Duration, n int) {
 		e.t.Fatal(err)
 	}
 	defer processor.CloseClient(cl)
-	deadline := time.Now().Add(within)
-	for {
+	retrytest.Until(e.t, within, func() (bool, string) {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		res, err := cl.OffsetFetch(ctx, &kafka.OffsetFetchRequest{GroupID: e.group, Topics: map[string][]int{e.stack.Topics.Profiles: {0, 1, 2}}})
 		cancel()
@@ -501,14 +517,8 @@ func (e *env) waitCommitted(within time.Duration, n int) {
 				total += max(p.CommittedOffset, 0)
 			}
 		}
-		if total >= int64(n) {
-			return
-		}
-		if time.Now().After(deadline) {
-			e.t.Fatalf("the group committed %d of %d inputs within %s (last error %v)", total, n, within, err)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+		return total >= int64(n), fmt.Sprintf("the group committed %d of %d inputs (last error %v)", total, n, err)
+	})
 }
 
 // keysGoingBackwards lists keys whose outputs on enriched-company, in offset

@@ -9,7 +9,9 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/enrichment/leadspace-enricher/leadspace"
+	"github.com/enrichment/leadspace-enricher/leadspace/retry/retrytest"
 	"github.com/enrichment/leadspace-enricher/processor"
+	"github.com/enrichment/leadspace-enricher/processor/statusview"
 	"github.com/enrichment/leadspace-enricher/schemas"
 )
 
@@ -54,26 +56,21 @@ func (e *env) refresh(tenant, runID string, force bool) time.Time {
 // the partitions' progress records.
 func (e *env) waitRun(tenant, runID string, within time.Duration) []schemas.RunProgress {
 	e.t.Helper()
-	deadline := time.Now().Add(within)
-	for {
+	var runs []schemas.RunProgress
+	retrytest.Until(e.t, within, func() (bool, string) {
 		records, err := processor.ReadStatus(e.ctx(), e.stack.Kafka, e.stack.Topics.Status, e.stack.Codec)
 		if err != nil {
 			e.t.Fatal(err)
 		}
-		var runs []schemas.RunProgress
+		runs = runs[:0]
 		for _, s := range records {
 			if s.TenantID == tenant && s.Partition >= 0 && s.Run != nil && s.Run.RunID == runID && s.Run.Outcome != "" {
 				runs = append(runs, *s.Run)
 			}
 		}
-		if len(runs) == 3 {
-			return runs
-		}
-		if time.Now().After(deadline) {
-			e.t.Fatalf("run %s of %s: %d of 3 partitions finished within %s", runID, tenant, len(runs), within)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+		return len(runs) == 3, fmt.Sprintf("run %s of %s: %d of 3 partitions finished", runID, tenant, len(runs))
+	})
+	return runs
 }
 
 func TestARunReEnrichesEveryCurrentProfileOnce(t *testing.T) {
@@ -87,7 +84,7 @@ func TestARunReEnrichesEveryCurrentProfileOnce(t *testing.T) {
 	e.produceRaw(kafka.Message{Key: []byte("acme/not-a-profile"), Value: []byte("not avro")})
 	e.waitOutputs(60*time.Second, func(o outputs) bool { return len(o.enriched) == len(current)+50 })
 	e.waitCommitted(60*time.Second, n+2*updated+deleted+50+1)
-	st := e.waitStatus("acme", 30*time.Second, func(s processor.TenantView) bool { return s.Profiles == int64(len(current)) })
+	st := e.waitStatus("acme", 30*time.Second, func(s statusview.Tenant) bool { return s.Profiles == int64(len(current)) })
 	before := e.stack.Simulator.RecordsReceived("acme")
 	globexBefore := e.stack.Simulator.RecordsReceived("globex")
 
@@ -142,7 +139,7 @@ func TestARunReEnrichesEveryCurrentProfileOnce(t *testing.T) {
 			t.Errorf("deleted profile %s came back", key)
 		}
 	}
-	st2 := e.waitStatus("acme", 30*time.Second, func(s processor.TenantView) bool { return s.LastRefreshAt != nil })
+	st2 := e.waitStatus("acme", 30*time.Second, func(s statusview.Tenant) bool { return s.LastRefreshAt != nil })
 	if st2.Profiles != st.Profiles || st2.LastRefreshAt.Before(asked) {
 		t.Fatalf("status after the Run: %d profiles (was %d), last refresh %s", st2.Profiles, st.Profiles, st2.LastRefreshAt)
 	}
@@ -164,13 +161,9 @@ func TestARunResumesAfterAStopAndCountsNothingTwice(t *testing.T) {
 	slow := func(_ *processor.Config, ls *leadspace.Config) { ls.TPS, ls.BulkThreshold = 100, 1<<30 }
 	e.start(slow)
 	e.refresh("acme", "force-2", true)
-	deadline := time.Now().Add(60 * time.Second)
-	for e.stack.Simulator.RecordsReceived("acme")-before < n/3 {
-		if time.Now().After(deadline) {
-			t.Fatal("the Run did not start")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	retrytest.Wait(t, 60*time.Second, "the Run's first third at Leadspace", func() bool {
+		return e.stack.Simulator.RecordsReceived("acme")-before >= n/3
+	})
 	e.shutdown()
 
 	e.start()
@@ -220,7 +213,7 @@ func TestARunOfTwentyThousandProfiles(t *testing.T) {
 	const n, updated, deleted = 20500, 1000, 500
 	current := e.tenantWithHistory("acme", n, updated, deleted)
 	e.waitCommitted(5*time.Minute, n+2*updated+deleted)
-	st := e.waitStatus("acme", time.Minute, func(s processor.TenantView) bool { return s.Profiles == int64(len(current)) })
+	st := e.waitStatus("acme", time.Minute, func(s statusview.Tenant) bool { return s.Profiles == int64(len(current)) })
 	if st.Profiles != n-deleted {
 		t.Fatalf("status shows %d profiles, want %d (deleted ones removed)", st.Profiles, n-deleted)
 	}

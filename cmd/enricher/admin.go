@@ -9,8 +9,8 @@ import (
 	"time"
 
 	"github.com/enrichment/leadspace-enricher/leadspace"
-	"github.com/enrichment/leadspace-enricher/processor"
 	"github.com/enrichment/leadspace-enricher/processor/admin"
+	"github.com/enrichment/leadspace-enricher/processor/controlplane"
 )
 
 // adminKeyFlags name the keys that verify control events: the service's,
@@ -26,8 +26,8 @@ func (a *adminKeyFlags) bind(s *settings) {
 	s.StringVar(&a.publicKeys, "admin-public-keys", "", "Ed25519 public keys (ed25519:..., comma-separated while keys rotate) that verify control events; 'enricher keys generate --admin' makes a pair")
 }
 
-func (a *adminKeyFlags) auth() (processor.ControlAuth, error) {
-	var auth processor.ControlAuth
+func (a *adminKeyFlags) auth() (controlplane.Auth, error) {
+	var auth controlplane.Auth
 	switch {
 	case a.key != "" && a.file != "":
 		return auth, errors.New("admin-key, admin-key-file: set one, not both")
@@ -44,7 +44,7 @@ func (a *adminKeyFlags) auth() (processor.ControlAuth, error) {
 	case a.key != "":
 		auth.Key = []byte(a.key)
 	}
-	keys, err := processor.ParseAdminPublicKeys(a.publicKeys)
+	keys, err := controlplane.ParseAdminPublicKeys(a.publicKeys)
 	if err != nil {
 		return auth, fmt.Errorf("admin-public-keys: %w", err)
 	}
@@ -64,7 +64,7 @@ func (k *signingKeyFlags) bind(s *settings) {
 }
 
 // add puts the signing key, if any, into auth.
-func (k *signingKeyFlags) add(auth *processor.ControlAuth) error {
+func (k *signingKeyFlags) add(auth *controlplane.Auth) error {
 	key := k.key
 	switch {
 	case key != "" && k.file != "":
@@ -78,7 +78,7 @@ func (k *signingKeyFlags) add(auth *processor.ControlAuth) error {
 	case key == "":
 		return nil
 	}
-	priv, err := processor.ParseAdminSigningKey(key)
+	priv, err := controlplane.ParseAdminSigningKey(key)
 	if err != nil {
 		return fmt.Errorf("admin-signing-key: %w", err)
 	}
@@ -117,7 +117,7 @@ func byFlag(s *settings, by *string) {
 }
 
 // signedAuth is the keys that verify and the key that signs.
-func (a *adminFlags) signedAuth() (processor.ControlAuth, error) {
+func (a *adminFlags) signedAuth() (controlplane.Auth, error) {
 	auth, err := a.auth()
 	if err != nil {
 		return auth, err
@@ -320,7 +320,7 @@ func cmdKeys(args []string) error {
 		return err
 	}
 	if admin {
-		private, public, id, err := processor.GenerateAdminKey()
+		private, public, id, err := controlplane.GenerateAdminKey()
 		if err != nil {
 			return err
 		}
@@ -329,7 +329,7 @@ func cmdKeys(args []string) error {
 		fmt.Printf("private: %s\npublic:  %s\nkey id:  %s\n", private, public, id)
 		return nil
 	}
-	private, public, err := processor.GenerateSealKey()
+	private, public, err := controlplane.GenerateSealKey()
 	if err != nil {
 		return err
 	}

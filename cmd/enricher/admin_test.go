@@ -4,16 +4,20 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/segmentio/kafka-go"
 
+	"github.com/enrichment/leadspace-enricher/leadspace/retry/retrytest"
 	"github.com/enrichment/leadspace-enricher/leadspace/simulator"
 	"github.com/enrichment/leadspace-enricher/processor"
 	"github.com/enrichment/leadspace-enricher/processor/admin"
+	"github.com/enrichment/leadspace-enricher/processor/controlplane"
 	"github.com/enrichment/leadspace-enricher/processor/embedded"
+	"github.com/enrichment/leadspace-enricher/processor/statusview"
 	"github.com/enrichment/leadspace-enricher/schemas"
 )
 
@@ -29,7 +33,7 @@ func TestAdminCommandsAgainstARunningService(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer stack.Close()
-	private, public, keyID, err := processor.GenerateAdminKey()
+	private, public, keyID, err := controlplane.GenerateAdminKey()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,24 +108,24 @@ func TestAdminCommandsAgainstARunningService(t *testing.T) {
 	}
 
 	svc := startRun(t, stack, env)
-	before2 := waitStatus(t, stack, env, func(s processor.TenantView) bool { return s.Profiles == n })
+	before2 := waitStatus(t, stack, env, func(s statusview.Tenant) bool { return s.Profiles == n })
 	if before2.Enriched+before2.NotMatched+before2.Skipped != n || before2.Enriched == 0 || before2.State != schemas.StateActive {
 		t.Fatalf("status after %d profiles: %+v", n, before2)
 	}
 
 	// A forged withdrawal (another Ed25519 key) changes nothing, and
 	// control show never presents it as the state.
-	otherPrivate, _, _, err := processor.GenerateAdminKey()
+	otherPrivate, _, _, err := controlplane.GenerateAdminKey()
 	if err != nil {
 		t.Fatal(err)
 	}
-	other, err := processor.ParseAdminSigningKey(otherPrivate)
+	other, err := controlplane.ParseAdminSigningKey(otherPrivate)
 	if err != nil {
 		t.Fatal(err)
 	}
 	forged := schemas.Control{EventID: "forged-1", TenantID: "acme", IssuedBy: "mallory", IssuedAt: time.Now().UTC().Truncate(time.Millisecond),
 		Consent: &schemas.Consent{Given: false}}
-	if err := (processor.ControlAuth{SigningKey: other}).Sign(&forged); err != nil {
+	if err := (controlplane.Auth{SigningKey: other}).Sign(&forged); err != nil {
 		t.Fatal(err)
 	}
 	prod, err := processor.NewProducer(stack.Kafka, stack.Codec)
@@ -132,8 +136,8 @@ func TestAdminCommandsAgainstARunningService(t *testing.T) {
 	if _, err := prod.PublishControl(ctx, stack.Topics.Control, forged); err != nil {
 		t.Fatal(err)
 	}
-	st := waitStatus(t, stack, env, func(s processor.TenantView) bool { return s.RefusedControlEvents == 1 })
-	if st.State != schemas.StateActive || st.RefusedByReason[processor.ReasonUnknownKey] != 1 {
+	st := waitStatus(t, stack, env, func(s statusview.Tenant) bool { return s.RefusedControlEvents == 1 })
+	if st.State != schemas.StateActive || st.RefusedByReason[controlplane.ReasonUnknownKey] != 1 {
 		t.Fatalf("after a forged withdrawal: %+v", st)
 	}
 	view := controlShow(t, stack, env, "--all")
@@ -142,27 +146,35 @@ func TestAdminCommandsAgainstARunningService(t *testing.T) {
 		t.Errorf("control show says %s %q (refused %d), status says %s %q (refused %d)",
 			acme.State, acme.StateReason, acme.Refused, st.State, st.StateReason, st.RefusedControlEvents)
 	}
-	if c := acme.Applied[schemas.KindConsent]; c == nil || c.Summary != "given" || c.IssuedBy != "alice@acme.example" || c.Signature != processor.VerdictVerified {
+	if c := acme.Applied[schemas.KindConsent]; c == nil || c.Summary != "given" || c.IssuedBy != "alice@acme.example" || c.Signature != controlplane.VerdictVerified ||
+		c.Signed != controlplane.SchemeBytes {
 		t.Errorf("control show's applied consent: %+v", c)
 	}
 	for _, r := range view.Records {
-		if r.EventID == "forged-1" && (r.Signature != processor.VerdictUnverified || r.Service == "applied") {
+		if r.EventID == "forged-1" && (r.Signature != controlplane.VerdictUnverified || r.Service == "applied") {
 			t.Errorf("the forged withdrawal is listed as %s, %s", r.Signature, r.Service)
 		}
 	}
 	text, _ := run("control", "show")
 	for _, want := range []string{"ACTIVE", "env:LEADSPACE_TOKEN_ACME", "alice@acme.example", "name=CompanyName website=Website location=Location",
-		"verified (" + keyID + ")", "control.unknown_key 1"} {
+		"verified (" + keyID + ")", "control.unknown_key 1", "SIGNED"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("control show lacks %q:\n%s", want, text)
+		}
+	}
+	for _, line := range strings.Split(text, "\n") {
+		if strings.HasPrefix(line, "acme/") && !slices.Contains(strings.Fields(line), controlplane.SchemeBytes) {
+			t.Errorf("control show does not say the event is signed over its bytes: %s", line)
 		}
 	}
 
 	// A restart shows the same counts.
 	svc.stop(t)
+	restarted := time.Now().Truncate(time.Millisecond)
 	svc = startRun(t, stack, env)
-	time.Sleep(2 * time.Second) // several commit and status intervals
-	after := waitStatus(t, stack, env, func(processor.TenantView) bool { return true })
+	// Once the restarted service wrote the tenant's status again, what a
+	// restart changes is on the topic.
+	after := waitStatus(t, stack, env, func(s statusview.Tenant) bool { return s.UpdatedAt != nil && !s.UpdatedAt.Before(restarted) })
 	if after.Profiles != before2.Profiles || after.Enriched != before2.Enriched || after.NotMatched != before2.NotMatched ||
 		after.Skipped != before2.Skipped || after.Failed != before2.Failed || after.CreditsSpent != before2.CreditsSpent ||
 		after.RefusedControlEvents != 1 {
@@ -174,15 +186,14 @@ func TestAdminCommandsAgainstARunningService(t *testing.T) {
 	if withdrawn, _ := run("consent", "withdraw", "--tenant", "acme"); !strings.Contains(withdrawn, "applied by the service") {
 		t.Errorf("consent withdraw returned before the service applied it:\n%s", withdrawn)
 	}
-	st = waitStatus(t, stack, env, func(s processor.TenantView) bool { return s.State == schemas.StateNoConsent })
+	st = waitStatus(t, stack, env, func(s statusview.Tenant) bool { return s.State == schemas.StateNoConsent })
 	if got := controlTenant(t, controlShow(t, stack, env), "acme"); got.State != st.State || got.Applied[schemas.KindConsent].Summary != "withdrawn" {
 		t.Errorf("control show after the withdrawal: %s, consent %+v", got.State, got.Applied[schemas.KindConsent])
 	}
 
 	// Removal with purge withdraws what was published.
 	run("remove", "--tenant", "acme", "--purge")
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	retrytest.Until(t, 30*time.Second, func() (bool, string) {
 		latest := map[string]bool{}
 		if err := processor.ReadAll(ctx, stack.Kafka, stack.Topics.Enriched, func(m kafka.Message) { latest[string(m.Key)] = m.Value != nil }); err != nil {
 			t.Fatal(err)
@@ -193,14 +204,8 @@ func TestAdminCommandsAgainstARunningService(t *testing.T) {
 				live++
 			}
 		}
-		if live == 0 && len(latest) == n {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d enrichments still published after remove --purge", live, len(latest))
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+		return live == 0 && len(latest) == n, fmt.Sprintf("%d of %d enrichments still published after remove --purge", live, len(latest))
+	})
 	svc.stop(t)
 	if strings.Contains(svc.logs.String(), token) {
 		t.Fatal("the token appears in the service's logs")
@@ -292,24 +297,23 @@ func seedProfiles(t *testing.T, ctx context.Context, stack *embedded.Stack, n in
 }
 
 // waitStatus polls `enricher status --json` until cond holds for acme.
-func waitStatus(t *testing.T, stack *embedded.Stack, env map[string]string, cond func(processor.TenantView) bool) processor.TenantView {
+func waitStatus(t *testing.T, stack *embedded.Stack, env map[string]string, cond func(statusview.Tenant) bool) statusview.Tenant {
 	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for {
+	var row statusview.Tenant
+	retrytest.Until(t, 60*time.Second, func() (bool, string) {
 		out, errOut, code := cli(t, stack, env, "status", "--json", "--tenant", "acme")
 		if code != 0 {
 			t.Fatalf("enricher status: exit %d: %s", code, errOut)
 		}
-		var rows []processor.TenantView
+		var rows []statusview.Tenant
 		if err := json.Unmarshal([]byte(out), &rows); err != nil {
 			t.Fatalf("enricher status --json: %v\n%s", err, out)
 		}
 		if len(rows) == 1 && cond(rows[0]) {
-			return rows[0]
+			row = rows[0]
+			return true, ""
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("status never reached the expected state; last: %s", out)
-		}
-		time.Sleep(300 * time.Millisecond)
-	}
+		return false, "status never reached the expected state; last: " + out
+	})
+	return row
 }

@@ -15,9 +15,9 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/enrichment/leadspace-enricher/leadspace"
-	"github.com/enrichment/leadspace-enricher/processor"
 	"github.com/enrichment/leadspace-enricher/processor/admin"
 	"github.com/enrichment/leadspace-enricher/processor/console"
+	"github.com/enrichment/leadspace-enricher/processor/controlplane"
 	"github.com/enrichment/leadspace-enricher/processor/embedded"
 )
 
@@ -109,9 +109,9 @@ func startDevConsole(ctx context.Context, stack *embedded.Stack, adminKey, addr 
 	if addr == "" {
 		return nil, nil
 	}
-	auth := processor.ControlAuth{Key: []byte(adminKey)}
+	auth := controlplane.Auth{Key: []byte(adminKey)}
 	ad, err := admin.Open(ctx, admin.Config{Kafka: stack.Kafka, Topics: stack.Topics, Codec: stack.Codec, Auth: auth,
-		Tokens: processor.TokenSources{AllowPlaintext: true}, LeadspaceURL: stack.LeadspaceURL, LeadspaceTPS: tps}, log.Named("admin"))
+		Tokens: controlplane.TokenSources{AllowPlaintext: true}, LeadspaceURL: stack.LeadspaceURL, LeadspaceTPS: tps}, log.Named("admin"))
 	if err != nil {
 		return nil, err
 	}

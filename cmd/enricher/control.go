@@ -14,8 +14,8 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/enrichment/leadspace-enricher/processor"
 	"github.com/enrichment/leadspace-enricher/processor/admin"
+	"github.com/enrichment/leadspace-enricher/processor/controlplane"
 	"github.com/enrichment/leadspace-enricher/schemas"
 )
 
@@ -29,7 +29,7 @@ type tokenPolicyFlags struct {
 
 // bind adds --token-env-prefix and --token-dir to s.
 func (p *tokenPolicyFlags) bind(s *settings) {
-	s.StringVar(&p.envPrefix, "token-env-prefix", processor.DefaultTokenEnvPrefix,
+	s.StringVar(&p.envPrefix, "token-env-prefix", controlplane.DefaultTokenEnvPrefix,
 		"env:NAME token references are resolved only for names with this prefix (so an event cannot read HOME or the service's own settings)")
 	s.StringVar(&p.dir, "token-dir", "", "file:PATH token references are resolved only inside this directory (default: none, file references are refused)")
 }
@@ -37,13 +37,13 @@ func (p *tokenPolicyFlags) bind(s *settings) {
 var envPrefixPattern = regexp.MustCompile(`^[A-Z][A-Z0-9_]*_$`)
 
 // apply checks the settings and sets them on sources.
-func (p *tokenPolicyFlags) apply(sources *processor.TokenSources) error {
+func (p *tokenPolicyFlags) apply(sources *controlplane.TokenSources) error {
 	if p.envPrefix == "" {
-		p.envPrefix = processor.DefaultTokenEnvPrefix
+		p.envPrefix = controlplane.DefaultTokenEnvPrefix
 	}
 	switch {
 	case !envPrefixPattern.MatchString(p.envPrefix):
-		return fmt.Errorf("token-env-prefix: %q must be upper case letters, digits and '_', ending in '_' (e.g. %s)", p.envPrefix, processor.DefaultTokenEnvPrefix)
+		return fmt.Errorf("token-env-prefix: %q must be upper case letters, digits and '_', ending in '_' (e.g. %s)", p.envPrefix, controlplane.DefaultTokenEnvPrefix)
 	case strings.HasPrefix("ENRICHER_", p.envPrefix) || strings.HasPrefix(p.envPrefix, "ENRICHER_"):
 		return fmt.Errorf("token-env-prefix: %q would let a control event read the service's own ENRICHER_ settings", p.envPrefix)
 	}
@@ -147,19 +147,29 @@ func cmdControl(args []string) error {
 	}
 	fmt.Println()
 	w = tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(w, "KEY\tOFFSET\tSEQUENCE\tISSUED\tBY\tEVENT\tSIGNATURE\tSERVICE")
+	fmt.Fprintln(w, "KEY\tOFFSET\tSEQUENCE\tISSUED\tBY\tEVENT\tSIGNATURE\tSIGNED\tSERVICE")
+	legacy := 0
 	for _, r := range view.Records {
 		issued := "-"
 		if !r.IssuedAt.IsZero() {
 			issued = r.IssuedAt.Format(time.RFC3339)
 		}
+		if strings.HasPrefix(r.Signed, controlplane.SchemeCanonicalText) {
+			legacy++
+		}
 		signature := r.Signature
-		if r.KeyID != "" && r.Signature == processor.VerdictVerified {
+		if r.KeyID != "" && r.Signature == controlplane.VerdictVerified {
 			signature += " (" + r.KeyID + ")"
 		}
-		fmt.Fprintf(w, "%s\t%d\t%d\t%s\t%s\t%s\t%s\t%s\n", r.Key, r.Offset, r.Sequence, issued, orDash(r.IssuedBy), orDash(r.Summary), signature, r.Service)
+		fmt.Fprintf(w, "%s\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Key, r.Offset, r.Sequence, issued, orDash(r.IssuedBy), orDash(r.Summary), signature, orDash(r.Signed), r.Service)
 	}
-	return w.Flush()
+	if err := w.Flush(); err != nil {
+		return err
+	}
+	if legacy > 0 {
+		fmt.Fprintf(os.Stderr, "note: %d listed events are signed over the legacy canonical text: re-issue them with the command that made them (docs/security-crypto.md)\n", legacy)
+	}
+	return nil
 }
 
 func formatCounts(m map[string]int64) string {

@@ -9,8 +9,8 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/enrichment/leadspace-enricher/processor"
 	"github.com/enrichment/leadspace-enricher/processor/admin"
+	"github.com/enrichment/leadspace-enricher/processor/controlplane"
 )
 
 // dlqFilter is the flags that select dead letters; replay and `dlq list`
@@ -89,7 +89,7 @@ func cmdDLQ(args []string) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), adminTimeout)
 	defer cancel()
-	ad, err := k.admin(ctx, processor.ControlAuth{}, admin.Config{})
+	ad, err := k.admin(ctx, controlplane.Auth{}, admin.Config{})
 	if err != nil {
 		return err
 	}

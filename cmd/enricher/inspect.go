@@ -10,8 +10,9 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/enrichment/leadspace-enricher/processor"
 	"github.com/enrichment/leadspace-enricher/processor/admin"
+	"github.com/enrichment/leadspace-enricher/processor/controlplane"
+	"github.com/enrichment/leadspace-enricher/processor/statusview"
 )
 
 // cmdStatus shows each tenant as the product does: state (and why),
@@ -64,7 +65,7 @@ func cmdStatus(args []string) error {
 		skipped := fmt.Sprint(v.Skipped)
 		if v.Skipped > 0 {
 			var top []string
-			for _, r := range processor.TopReasons(v.SkippedReasons, 3) {
+			for _, r := range statusview.TopReasons(v.SkippedReasons, 3) {
 				if r.Count > 0 {
 					top = append(top, fmt.Sprintf("%s %d", r.Reason, r.Count))
 				}
@@ -110,7 +111,7 @@ func cmdProfile(args []string) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	ad, err := k.admin(ctx, processor.ControlAuth{}, admin.Config{})
+	ad, err := k.admin(ctx, controlplane.Auth{}, admin.Config{})
 	if err != nil {
 		return err
 	}

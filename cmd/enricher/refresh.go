@@ -12,8 +12,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/enrichment/leadspace-enricher/processor"
 	"github.com/enrichment/leadspace-enricher/processor/admin"
+	"github.com/enrichment/leadspace-enricher/processor/statusview"
 )
 
 // refreshFlags are the settings of `enricher refresh`.
@@ -192,7 +192,7 @@ func waitRun(ctx context.Context, ad *admin.Admin, tenant, runID string, timeout
 	prog := newProgress(os.Stdout)
 	last := "waiting for the service to start run " + runID
 	prog.update(last)
-	run, err := ad.WaitRun(ctx, tenant, runID, func(r *processor.RunView) {
+	run, err := ad.WaitRun(ctx, tenant, runID, func(r *statusview.Run) {
 		last = runLine(r, time.Now())
 		if r.Active() {
 			prog.update(last)
@@ -211,7 +211,7 @@ func waitRun(ctx context.Context, ad *admin.Admin, tenant, runID string, timeout
 }
 
 // runLine is one line of a Run's progress.
-func runLine(r *processor.RunView, now time.Time) string {
+func runLine(r *statusview.Run, now time.Time) string {
 	if r.Scope < 0 {
 		return fmt.Sprintf("run %s: reading the tenant's current profiles...", r.RunID)
 	}

@@ -10,8 +10,8 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/enrichment/leadspace-enricher/processor"
 	"github.com/enrichment/leadspace-enricher/processor/admin"
+	"github.com/enrichment/leadspace-enricher/processor/controlplane"
 )
 
 // cmdReplay puts dead letters back on their source topic, where the running
@@ -47,7 +47,7 @@ func cmdReplay(args []string) error {
 	defer stop()
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
 	defer cancel()
-	ad, err := k.admin(ctx, processor.ControlAuth{}, admin.Config{})
+	ad, err := k.admin(ctx, controlplane.Auth{}, admin.Config{})
 	if err != nil {
 		return err
 	}

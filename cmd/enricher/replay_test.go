@@ -8,10 +8,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/enrichment/leadspace-enricher/leadspace/retry/retrytest"
 	"github.com/enrichment/leadspace-enricher/leadspace/simulator"
-	"github.com/enrichment/leadspace-enricher/processor"
 	"github.com/enrichment/leadspace-enricher/processor/admin"
+	"github.com/enrichment/leadspace-enricher/processor/controlplane"
 	"github.com/enrichment/leadspace-enricher/processor/embedded"
+	"github.com/enrichment/leadspace-enricher/processor/statusview"
 	"github.com/enrichment/leadspace-enricher/schemas"
 )
 
@@ -39,7 +41,7 @@ func TestReplayOf401DeadLettersGivesOutputsOnce(t *testing.T) {
 	// The token works again; a new connection event lifts the pause.
 	stack.Simulator.Reset()
 	runOK(t, stack, "connect", "--tenant", "acme", "--token-ref", "env:LEADSPACE_TOKEN_ACME")
-	eventually(t, 30*time.Second, func() (bool, string) {
+	retrytest.Until(t, 30*time.Second, func() (bool, string) {
 		v := statusOf(t, stack, "acme")
 		return v.State == schemas.StateActive, "state " + v.State + " " + v.StateReason
 	})
@@ -121,7 +123,7 @@ func TestReplayLoopGuardRefusesAndReports(t *testing.T) {
 	}
 	profiles := len(records(t, stack, stack.Topics.Profiles))
 	s := replayJSON(t, stack, exitPartial, "replay", "--tenant", "loop", "--json")
-	if s.Replayed != 0 || len(s.LoopGuard) != 2 || s.LoopGuard[0].ReplayCount != 3 || s.LoopGuard[0].Reason != processor.ReasonPaused {
+	if s.Replayed != 0 || len(s.LoopGuard) != 2 || s.LoopGuard[0].ReplayCount != 3 || s.LoopGuard[0].Reason != controlplane.ReasonPaused {
 		t.Fatalf("at the limit: %+v", s)
 	}
 	if got := len(records(t, stack, stack.Topics.Profiles)); got != profiles {
@@ -167,9 +169,9 @@ func distinctDead(t *testing.T, stack *embedded.Stack, tenant string) int {
 }
 
 // statusOf is a tenant's `enricher status --json`.
-func statusOf(t *testing.T, stack *embedded.Stack, tenant string) processor.TenantView {
+func statusOf(t *testing.T, stack *embedded.Stack, tenant string) statusview.Tenant {
 	t.Helper()
-	var rows []processor.TenantView
+	var rows []statusview.Tenant
 	if err := json.Unmarshal([]byte(runOK(t, stack, "status", "--json", "--tenant", tenant)), &rows); err != nil || len(rows) != 1 {
 		t.Fatalf("status --json: %v %+v", err, rows)
 	}

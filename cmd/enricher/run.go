@@ -22,6 +22,7 @@ import (
 	"github.com/enrichment/leadspace-enricher/leadspace"
 	"github.com/enrichment/leadspace-enricher/processor"
 	"github.com/enrichment/leadspace-enricher/processor/admin"
+	"github.com/enrichment/leadspace-enricher/processor/controlplane"
 	"github.com/enrichment/leadspace-enricher/schemas"
 )
 
@@ -72,7 +73,7 @@ func (k *kafkaFlags) registry() admin.Registry {
 
 // admin opens the admin package with these settings and auth; the
 // command's own settings go into cfg.
-func (k *kafkaFlags) admin(ctx context.Context, auth processor.ControlAuth, cfg admin.Config) (*admin.Admin, error) {
+func (k *kafkaFlags) admin(ctx context.Context, auth controlplane.Auth, cfg admin.Config) (*admin.Admin, error) {
 	cfg.Kafka, cfg.Topics, cfg.Registry, cfg.Auth = k.kafka(), k.topics, k.registry(), auth
 	return admin.Open(ctx, cfg, nil)
 }
@@ -99,6 +100,7 @@ type serviceFlags struct {
 	pprof                                bool
 	logFormat, logLevel                  string
 	allowPlaintextTokens                 bool
+	allowDynamicMembership               bool
 	sealKey, sealKeyFile                 string
 	tokenPolicy                          tokenPolicyFlags
 }
@@ -108,6 +110,7 @@ func (f *serviceFlags) bind(s *settings) {
 	f.adminKeyFlags.bind(s)
 	s.StringVar(&f.group, "group", "leadspace-enricher", "consumer group of the profiles topic")
 	s.StringVar(&f.instanceID, "group-instance-id", "", "static group membership: a stable id unique to this instance (e.g. the pod name); a restart within the session timeout keeps its partitions without a rebalance")
+	s.BoolVar(&f.allowDynamicMembership, "allow-dynamic-membership", false, "start without group-instance-id although other instances of the group run without one (by default that is refused: every restart of any of them rebalances the group)")
 	s.DurationVar(&f.sessionTimeout, "session-timeout", 10*time.Second, "the group drops a member silent this long; a crashed instance holds its partitions this long")
 	s.DurationVar(&f.heartbeatInterval, "heartbeat-interval", time.Second, "time between heartbeats, at most a third of session-timeout; members learn of a rebalance at their next one")
 	s.DurationVar(&f.rebalanceTimeout, "rebalance-timeout", 30*time.Second, "how long a rebalance waits for members to finish their work and rejoin; above shutdown-timeout")
@@ -188,7 +191,7 @@ func (f *serviceFlags) tokenSealKey() (*ecdh.PrivateKey, error) {
 	case key == "":
 		return nil, nil
 	}
-	k, err := processor.ParseSealKey(key)
+	k, err := controlplane.ParseSealKey(key)
 	if err != nil {
 		return nil, fmt.Errorf("token-seal-key: %w", err)
 	}
@@ -203,7 +206,7 @@ type service struct {
 	log    *zap.Logger
 	flags  *serviceFlags
 	codec  *schemas.Codec
-	table  *processor.ControlTable
+	table  *controlplane.Table
 	server *http.Server
 }
 
@@ -232,14 +235,14 @@ func newService(ctx context.Context, f *serviceFlags, log *zap.Logger) (*service
 	if err != nil {
 		return nil, err
 	}
-	sources := processor.TokenSources{AllowPlaintext: f.allowPlaintextTokens}
+	sources := controlplane.TokenSources{AllowPlaintext: f.allowPlaintextTokens}
 	if sources.SealKey, err = f.tokenSealKey(); err != nil {
 		return nil, err
 	}
 	if err := f.tokenPolicy.apply(&sources); err != nil {
 		return nil, err
 	}
-	table := processor.NewControlTable(sources.Resolver())
+	table := controlplane.NewTable(sources.Resolver())
 	cfg := f.processorConfig(log, reg)
 	cfg.Auth = auth
 	proc, err := processor.New(cfg, codec, table, processor.LeadspaceEnricher{Client: ls})
@@ -307,6 +310,9 @@ func cmdRun(args []string) error {
 	defer log.Sync()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if err := checkMembership(ctx, &f, log); err != nil {
+		return err
+	}
 	go keepMemoryUnder(ctx, f.memoryLimit, log)
 	svc, err := newService(ctx, &f, log)
 	if err != nil {

@@ -14,8 +14,8 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/enrichment/leadspace-enricher/processor"
 	"github.com/enrichment/leadspace-enricher/processor/admin"
+	"github.com/enrichment/leadspace-enricher/processor/controlplane"
 	"github.com/enrichment/leadspace-enricher/schemas"
 )
 
@@ -50,7 +50,7 @@ func cmdShow(args []string) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), adminTimeout)
 	defer cancel()
-	ad, err := k.admin(ctx, processor.ControlAuth{}, admin.Config{})
+	ad, err := k.admin(ctx, controlplane.Auth{}, admin.Config{})
 	if err != nil {
 		return err
 	}

@@ -15,8 +15,10 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
+	"github.com/enrichment/leadspace-enricher/leadspace/retry/retrytest"
 	"github.com/enrichment/leadspace-enricher/leadspace/simulator"
 	"github.com/enrichment/leadspace-enricher/processor"
+	"github.com/enrichment/leadspace-enricher/processor/controlplane"
 	"github.com/enrichment/leadspace-enricher/processor/embedded"
 	"github.com/enrichment/leadspace-enricher/schemas"
 )
@@ -55,7 +57,7 @@ func publish(t *testing.T, stack *embedded.Stack, events ...schemas.Control) {
 		}
 	}
 	produce(t, stack, func(ctx context.Context, prod *processor.Producer) error {
-		return publishControl(ctx, prod, stack.Topics.Control, processor.ControlAuth{Key: []byte(cliEnv()["ENRICHER_ADMIN_KEY"])}, events)
+		return publishControl(ctx, prod, stack.Topics.Control, controlplane.Auth{Key: []byte(cliEnv()["ENRICHER_ADMIN_KEY"])}, events)
 	})
 }
 
@@ -104,22 +106,6 @@ func writeProfiles(t *testing.T, stack *embedded.Stack, ps []schemas.Profile, to
 	produce(t, stack, func(ctx context.Context, prod *processor.Producer) error { return prod.Write(ctx, msgs...) })
 }
 
-// eventually waits for cond, failing with its last word after within.
-func eventually(t *testing.T, within time.Duration, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for {
-		ok, last := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("not reached within %s: %s", within, last)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-}
-
 // records reads a whole topic.
 func records(t *testing.T, stack *embedded.Stack, topic string) []kafka.Message {
 	t.Helper()
@@ -143,7 +129,7 @@ func processedAll(t *testing.T, stack *embedded.Stack, svc *runningService) {
 	defer processor.CloseClient(cl)
 	// A client's transport keeps polling metadata until closed.
 	defer cl.Transport.(*kafka.Transport).CloseIdleConnections()
-	eventually(t, 3*time.Minute, func() (bool, string) {
+	retrytest.Until(t, 3*time.Minute, func() (bool, string) {
 		select {
 		case err := <-svc.exited:
 			t.Fatalf("enricher run exited (%v):\n%s", err, svc.logs.String())

@@ -16,6 +16,7 @@ import (
 
 	"github.com/enrichment/leadspace-enricher/processor"
 	"github.com/enrichment/leadspace-enricher/processor/admin"
+	"github.com/enrichment/leadspace-enricher/processor/controlplane"
 	"github.com/enrichment/leadspace-enricher/schemas"
 )
 
@@ -48,7 +49,7 @@ func cmdTail(args []string) error {
 	defer stop()
 	setup, cancelSetup := context.WithTimeout(ctx, time.Minute)
 	defer cancelSetup()
-	ad, err := k.admin(setup, processor.ControlAuth{}, admin.Config{})
+	ad, err := k.admin(setup, controlplane.Auth{}, admin.Config{})
 	if err != nil {
 		return err
 	}

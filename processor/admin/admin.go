@@ -23,6 +23,7 @@ import (
 
 	"github.com/enrichment/leadspace-enricher/leadspace"
 	"github.com/enrichment/leadspace-enricher/processor"
+	"github.com/enrichment/leadspace-enricher/processor/controlplane"
 	"github.com/enrichment/leadspace-enricher/schemas"
 )
 
@@ -88,12 +89,12 @@ type Config struct {
 	// event the admin publishes. With no key at all, events are neither
 	// checked nor signed (development only); with verifying keys but no
 	// signing key, reads work and every change is refused.
-	Auth processor.ControlAuth
+	Auth controlplane.Auth
 	// Tokens is where a token reference may point: the same allowlist as
 	// the service's, so a reference the service would refuse is refused
 	// before it is published. Default: env: names with the default prefix,
 	// no file:, no plain:.
-	Tokens processor.TokenSources
+	Tokens controlplane.TokenSources
 	// SealTo is the service's public seal key (x25519:...). When set, a
 	// token is published sealed to it (sealed:...), never as a reference.
 	SealTo string

@@ -10,8 +10,10 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
+	"github.com/enrichment/leadspace-enricher/leadspace/retry/retrytest"
 	"github.com/enrichment/leadspace-enricher/leadspace/simulator"
 	"github.com/enrichment/leadspace-enricher/processor"
+	"github.com/enrichment/leadspace-enricher/processor/controlplane"
 	"github.com/enrichment/leadspace-enricher/processor/embedded"
 	"github.com/enrichment/leadspace-enricher/schemas"
 )
@@ -37,32 +39,32 @@ func stack(t *testing.T) *embedded.Stack {
 // signedAdmin opens an Admin on the stack that signs with a new Ed25519
 // key; the ControlAuth returned verifies with its public key only, as the
 // service does.
-func signedAdmin(t *testing.T, s *embedded.Stack, cfg Config) (*Admin, processor.ControlAuth) {
+func signedAdmin(t *testing.T, s *embedded.Stack, cfg Config) (*Admin, controlplane.Auth) {
 	t.Helper()
-	private, public, _, err := processor.GenerateAdminKey()
+	private, public, _, err := controlplane.GenerateAdminKey()
 	if err != nil {
 		t.Fatal(err)
 	}
-	priv, err := processor.ParseAdminSigningKey(private)
+	priv, err := controlplane.ParseAdminSigningKey(private)
 	if err != nil {
 		t.Fatal(err)
 	}
-	pubs, err := processor.ParseAdminPublicKeys(public)
+	pubs, err := controlplane.ParseAdminPublicKeys(public)
 	if err != nil {
 		t.Fatal(err)
 	}
 	cfg.Kafka, cfg.Topics, cfg.Codec, cfg.LeadspaceURL = s.Kafka, s.Topics, s.Codec, s.LeadspaceURL
-	cfg.Auth = processor.ControlAuth{PublicKeys: pubs, SigningKey: priv}
+	cfg.Auth = controlplane.Auth{PublicKeys: pubs, SigningKey: priv}
 	a, err := Open(context.Background(), cfg, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = a.Close() })
-	return a, processor.ControlAuth{PublicKeys: pubs}
+	return a, controlplane.Auth{PublicKeys: pubs}
 }
 
 // connectedAdmin is signedAdmin after connecting tenant acme (by alice).
-func connectedAdmin(t *testing.T, s *embedded.Stack) (*Admin, processor.ControlAuth) {
+func connectedAdmin(t *testing.T, s *embedded.Stack) (*Admin, controlplane.Auth) {
 	t.Helper()
 	t.Setenv("LEADSPACE_TOKEN_ACME", goodToken)
 	a, auth := signedAdmin(t, s, Config{})
@@ -72,11 +74,11 @@ func connectedAdmin(t *testing.T, s *embedded.Stack) (*Admin, processor.ControlA
 	return a, auth
 }
 
-func controlLog(t *testing.T, s *embedded.Stack, auth processor.ControlAuth) []processor.ControlRecord {
+func controlLog(t *testing.T, s *embedded.Stack, auth controlplane.Auth) []controlplane.Record {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	records, err := processor.ReadControlLog(ctx, s.Kafka, s.Topics.Control, s.Codec, auth)
+	records, err := controlplane.ReadLog(ctx, s.Kafka, s.Topics.Control, s.Codec, auth)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -154,7 +156,7 @@ func TestConnectRefusesWhatLeadspaceRefusesAndPublishesNothing(t *testing.T) {
 // service's public key verifies it.
 func TestTheAuthorReachesTheSignedEvent(t *testing.T) {
 	s := stack(t)
-	_, sealPublic, err := processor.GenerateSealKey()
+	_, sealPublic, err := controlplane.GenerateSealKey()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -175,7 +177,7 @@ func TestTheAuthorReachesTheSignedEvent(t *testing.T) {
 	}
 	by := map[string]string{}
 	for _, r := range controlLog(t, s, auth) {
-		if r.Verdict != processor.VerdictVerified {
+		if r.Verdict != controlplane.VerdictVerified {
 			t.Fatalf("record %s: %s (%s), want verified by the public key", r.Key, r.Verdict, r.Detail)
 		}
 		by[r.Event.Kind()] = r.Event.IssuedBy
@@ -310,7 +312,7 @@ func TestRunsArePreviewedRequestedOnceAndCancelled(t *testing.T) {
 	if c, err = a.CancelRun(ctx, "acme", "", "bob"); err != nil || !c.Event.Refresh.Cancel || c.Event.Refresh.RunID != run.Event.Refresh.RunID {
 		t.Fatalf("cancel: %+v, %v", c, err)
 	}
-	eventually(t, func() (bool, string) {
+	retrytest.Until(t, 20*time.Second, func() (bool, string) {
 		return v.PendingRun("acme") == nil, "the withdrawn Run is still pending in the views"
 	})
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/enrichment/leadspace-enricher/leadspace"
 	"github.com/enrichment/leadspace-enricher/processor"
+	"github.com/enrichment/leadspace-enricher/processor/controlplane"
 	"github.com/enrichment/leadspace-enricher/schemas"
 )
 
@@ -32,7 +33,7 @@ type Published struct {
 type session struct {
 	a      *Admin
 	tenant string
-	known  processor.TenantControl
+	known  controlplane.Tenant
 }
 
 // begin reads what the topics know of the tenant. Unless the change
@@ -45,7 +46,7 @@ func (a *Admin) begin(ctx context.Context, tenant string, connecting bool) (*ses
 	if auth := a.cfg.Auth; auth.Enabled() && !auth.CanSign() {
 		return nil, &adminError{class: ErrCannotSign, msg: "admin-signing-key: admin commands sign their events: give the Ed25519 private key (or the shared --admin-key)"}
 	}
-	known, err := processor.ReadTenantControl(ctx, a.cfg.Kafka, a.cfg.Topics, a.codec, a.cfg.Auth, tenant)
+	known, err := controlplane.ReadTenant(ctx, a.cfg.Kafka, a.cfg.Topics, a.codec, a.cfg.Auth, tenant)
 	if err != nil {
 		return nil, err
 	}
@@ -68,7 +69,7 @@ func (s *session) publish(ctx context.Context, by string, ev schemas.Control) (P
 	ev.TenantID, ev.IssuedBy = s.tenant, by
 	ev.IssuedAt = time.Now().UTC().Truncate(time.Millisecond)
 	ev.EventID = fmt.Sprintf("%s-%s-%d", s.tenant, ev.Kind(), ev.IssuedAt.UnixNano())
-	ev.Sequence = processor.NextSequence(s.known.Highest[ev.Kind()])
+	ev.Sequence = controlplane.NextSequence(s.known.Highest[ev.Kind()])
 	p := Published{Topic: a.cfg.Topics.Control}
 	if a.cfg.Auth.CanSign() {
 		if err := a.cfg.Auth.Sign(&ev); err != nil {
@@ -135,7 +136,7 @@ func (a *Admin) Connect(ctx context.Context, r ConnectRequest) (Published, error
 		}
 		token = resolved
 	default:
-		if err := processor.CheckBearerToken(token); err != nil {
+		if err := controlplane.CheckBearerToken(token); err != nil {
 			return Published{}, &adminError{class: ErrToken, msg: "token: " + err.Error(), err: err}
 		}
 		switch {
@@ -147,7 +148,7 @@ func (a *Admin) Connect(ctx context.Context, r ConnectRequest) (Published, error
 		}
 	}
 	if a.cfg.SealTo != "" {
-		sealed, err := processor.SealToken(a.cfg.SealTo, r.Tenant, token)
+		sealed, err := controlplane.SealToken(a.cfg.SealTo, r.Tenant, token)
 		if err != nil {
 			return Published{}, fmt.Errorf("seal-to: %w", err)
 		}
@@ -427,7 +428,7 @@ func (a *Admin) Remove(ctx context.Context, tenant string, purge bool, by string
 func (a *Admin) WaitApplied(ctx context.Context, p Published) error {
 	tenant, kind := p.Event.TenantID, p.Event.Kind()
 	for {
-		records, err := processor.ReadControlStatus(ctx, a.cfg.Kafka, a.cfg.Topics.Status, a.codec)
+		records, err := controlplane.ReadApplied(ctx, a.cfg.Kafka, a.cfg.Topics.Status, a.codec)
 		if err == nil && records[tenant].AppliedControl[kind] == p.Event.EventID {
 			return nil
 		}

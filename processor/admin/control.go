@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/enrichment/leadspace-enricher/processor"
+	"github.com/enrichment/leadspace-enricher/processor/controlplane"
 	"github.com/enrichment/leadspace-enricher/schemas"
 )
 
@@ -18,11 +18,11 @@ import (
 // with the configured keys. Tokens are never shown. tenant "" is every
 // tenant.
 func (a *Admin) ControlLog(ctx context.Context, tenant string, all bool) (ControlView, error) {
-	records, err := processor.ReadControlLog(ctx, a.cfg.Kafka, a.cfg.Topics.Control, a.codec, a.cfg.Auth)
+	records, err := controlplane.ReadLog(ctx, a.cfg.Kafka, a.cfg.Topics.Control, a.codec, a.cfg.Auth)
 	if err != nil {
 		return ControlView{}, err
 	}
-	applied, err := processor.ReadControlStatus(ctx, a.cfg.Kafka, a.cfg.Topics.Status, a.codec)
+	applied, err := controlplane.ReadApplied(ctx, a.cfg.Kafka, a.cfg.Topics.Status, a.codec)
 	if err != nil {
 		return ControlView{}, err
 	}
@@ -41,7 +41,10 @@ type ControlEvent struct {
 	IssuedAt  time.Time `json:"issued_at,omitzero"`
 	IssuedBy  string    `json:"issued_by,omitempty"`
 	KeyID     string    `json:"key_id,omitempty"`
-	Summary   string    `json:"summary,omitempty"`
+	// Signed is what the signature covers: bytes (the encoded event), or
+	// "canonical text (re-issue)" for the legacy scheme. Empty: unsigned.
+	Signed  string `json:"signed,omitempty"`
+	Summary string `json:"summary,omitempty"`
 	// Signature is verified, unverified (no key here to check it) or the
 	// reason the service refuses the record.
 	Signature string `json:"signature"`
@@ -79,7 +82,7 @@ type ControlView struct {
 // buildControlView matches the control records with what the service says
 // it applied. A tenant row shows only applied events (or, before the
 // service reported on the tenant, verified ones marked so).
-func buildControlView(records []processor.ControlRecord, applied map[string]schemas.Status, only string, all bool) ControlView {
+func buildControlView(records []controlplane.Record, applied map[string]schemas.Status, only string, all bool) ControlView {
 	tenants := map[string]*ControlTenant{}
 	row := func(id string) *ControlTenant {
 		t := tenants[id]
@@ -107,15 +110,16 @@ func buildControlView(records []processor.ControlRecord, applied map[string]sche
 		s, reported := applied[tenant]
 		if ev := rec.Event; ev != nil {
 			r.Sequence, r.EventID, r.IssuedAt, r.IssuedBy, r.KeyID, r.Summary = ev.Sequence, ev.EventID, ev.IssuedAt, ev.IssuedBy, ev.KeyID, Summarize(*ev)
+			r.Signed = controlplane.SchemeLabel(*ev)
 			if ev.Connection != nil {
-				r.Detail = processor.RedactTokenRef(ev.Connection.TokenRef)
+				r.Detail = controlplane.RedactTokenRef(ev.Connection.TokenRef)
 			}
 		}
 		before := seen[rec.Key]
 		if rec.Event != nil && rec.Trusted() {
 			seen[rec.Key] = max(before, rec.Event.Sequence)
 		}
-		signedHere := rec.Verdict == processor.VerdictVerified || rec.Verdict == processor.VerdictUnverified
+		signedHere := rec.Verdict == controlplane.VerdictVerified || rec.Verdict == controlplane.VerdictUnverified
 		switch bar := max(before, s.ControlSequences[kind]); {
 		case !reported:
 			r.Service = "unknown (not reported)"
@@ -130,7 +134,7 @@ func buildControlView(records []processor.ControlRecord, applied map[string]sche
 			r.Service = "not applied"
 		case rec.Event.Sequence <= before || (i == last[rec.Key] && rec.Event.Sequence <= bar):
 			r.Service = fmt.Sprintf("refused (replay: sequence not above %d)", bar)
-		case i < last[rec.Key] && rec.Verdict == processor.VerdictVerified:
+		case i < last[rec.Key] && rec.Verdict == controlplane.VerdictVerified:
 			r.Service = "superseded"
 		default:
 			r.Service = "not applied (yet)"
@@ -149,7 +153,7 @@ func buildControlView(records []processor.ControlRecord, applied map[string]sche
 	// marked: never an unverified one as the tenant's state.
 	for key, i := range last {
 		tenant, kind, _ := strings.Cut(key, "/")
-		if rec := records[i]; rec.Event == nil || rec.Verdict != processor.VerdictVerified {
+		if rec := records[i]; rec.Event == nil || rec.Verdict != controlplane.VerdictVerified {
 			continue
 		}
 		if t := row(tenant); !t.Reported {

@@ -13,6 +13,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/enrichment/leadspace-enricher/processor"
+	"github.com/enrichment/leadspace-enricher/processor/controlplane"
 	"github.com/enrichment/leadspace-enricher/schemas"
 )
 
@@ -39,13 +40,14 @@ import (
 // record and its receipt replays that record once more on the next run
 // (at-least-once, like every output here); the pipeline's dedupe keeps an
 // already answered profile from costing a second credit.
+// Header names of the ledger and of replayed records.
 const (
-	headerReceipt  = "enricher.replay.receipt"
-	headerReplayID = "enricher.replay.id"
-	headerReplayTo = "enricher.replay.topic"
-	headerReplayAt = "enricher.replay.at"
-	headerReplayBy = "enricher.replay.by"
-	headerReplayOf = "enricher.replay.of"
+	HeaderReceipt  = "enricher.replay.receipt"
+	HeaderReplayID = "enricher.replay.id"
+	HeaderReplayTo = "enricher.replay.topic"
+	HeaderReplayAt = "enricher.replay.at"
+	HeaderReplayBy = "enricher.replay.by"
+	HeaderReplayOf = "enricher.replay.of"
 )
 
 // ErrorClasses are the error classes written into dead letters.
@@ -134,15 +136,15 @@ func receiptOf(m kafka.Message) (Receipt, string, bool) {
 	id := ""
 	for _, h := range m.Headers {
 		switch h.Key {
-		case headerReceipt:
+		case HeaderReceipt:
 			id = string(h.Value)
-		case headerReplayID:
+		case HeaderReplayID:
 			r.ReplayID = string(h.Value)
 		case processor.HeaderReplayCount:
 			r.Count, _ = strconv.Atoi(string(h.Value))
-		case headerReplayAt:
+		case HeaderReplayAt:
 			r.At, _ = time.Parse(time.RFC3339Nano, string(h.Value))
-		case headerReplayBy:
+		case HeaderReplayBy:
 			r.By = string(h.Value)
 		}
 	}
@@ -153,12 +155,12 @@ func receiptOf(m kafka.Message) (Receipt, string, bool) {
 func receiptMessage(topic string, e *DeadLetter, replayID, by string, count int, at time.Time) kafka.Message {
 	id := e.Dead.ID
 	return kafka.Message{Topic: topic, Key: []byte(id), Value: nil, Headers: []kafka.Header{
-		{Key: headerReceipt, Value: []byte(id)},
-		{Key: headerReplayID, Value: []byte(replayID)},
+		{Key: HeaderReceipt, Value: []byte(id)},
+		{Key: HeaderReplayID, Value: []byte(replayID)},
 		{Key: processor.HeaderReplayCount, Value: []byte(strconv.Itoa(count))},
-		{Key: headerReplayTo, Value: []byte(e.Dead.SourceTopic)},
-		{Key: headerReplayAt, Value: []byte(at.UTC().Format(time.RFC3339Nano))},
-		{Key: headerReplayBy, Value: []byte(by)},
+		{Key: HeaderReplayTo, Value: []byte(e.Dead.SourceTopic)},
+		{Key: HeaderReplayAt, Value: []byte(at.UTC().Format(time.RFC3339Nano))},
+		{Key: HeaderReplayBy, Value: []byte(by)},
 	}}
 }
 
@@ -254,7 +256,7 @@ func (a *Admin) readDLQ(ctx context.Context, tenant string) (*dlqContents, error
 	if tenant == "" || slices.ContainsFunc(c.letters, func(e *DeadLetter) bool { return e.Dead.TenantID == tenant }) {
 		return c, nil
 	}
-	if _, err := loadTenant(ctx, a.cfg.Kafka, a.cfg.Topics.Control, a.codec, processor.ControlAuth{}, tenant); err != nil {
+	if _, err := loadTenant(ctx, a.cfg.Kafka, a.cfg.Topics.Control, a.codec, controlplane.Auth{}, tenant); err != nil {
 		return nil, err
 	}
 	return c, nil
@@ -432,14 +434,14 @@ func replayedMessage(e *DeadLetter, count int) kafka.Message {
 	d := e.Dead
 	m := kafka.Message{Topic: d.SourceTopic, Key: d.OriginalKey, Value: d.OriginalValue}
 	for _, h := range d.OriginalHeaders {
-		if h.Key == processor.HeaderReplayCount || h.Key == headerReplayOf {
+		if h.Key == processor.HeaderReplayCount || h.Key == HeaderReplayOf {
 			continue
 		}
 		m.Headers = append(m.Headers, kafka.Header{Key: h.Key, Value: h.Value})
 	}
 	m.Headers = append(m.Headers,
 		kafka.Header{Key: processor.HeaderReplayCount, Value: []byte(strconv.Itoa(count))},
-		kafka.Header{Key: headerReplayOf, Value: []byte(d.ID)})
+		kafka.Header{Key: HeaderReplayOf, Value: []byte(d.ID)})
 	return m
 }
 

@@ -8,13 +8,14 @@ import (
 	"time"
 
 	"github.com/enrichment/leadspace-enricher/processor"
+	"github.com/enrichment/leadspace-enricher/processor/controlplane"
 	"github.com/enrichment/leadspace-enricher/schemas"
 )
 
 func TestPreviewRun(t *testing.T) {
 	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 	mapping := &schemas.Mapping{NameAttribute: "CompanyName", WebsiteAttribute: "Website", RefreshInterval: 24 * time.Hour}
-	active := processor.TenantState{TenantID: "acme", State: schemas.StateActive, Mapping: mapping}
+	active := controlplane.TenantState{TenantID: "acme", State: schemas.StateActive, Mapping: mapping}
 	p := func(id, name, site string) currentProfile {
 		return currentProfile{key: "acme/" + id, profile: company("acme", id, name, site)}
 	}
@@ -39,15 +40,15 @@ func TestPreviewRun(t *testing.T) {
 	}
 	cases := []struct {
 		name  string
-		state processor.TenantState
+		state controlplane.TenantState
 		force bool
 		want  RunPreview
 	}{
 		{"stale-only", active, false, RunPreview{Profiles: 7, WouldCall: 4, New: 2, Changed: 1, Stale: 1, Unchanged: 1, Skipped: 1, InputErrors: 1, Invalid: 2}},
 		{"force", active, true, RunPreview{Profiles: 7, WouldCall: 5, New: 2, Changed: 1, Stale: 1, Forced: 1, Skipped: 1, InputErrors: 1, Invalid: 2}},
-		{"no consent: all skipped", processor.TenantState{TenantID: "acme", State: schemas.StateNoConsent, Mapping: mapping}, true,
+		{"no consent: all skipped", controlplane.TenantState{TenantID: "acme", State: schemas.StateNoConsent, Mapping: mapping}, true,
 			RunPreview{Profiles: 7, Skipped: 7, Invalid: 2}},
-		{"paused: dead letters", processor.TenantState{TenantID: "acme", State: schemas.StatePaused, Reason: "gate.paused: leadspace.unauthorized", Mapping: mapping}, false,
+		{"paused: dead letters", controlplane.TenantState{TenantID: "acme", State: schemas.StatePaused, Reason: "gate.paused: leadspace.unauthorized", Mapping: mapping}, false,
 			RunPreview{Profiles: 7, InputErrors: 7, Invalid: 2}},
 	}
 	for _, c := range cases {
@@ -143,7 +144,7 @@ func TestReplayedMessageKeepsTheInputAndCountsTheReplay(t *testing.T) {
 		}
 		h[x.Key] = string(x.Value)
 	}
-	if h["trace"] != "abc" || h[processor.HeaderReplayCount] != "2" || h[headerReplayOf] != "dl-1" {
+	if h["trace"] != "abc" || h[processor.HeaderReplayCount] != "2" || h[HeaderReplayOf] != "dl-1" {
 		t.Fatalf("headers %v", h)
 	}
 	r, id, ok := receiptOf(receiptMessage("dlq", e, "replay-1", "alice", 2, time.Now()))
@@ -160,20 +161,20 @@ func TestControlShowMatchesRecordsWithWhatTheServiceApplied(t *testing.T) {
 		c.TenantID, c.EventID, c.Sequence, c.IssuedAt, c.IssuedBy = tenant, id, seq, at, "admin"
 		return &c
 	}
-	give := ev("acme", "give", 2, schemas.Control{Consent: &schemas.Consent{Given: true}})
-	withdraw := ev("acme", "withdraw", 3, schemas.Control{Consent: &schemas.Consent{Given: false}})
-	rec := func(offset int64, key string, e *schemas.Control, verdict string) processor.ControlRecord {
-		return processor.ControlRecord{Key: key, Offset: offset, Event: e, Verdict: verdict, KeysHere: true}
+	give := ev("acme", "give", 2, schemas.Control{Consent: &schemas.Consent{Given: true}, Signature: "bytes:c2ln"})
+	withdraw := ev("acme", "withdraw", 3, schemas.Control{Consent: &schemas.Consent{Given: false}, Signature: "c2ln"})
+	rec := func(offset int64, key string, e *schemas.Control, verdict string) controlplane.Record {
+		return controlplane.Record{Key: key, Offset: offset, Event: e, Verdict: verdict, KeysHere: true}
 	}
-	records := []processor.ControlRecord{
-		rec(0, "acme/connection", ev("acme", "conn", 1, schemas.Control{Connection: &schemas.Connection{DisplayName: "Acme", TokenRef: "plain:tok-SECRET"}}), processor.VerdictVerified),
-		rec(1, "acme/consent", give, processor.VerdictVerified),
-		rec(2, "acme/consent", withdraw, processor.VerdictVerified),
-		rec(3, "acme/consent", give, processor.VerdictVerified),     // the replay
-		rec(4, "acme/consent", withdraw, processor.VerdictVerified), // the service's copy
-		rec(5, "acme/mapping", ev("acme", "forged", 99, schemas.Control{Mapping: &schemas.Mapping{NameAttribute: "X"}}), processor.VerdictUnverified),
-		rec(6, "acme/removal", nil, processor.ReasonTombstone),
-		rec(7, "globex/consent", ev("globex", "g", 5, schemas.Control{Consent: &schemas.Consent{Given: true}}), processor.VerdictVerified),
+	records := []controlplane.Record{
+		rec(0, "acme/connection", ev("acme", "conn", 1, schemas.Control{Connection: &schemas.Connection{DisplayName: "Acme", TokenRef: "plain:tok-SECRET"}}), controlplane.VerdictVerified),
+		rec(1, "acme/consent", give, controlplane.VerdictVerified),
+		rec(2, "acme/consent", withdraw, controlplane.VerdictVerified),
+		rec(3, "acme/consent", give, controlplane.VerdictVerified),     // the replay
+		rec(4, "acme/consent", withdraw, controlplane.VerdictVerified), // the service's copy
+		rec(5, "acme/mapping", ev("acme", "forged", 99, schemas.Control{Mapping: &schemas.Mapping{NameAttribute: "X"}}), controlplane.VerdictUnverified),
+		rec(6, "acme/removal", nil, controlplane.ReasonTombstone),
+		rec(7, "globex/consent", ev("globex", "g", 5, schemas.Control{Consent: &schemas.Consent{Given: true}}), controlplane.VerdictVerified),
 	}
 	applied := map[string]schemas.Status{"acme": {TenantID: "acme", Partition: schemas.ControlPartition, State: schemas.StateNoConsent,
 		StateReason: "gate.no_consent", RefusedControl: 3,
@@ -182,9 +183,14 @@ func TestControlShowMatchesRecordsWithWhatTheServiceApplied(t *testing.T) {
 	view := buildControlView(records, applied, "", true)
 	want := []string{"applied", "superseded", "applied", "refused (replay: sequence not above 3)", "applied", "not applied", "refused",
 		"unknown (not reported)"}
+	// What each signature covers: the encoded event, or the legacy text.
+	signed := []string{"", "bytes", "canonical text (re-issue)", "bytes", "canonical text (re-issue)", "", "", ""}
 	for i, r := range view.Records {
 		if r.Service != want[i] {
 			t.Errorf("record %d (%s): %q, want %q", r.Offset, r.Key, r.Service, want[i])
+		}
+		if r.Signed != signed[i] {
+			t.Errorf("record %d (%s): signed %q, want %q", r.Offset, r.Key, r.Signed, signed[i])
 		}
 		if strings.Contains(r.Detail, "tok-SECRET") {
 			t.Errorf("record %d shows the token: %q", r.Offset, r.Detail)

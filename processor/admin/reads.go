@@ -10,6 +10,8 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/enrichment/leadspace-enricher/processor"
+	"github.com/enrichment/leadspace-enricher/processor/controlplane"
+	"github.com/enrichment/leadspace-enricher/processor/statusview"
 	"github.com/enrichment/leadspace-enricher/schemas"
 )
 
@@ -17,22 +19,22 @@ import (
 // --json` prints): state and why, enriched X of Y, skipped by reason,
 // records spent, last and next refresh, the current Run. With a tenant,
 // only that one; a tenant neither topic knows is ErrUnknownTenant.
-func (a *Admin) Status(ctx context.Context, tenant string) ([]processor.TenantView, error) {
+func (a *Admin) Status(ctx context.Context, tenant string) ([]statusview.Tenant, error) {
 	if tenant != "" {
 		if err := CheckTenant(tenant); err != nil {
 			return nil, err
 		}
 	}
-	table := processor.NewControlTable(func(string, string) (string, error) { return "unresolved", nil })
-	if err := processor.LoadControl(ctx, a.cfg.Kafka, a.cfg.Topics, a.codec, a.cfg.Auth, table); err != nil {
+	table := controlplane.NewTable(func(string, string) (string, error) { return "unresolved", nil })
+	if err := controlplane.Load(ctx, a.cfg.Kafka, a.cfg.Topics, a.codec, a.cfg.Auth, table); err != nil {
 		return nil, err
 	}
 	records, err := processor.ReadStatus(ctx, a.cfg.Kafka, a.cfg.Topics.Status, a.codec)
 	if err != nil {
 		return nil, err
 	}
-	rows := []processor.TenantView{}
-	for _, v := range processor.ViewStatus(records, table.Snapshot(), time.Now()) {
+	rows := []statusview.Tenant{}
+	for _, v := range statusview.Tenants(records, table.Snapshot(), time.Now()) {
 		if tenant == "" || v.TenantID == tenant {
 			rows = append(rows, v)
 		}
@@ -123,9 +125,9 @@ var EnrichedStatuses = []string{schemas.StatusEnriched, schemas.StatusNotMatched
 
 // Tenant is a tenant's control state as the control topic says (verified
 // with the configured keys); a tenant it never saw is ErrUnknownTenant.
-func (a *Admin) Tenant(ctx context.Context, tenant string) (processor.TenantState, error) {
+func (a *Admin) Tenant(ctx context.Context, tenant string) (controlplane.TenantState, error) {
 	if err := CheckTenant(tenant); err != nil {
-		return processor.TenantState{}, err
+		return controlplane.TenantState{}, err
 	}
 	info, err := a.loadTenant(ctx, tenant)
 	return info.state, err

@@ -14,6 +14,8 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/enrichment/leadspace-enricher/processor"
+	"github.com/enrichment/leadspace-enricher/processor/controlplane"
+	"github.com/enrichment/leadspace-enricher/processor/statusview"
 	"github.com/enrichment/leadspace-enricher/schemas"
 )
 
@@ -23,7 +25,7 @@ const bulkRecords = 500
 // tenantInfo is what the control topic says about one tenant.
 type tenantInfo struct {
 	id    string
-	state processor.TenantState
+	state controlplane.TenantState
 	// refresh is the tenant's latest refresh event (a request or a cancel).
 	refresh *schemas.Control
 }
@@ -34,10 +36,10 @@ func (a *Admin) loadTenant(ctx context.Context, tenant string) (tenantInfo, erro
 	return loadTenant(ctx, a.cfg.Kafka, a.cfg.Topics.Control, a.codec, a.cfg.Auth, tenant)
 }
 
-func loadTenant(ctx context.Context, k processor.Kafka, topic string, codec *schemas.Codec, auth processor.ControlAuth, tenant string) (tenantInfo, error) {
+func loadTenant(ctx context.Context, k processor.Kafka, topic string, codec *schemas.Codec, auth controlplane.Auth, tenant string) (tenantInfo, error) {
 	info := tenantInfo{id: tenant}
 	// Tokens are not needed here: references stay unresolved.
-	table := processor.NewControlTable(func(string, string) (string, error) { return "unresolved", nil })
+	table := controlplane.NewTable(func(string, string) (string, error) { return "unresolved", nil })
 	err := processor.ReadAll(ctx, k, topic, func(m kafka.Message) {
 		ev, err := table.ApplyRecord(codec, auth, m)
 		if err == nil && ev != nil && ev.TenantID == tenant && ev.Refresh != nil &&
@@ -74,29 +76,29 @@ func runAllowed(info tenantInfo) error {
 		return fail(ErrNotConnected, "refused: tenant %s is not connected to Leadspace (enricher connect --tenant %s ...)", info.id, info.id)
 	case st.State == schemas.StateNoConsent:
 		return fail(ErrRefused, "refused: tenant %s has no consent recorded, so no data may leave for Leadspace (enricher consent give --tenant %s)", info.id, info.id)
-	case strings.HasPrefix(st.Reason, processor.ReasonNoMapping):
+	case strings.HasPrefix(st.Reason, controlplane.ReasonNoMapping):
 		return fail(ErrRefused, "refused: tenant %s has no mapping (enricher map --tenant %s --name ATTRIBUTE ...)", info.id, info.id)
 	}
 	return fail(ErrRefused, "refused: tenant %s is %s (%s)", info.id, st.State, st.Reason)
 }
 
 // tenantView reads the status topic and returns the tenant's view.
-func (a *Admin) tenantView(ctx context.Context, info tenantInfo, now time.Time) (processor.TenantView, error) {
+func (a *Admin) tenantView(ctx context.Context, info tenantInfo, now time.Time) (statusview.Tenant, error) {
 	records, err := processor.ReadStatus(ctx, a.cfg.Kafka, a.cfg.Topics.Status, a.codec)
 	if err != nil {
-		return processor.TenantView{}, err
+		return statusview.Tenant{}, err
 	}
-	for _, v := range processor.ViewStatus(records, []processor.TenantState{info.state}, now) {
+	for _, v := range statusview.Tenants(records, []controlplane.TenantState{info.state}, now) {
 		if v.TenantID == info.id {
 			return v, nil
 		}
 	}
-	return processor.TenantView{TenantID: info.id}, nil
+	return statusview.Tenant{TenantID: info.id}, nil
 }
 
 // pendingRun is a Run requested on the control topic that no partition
 // reports yet: the latest refresh event asks for a Run the status does not show.
-func pendingRun(info tenantInfo, view processor.TenantView) *schemas.Refresh {
+func pendingRun(info tenantInfo, view statusview.Tenant) *schemas.Refresh {
 	r := info.refresh
 	if r == nil || r.Refresh.Cancel || (view.Run != nil && view.Run.RunID == r.Refresh.RunID) {
 		return nil
@@ -178,7 +180,7 @@ func (a *Admin) CancelRun(ctx context.Context, tenant, runID, by string) (Publis
 // (when not nil) with each new view of it, at most every 250 ms. It
 // returns the final view: nil error when the Run COMPLETED, an error when
 // it ended otherwise or ctx ended first (the Run goes on in the service).
-func (a *Admin) WaitRun(ctx context.Context, tenant, runID string, progress func(*processor.RunView)) (*processor.RunView, error) {
+func (a *Admin) WaitRun(ctx context.Context, tenant, runID string, progress func(*statusview.Run)) (*statusview.Run, error) {
 	var mu sync.Mutex
 	latest := map[string]schemas.Status{}
 	followCtx, stop := context.WithCancel(ctx)
@@ -198,7 +200,7 @@ func (a *Admin) WaitRun(ctx context.Context, tenant, runID string, progress func
 	}()
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
-	var last *processor.RunView
+	var last *statusview.Run
 	for {
 		mu.Lock()
 		records := make([]schemas.Status, 0, len(latest))
@@ -206,8 +208,8 @@ func (a *Admin) WaitRun(ctx context.Context, tenant, runID string, progress func
 			records = append(records, s)
 		}
 		mu.Unlock()
-		var run *processor.RunView
-		for _, v := range processor.ViewStatus(records, nil, time.Now()) {
+		var run *statusview.Run
+		for _, v := range statusview.Tenants(records, nil, time.Now()) {
 			if v.TenantID == tenant && v.Run != nil && v.Run.RunID == runID {
 				run = v.Run
 			}
@@ -329,7 +331,7 @@ type priorAnswer struct {
 // and validate (input errors), the gate, the mapping (skips), then the
 // dedupe by input fingerprint against the standing ENRICHED or NOT_MATCHED
 // answer, fresh within the mapping's refresh interval.
-func previewRun(state processor.TenantState, profiles []currentProfile, prior map[string]priorAnswer, force bool, now time.Time) RunPreview {
+func previewRun(state controlplane.TenantState, profiles []currentProfile, prior map[string]priorAnswer, force bool, now time.Time) RunPreview {
 	p := RunPreview{TenantID: state.TenantID, Force: force, SkippedReasons: map[string]int{},
 		InputErrorReasons: map[string]int{}, InvalidReasons: map[string]int{}}
 	invalid := func(reason string) {
@@ -409,20 +411,20 @@ func previewRun(state processor.TenantState, profiles []currentProfile, prior ma
 
 // gateOf is why the gate lets nothing of this tenant leave: a skip reason,
 // or (dead) a reason its events go to the dead letter topic.
-func gateOf(st processor.TenantState) (reason string, dead bool) {
+func gateOf(st controlplane.TenantState) (reason string, dead bool) {
 	switch {
 	case st.State == schemas.StateActive:
 		return "", false
 	case st.State == schemas.StateNoConsent:
-		return processor.ReasonNoConsent, false
-	case strings.HasPrefix(st.Reason, processor.ReasonNoMapping):
-		return processor.ReasonNoMapping, false
+		return controlplane.ReasonNoConsent, false
+	case strings.HasPrefix(st.Reason, controlplane.ReasonNoMapping):
+		return controlplane.ReasonNoMapping, false
 	case st.State == schemas.StatePaused:
-		return processor.ReasonPaused, true
+		return controlplane.ReasonPaused, true
 	case st.State == schemas.StateRemoved:
-		return processor.ReasonRemoved, false
+		return controlplane.ReasonRemoved, false
 	}
-	return processor.ReasonNotConnected, false
+	return controlplane.ReasonNotConnected, false
 }
 
 // estimateRun turns the calls into records, transactions and time at the

@@ -14,6 +14,8 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/enrichment/leadspace-enricher/processor"
+	"github.com/enrichment/leadspace-enricher/processor/controlplane"
+	"github.com/enrichment/leadspace-enricher/processor/statusview"
 	"github.com/enrichment/leadspace-enricher/schemas"
 )
 
@@ -27,7 +29,7 @@ import (
 type Views struct {
 	a *Admin
 
-	control *processor.ControlTable // safe for concurrent use itself
+	control *controlplane.Table // safe for concurrent use itself
 
 	mu          sync.RWMutex
 	refresh     map[string]*schemas.Control // tenant -> latest refresh event
@@ -47,10 +49,10 @@ type Views struct {
 // first, as the service restores them, so an event compaction brought
 // back cannot win.
 func (a *Admin) Follow(ctx context.Context) (*Views, error) {
-	v := &Views{a: a, control: processor.NewControlTable(func(string, string) (string, error) { return "unresolved", nil }),
+	v := &Views{a: a, control: controlplane.NewTable(func(string, string) (string, error) { return "unresolved", nil }),
 		refresh: map[string]*schemas.Control{}, status: map[string]schemas.Status{}, enriched: map[string]*tenantRows{},
 		letters: map[string]*DeadLetter{}, receipts: map[string]Receipt{}}
-	applied, err := processor.ReadControlStatus(ctx, a.cfg.Kafka, a.cfg.Topics.Status, a.codec)
+	applied, err := controlplane.ReadApplied(ctx, a.cfg.Kafka, a.cfg.Topics.Status, a.codec)
 	if err != nil {
 		return nil, err
 	}
@@ -198,7 +200,7 @@ func (v *Views) Version() uint64 {
 // Status is each tenant's view (tenant "" is every tenant), as
 // Admin.Status computes it from the topics; an unknown tenant is
 // ErrUnknownTenant.
-func (v *Views) Status(tenant string) ([]processor.TenantView, error) {
+func (v *Views) Status(tenant string) ([]statusview.Tenant, error) {
 	v.mu.RLock()
 	records := make([]schemas.Status, 0, len(v.status))
 	for key, s := range v.status {
@@ -207,8 +209,8 @@ func (v *Views) Status(tenant string) ([]processor.TenantView, error) {
 		}
 	}
 	v.mu.RUnlock()
-	rows := []processor.TenantView{}
-	for _, tv := range processor.ViewStatus(records, v.control.Snapshot(), time.Now()) {
+	rows := []statusview.Tenant{}
+	for _, tv := range statusview.Tenants(records, v.control.Snapshot(), time.Now()) {
 		if tenant == "" || tv.TenantID == tenant {
 			rows = append(rows, tv)
 		}
@@ -221,13 +223,13 @@ func (v *Views) Status(tenant string) ([]processor.TenantView, error) {
 
 // Tenant is one tenant's control state (connection, consent, mapping:
 // never a token), and whether the control topic knows it.
-func (v *Views) Tenant(tenant string) (processor.TenantState, bool) {
+func (v *Views) Tenant(tenant string) (controlplane.TenantState, bool) {
 	for _, st := range v.control.Snapshot() {
 		if st.TenantID == tenant {
 			return st, true
 		}
 	}
-	return processor.TenantState{TenantID: tenant, State: schemas.StateNotConnected}, false
+	return controlplane.TenantState{TenantID: tenant, State: schemas.StateNotConnected}, false
 }
 
 // PendingRun is a Run requested on the control topic that no partition
@@ -235,7 +237,7 @@ func (v *Views) Tenant(tenant string) (processor.TenantState, bool) {
 func (v *Views) PendingRun(tenant string) *schemas.Refresh {
 	st, _ := v.Tenant(tenant)
 	rows, err := v.Status(tenant)
-	var view processor.TenantView
+	var view statusview.Tenant
 	if err == nil && len(rows) > 0 {
 		view = rows[0]
 	}

@@ -9,7 +9,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/enrichment/leadspace-enricher/leadspace/simulator"
-	"github.com/enrichment/leadspace-enricher/processor"
+	"github.com/enrichment/leadspace-enricher/processor/controlplane"
 	"github.com/enrichment/leadspace-enricher/processor/embedded"
 	"github.com/enrichment/leadspace-enricher/schemas"
 )
@@ -24,7 +24,7 @@ func benchViews(b *testing.B, n int) *Views {
 	}
 	b.Cleanup(s.Close)
 	a := &Admin{cfg: Config{Topics: s.Topics}, codec: s.Codec}
-	v := &Views{a: a, control: processor.NewControlTable(func(string, string) (string, error) { return "unresolved", nil }),
+	v := &Views{a: a, control: controlplane.NewTable(func(string, string) (string, error) { return "unresolved", nil }),
 		refresh: map[string]*schemas.Control{}, status: map[string]schemas.Status{}, enriched: map[string]*tenantRows{},
 		letters: map[string]*DeadLetter{}, receipts: map[string]Receipt{}}
 	ev := schemas.Control{TenantID: "acme", EventID: "c1", Sequence: 1, IssuedAt: time.Now().UTC().Truncate(time.Millisecond), IssuedBy: "bench",

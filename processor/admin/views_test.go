@@ -10,25 +10,10 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
+	"github.com/enrichment/leadspace-enricher/leadspace/retry/retrytest"
 	"github.com/enrichment/leadspace-enricher/processor"
 	"github.com/enrichment/leadspace-enricher/schemas"
 )
-
-// eventually waits until cond holds, failing with its last word after 20s.
-func eventually(t *testing.T, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		ok, why := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatal(why)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
 
 func enrichedRecord(t testing.TB, codec *schemas.Codec, topic, tenant, id, status, company string) kafka.Message {
 	t.Helper()
@@ -110,7 +95,7 @@ func TestViewsFollowTheTopics(t *testing.T) {
 
 	// A withdrawal and a new enrichment reach the view.
 	write(t, s, kafka.Message{Topic: s.Topics.Enriched, Key: []byte("acme/p1")}, en("acme", "p0", schemas.StatusEnriched, "Zero"))
-	eventually(t, func() (bool, string) {
+	retrytest.Until(t, 20*time.Second, func() (bool, string) {
 		page, _ := v.Enrichments("acme", EnrichmentQuery{})
 		return slices.Equal(ids(page), []string{"p0", "p2", "p3", "p4"}), fmt.Sprintf("after a tombstone of p1 and a new p0: %v", ids(page))
 	})
@@ -127,7 +112,7 @@ func TestViewsFollowTheTopics(t *testing.T) {
 	if err != nil || sum.Replayed != 1 {
 		t.Fatalf("replay: %+v, %v", sum, err)
 	}
-	eventually(t, func() (bool, string) {
+	retrytest.Until(t, 20*time.Second, func() (bool, string) {
 		l, _ := v.DeadLetters(Filter{Tenant: "acme"})
 		r := l.Letters[0].Receipt
 		return r != nil && r.By == "carol" && r.ReplayID == sum.ReplayID && r.Count == 1, fmt.Sprintf("receipt %+v", r)

@@ -22,6 +22,7 @@ import (
 	"github.com/enrichment/leadspace-enricher/processor"
 	"github.com/enrichment/leadspace-enricher/processor/admin"
 	"github.com/enrichment/leadspace-enricher/processor/console"
+	"github.com/enrichment/leadspace-enricher/processor/controlplane"
 	"github.com/enrichment/leadspace-enricher/processor/embedded"
 	"github.com/enrichment/leadspace-enricher/schemas"
 )
@@ -38,7 +39,7 @@ const (
 type env struct {
 	t       testing.TB
 	stack   *embedded.Stack
-	auth    processor.ControlAuth
+	auth    controlplane.Auth
 	admin   *admin.Admin
 	console *console.Server
 	url     string
@@ -65,7 +66,7 @@ func newEnv(t testing.TB, o envOpt) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(stack.Close)
-	e := &env{t: t, stack: stack, auth: processor.ControlAuth{Key: []byte("console-test-admin-key")}}
+	e := &env{t: t, stack: stack, auth: controlplane.Auth{Key: []byte("console-test-admin-key")}}
 	if e.prod, err = processor.NewProducer(stack.Kafka, stack.Codec); err != nil {
 		t.Fatal(err)
 	}
@@ -77,7 +78,7 @@ func newEnv(t testing.TB, o envOpt) *env {
 		e.startService(ctx)
 	}
 	if e.admin, err = admin.Open(ctx, admin.Config{Kafka: stack.Kafka, Topics: stack.Topics, Codec: stack.Codec, Auth: e.auth,
-		Tokens: processor.TokenSources{AllowPlaintext: true}, LeadspaceURL: stack.LeadspaceURL, LeadspaceTPS: 1000}, nil); err != nil {
+		Tokens: controlplane.TokenSources{AllowPlaintext: true}, LeadspaceURL: stack.LeadspaceURL, LeadspaceTPS: 1000}, nil); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = e.admin.Close() })
@@ -113,7 +114,7 @@ func (e *env) startService(ctx context.Context) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	table := processor.NewControlTable(processor.TokenSources{AllowPlaintext: true}.Resolver())
+	table := controlplane.NewTable(controlplane.TokenSources{AllowPlaintext: true}.Resolver())
 	e.group = fmt.Sprintf("console-test-%d", groups.Add(1))
 	cfg := processor.Config{Kafka: e.stack.Kafka, Topics: e.stack.Topics, Auth: e.auth,
 		Group:          processor.GroupConfig{ID: e.group, SessionTimeout: 15 * time.Second, HeartbeatInterval: time.Second, RebalanceTimeout: 30 * time.Second},

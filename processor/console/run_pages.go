@@ -9,8 +9,8 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/enrichment/leadspace-enricher/processor"
 	"github.com/enrichment/leadspace-enricher/processor/admin"
+	"github.com/enrichment/leadspace-enricher/processor/statusview"
 	"github.com/enrichment/leadspace-enricher/schemas"
 )
 
@@ -18,7 +18,7 @@ import (
 // Queued, Refreshing, Successful, Failed (with the reason) or Canceled.
 type runState struct {
 	Label, Badge, Reason string
-	Run                  *processor.RunView
+	Run                  *statusview.Run
 	// Queued is a requested Run no partition reports yet.
 	Queued *schemas.Refresh
 }
@@ -26,7 +26,7 @@ type runState struct {
 // runStateOf reads the state from the tenant's current Run and the Run
 // requested on the control topic that no partition reports yet (what
 // `enricher refresh` calls pending).
-func runStateOf(v processor.TenantView, pending *schemas.Refresh) runState {
+func runStateOf(v statusview.Tenant, pending *schemas.Refresh) runState {
 	run := v.Run
 	switch {
 	case pending != nil:
@@ -44,7 +44,7 @@ func runStateOf(v processor.TenantView, pending *schemas.Refresh) runState {
 }
 
 // runState is the tenant's runState now.
-func (s *Server) runState(tenant string, v processor.TenantView) runState {
+func (s *Server) runState(tenant string, v statusview.Tenant) runState {
 	return runStateOf(v, s.views.PendingRun(tenant))
 }
 
@@ -99,7 +99,7 @@ func (s *Server) showRun(w http.ResponseWriter, r *http.Request, rc *reqCtx, pre
 	v, st := s.tenantStatus(rc.tenant)
 	rs := s.runState(rc.tenant, v)
 	p := progressOf(rs, s.now())
-	canRun := !p.Active && (v.State == schemas.StateActive || v.State == processor.StateNeedsAttention)
+	canRun := !p.Active && (v.State == schemas.StateActive || v.State == statusview.StateNeedsAttention)
 	force := r.URL.Query().Get("force") == "yes"
 	data := map[string]any{"Tile": tileOf(v), "State": st, "RunState": rs, "Progress": p, "CanRun": canRun, "Force": force,
 		"Form": form{Values: r.URL.Query(), Done: doneMessage(r)}}
@@ -182,7 +182,7 @@ func (s *Server) enrichmentsPage(w http.ResponseWriter, r *http.Request, rc *req
 	runs := s.runs.Runs(rc.tenant)
 	rs := s.runState(rc.tenant, v)
 	s.render(w, r, http.StatusOK, "enrichments", rc, "My enrichments", map[string]any{"Tile": tileOf(v), "View": v, "State": st,
-		"RunState": rs, "Runs": runs, "Skipped": processor.TopReasons(v.SkippedReasons, 10)})
+		"RunState": rs, "Runs": runs, "Skipped": statusview.TopReasons(v.SkippedReasons, 10)})
 }
 
 // previewEstimate formats the preview's time estimate.

@@ -10,6 +10,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/enrichment/leadspace-enricher/processor"
+	"github.com/enrichment/leadspace-enricher/processor/controlplane"
 	"github.com/enrichment/leadspace-enricher/schemas"
 )
 
@@ -19,9 +20,9 @@ import (
 // events and every Run progress the status topic carried.
 type runHistory struct {
 	codec *schemas.Codec
-	auth  processor.ControlAuth
+	auth  controlplane.Auth
 
-	control *processor.ControlTable
+	control *controlplane.Table
 
 	mu        sync.RWMutex
 	refreshes map[string][]schemas.Control
@@ -34,9 +35,9 @@ type runHistory struct {
 }
 
 // newRunHistory makes an empty history; Run fills it.
-func newRunHistory(codec *schemas.Codec, auth processor.ControlAuth) *runHistory {
+func newRunHistory(codec *schemas.Codec, auth controlplane.Auth) *runHistory {
 	return &runHistory{codec: codec, auth: auth,
-		control:   processor.NewControlTable(func(string, string) (string, error) { return "unresolved", nil }),
+		control:   controlplane.NewTable(func(string, string) (string, error) { return "unresolved", nil }),
 		refreshes: map[string][]schemas.Control{},
 		runs:      map[string]map[string]map[int32]schemas.RunProgress{},
 		ready:     make(chan struct{})}

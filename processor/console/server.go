@@ -25,6 +25,7 @@ import (
 
 	"github.com/enrichment/leadspace-enricher/processor"
 	"github.com/enrichment/leadspace-enricher/processor/admin"
+	"github.com/enrichment/leadspace-enricher/processor/controlplane"
 )
 
 //go:embed templates static
@@ -50,7 +51,7 @@ type Backend struct {
 	// Kafka is the admin's cluster.
 	Kafka processor.Kafka
 	// Auth verifies control events (the admin's keys).
-	Auth processor.ControlAuth
+	Auth controlplane.Auth
 }
 
 // Start makes a console and starts following the topics it shows, until

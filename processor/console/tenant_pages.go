@@ -13,8 +13,9 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/enrichment/leadspace-enricher/processor"
 	"github.com/enrichment/leadspace-enricher/processor/admin"
+	"github.com/enrichment/leadspace-enricher/processor/controlplane"
+	"github.com/enrichment/leadspace-enricher/processor/statusview"
 	"github.com/enrichment/leadspace-enricher/schemas"
 )
 
@@ -49,10 +50,10 @@ type tile struct {
 	Badge       string
 	Why         string
 	Next, NextL string
-	View        processor.TenantView
+	View        statusview.Tenant
 }
 
-func tileOf(v processor.TenantView) tile {
+func tileOf(v statusview.Tenant) tile {
 	t := tile{Tenant: v.TenantID, View: v, Why: v.StateReason}
 	base := "/t/" + url.PathEscape(v.TenantID)
 	switch {
@@ -60,11 +61,11 @@ func tileOf(v processor.TenantView) tile {
 		t.Label, t.Badge, t.Next, t.NextL = "Removed", "neutral", base+"/connect", "Enrich my data"
 	case v.State == schemas.StateNoConsent:
 		t.Label, t.Badge, t.Next, t.NextL = "Needs consent", "warn", base+"/connect", "Give consent"
-	case v.State == schemas.StatePaused && strings.HasPrefix(v.StateReason, processor.ReasonNoMapping):
+	case v.State == schemas.StatePaused && strings.HasPrefix(v.StateReason, controlplane.ReasonNoMapping):
 		t.Label, t.Badge, t.Next, t.NextL, t.Why = "Needs mapping", "warn", base+"/map", "Map data", ""
 	case v.State == schemas.StatePaused:
 		t.Label, t.Badge, t.Next, t.NextL = "Paused", "bad", base+"/connect", "Connect again"
-	case v.State == processor.StateNeedsAttention:
+	case v.State == statusview.StateNeedsAttention:
 		t.Label, t.Badge, t.Next, t.NextL = "Needs attention", "warn", base+"/map", "Check the mapping"
 	case v.State == schemas.StateActive:
 		t.Label, t.Badge, t.Next, t.NextL, t.Why = "Active", "ok", base+"/enrichments", "My enrichments", ""
@@ -155,7 +156,7 @@ func (s *Server) connect(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
 		s.showConnect(w, r, rc, http.StatusInternalServerError, f)
 		return
 	}
-	s.waitView(ctx, rc.tenant, func(v processor.TenantView) bool {
+	s.waitView(ctx, rc.tenant, func(v statusview.Tenant) bool {
 		return v.State != schemas.StateNotConnected && v.State != schemas.StateRemoved
 	})
 	http.Redirect(w, r, "/t/"+url.PathEscape(rc.tenant)+"/map?done=connected", http.StatusSeeOther)
@@ -326,7 +327,7 @@ func (s *Server) applyMap(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
 		s.showMap(w, r, rc, http.StatusUnprocessableEntity, f)
 		return
 	}
-	s.waitView(ctx, rc.tenant, func(processor.TenantView) bool {
+	s.waitView(ctx, rc.tenant, func(statusview.Tenant) bool {
 		_, st := s.tenantStatus(rc.tenant)
 		return st.Mapping != nil && st.Mapping.NameAttribute == req.Name
 	})
@@ -351,7 +352,7 @@ func mapError(err error) string {
 
 // waitView waits (briefly) until the views show a change just published,
 // so the page after the redirect shows it.
-func (s *Server) waitView(ctx context.Context, tenant string, ok func(processor.TenantView) bool) {
+func (s *Server) waitView(ctx context.Context, tenant string, ok func(statusview.Tenant) bool) {
 	deadline := time.After(5 * time.Second)
 	for {
 		v, _ := s.tenantStatus(tenant)
@@ -400,18 +401,18 @@ func (s *Server) remove(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
 		s.render(w, r, http.StatusOK, "remove", rc, "Remove enrichment", map[string]any{"Tile": tileOf(v), "Form": f})
 		return
 	}
-	s.waitView(ctx, rc.tenant, func(v processor.TenantView) bool { return v.State == schemas.StateRemoved })
+	s.waitView(ctx, rc.tenant, func(v statusview.Tenant) bool { return v.State == schemas.StateRemoved })
 	http.Redirect(w, r, "/t/"+url.PathEscape(rc.tenant)+"/remove?done=removed", http.StatusSeeOther)
 }
 
 // tenantStatus is the tenant as `enricher status` shows it, with its
 // control state (mapping, consent); a tenant no topic knows yet is not
 // connected.
-func (s *Server) tenantStatus(tenant string) (processor.TenantView, processor.TenantState) {
+func (s *Server) tenantStatus(tenant string) (statusview.Tenant, controlplane.TenantState) {
 	st, _ := s.views.Tenant(tenant)
 	rows, err := s.views.Status(tenant)
 	if err != nil || len(rows) == 0 {
-		return processor.TenantView{TenantID: tenant, State: schemas.StateNotConnected, SkippedReasons: map[string]int64{}}, st
+		return statusview.Tenant{TenantID: tenant, State: schemas.StateNotConnected, SkippedReasons: map[string]int64{}}, st
 	}
 	return rows[0], st
 }

@@ -288,7 +288,7 @@ func (h *handler) output(j *job, p schemas.Profile, e schemas.Enriched, outcome,
 	e.EnrichedAt = now
 	e.Lineage = schemas.Lineage{SourceTopic: msg.Topic, SourcePartition: int32(msg.Partition), SourceOffset: msg.Offset,
 		SourceEventID: p.EventID, ProfileVersion: p.Version}
-	value, err := h.codec.Encode(schemas.EnrichedCompany, e.Native())
+	value, err := h.codec.EncodeEnriched(e)
 	if err != nil {
 		return h.dead(j, &stageError{stage: schemas.StageEncode, reason: "encode.failed", class: classInput, err: err}, p)
 	}

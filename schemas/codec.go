@@ -19,6 +19,9 @@ import (
 type Codec struct {
 	registry *sr.Client
 	writers  map[Type]writer
+	// direct: EnrichedCompany is written by appendEnriched (direct.go),
+	// which reproduced goavro's bytes at start.
+	direct bool
 
 	mu      sync.RWMutex
 	readers map[int]reader // schema id -> reader, filled lazily from the registry
@@ -59,6 +62,7 @@ func NewCodec(ctx context.Context, registry *sr.Client, subjects map[Type]string
 		c.writers[t] = writer{id: ss.ID, codec: codec, last: new(atomic.Int64)}
 		c.readers[ss.ID] = reader{typ: t, codec: codec}
 	}
+	c.direct = c.directMatches()
 	return c, nil
 }
 

@@ -133,8 +133,8 @@ func directProbes() []Enriched {
 	at := time.UnixMilli(1764979200123).UTC()
 	full := Enriched{EventID: "e-1", EnrichmentID: "leadspace/company/t/p", TenantID: "t", ProfileID: "p",
 		Status: StatusEnriched, Confidence: "HIGH",
-		Sent:    &Sent{Name: "Acme", Website: "acme.example", Location: &Address{Street: "1 Main St", City: "Springfield", State: "IL", PostalCode: "62701", Country: "US"}},
-		Company: &Firmographics{LeadspaceID: "ls-1", Name: "Acme Inc", Website: "acme.example", Description: "d", Industry: "i", SubIndustry: "si", SIC: "1", SICDesc: "sd", NAICS: "2", NAICSDesc: "nd", Employees: &n, EmployeesRange: "1-10", RevenueUSD: &m, RevenueRange: "r", Address: &Address{City: "Zürich"}, Phone: "+1", LinkedInURL: "l", Ownership: "o", Technologies: []string{"Go", "Kafka"}},
+		Sent:             &Sent{Name: "Acme", Website: "acme.example", Location: &Address{Street: "1 Main St", City: "Springfield", State: "IL", PostalCode: "62701", Country: "US"}},
+		Company:          &Firmographics{LeadspaceID: "ls-1", Name: "Acme Inc", Website: "acme.example", Description: "d", Industry: "i", SubIndustry: "si", SIC: "1", SICDesc: "sd", NAICS: "2", NAICSDesc: "nd", Employees: &n, EmployeesRange: "1-10", RevenueUSD: &m, RevenueRange: "r", Address: &Address{City: "Zürich"}, Phone: "+1", LinkedInURL: "l", Ownership: "o", Technologies: []string{"Go", "Kafka"}},
 		InputFingerprint: "fp", EnrichedAt: at, Lineage: Lineage{SourceTopic: "profile-unified", SourcePartition: 5, SourceOffset: 1 << 33, SourceEventID: "src", ProfileVersion: 3}}
 	bare := Enriched{EventID: "e-2", EnrichmentID: "x", TenantID: "t", ProfileID: "p", Status: StatusSkipped, SkipReason: "consent.missing",
 		InputFingerprint: "-", EnrichedAt: at, Lineage: Lineage{SourceTopic: "t", SourcePartition: -1, SourceOffset: 0, ProfileVersion: -2}}

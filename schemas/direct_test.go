@@ -40,7 +40,7 @@ func TestDirectEncoderWritesGoavrosBytes(t *testing.T) {
 	values := directProbes()
 	for range 500 {
 		e := Enriched{EventID: str(), EnrichmentID: str(), TenantID: str(), ProfileID: str(),
-			Status: []string{"UNKNOWN", StatusEnriched, StatusNotMatched, StatusSkipped}[rnd.IntN(4)],
+			Status:     []string{"UNKNOWN", StatusEnriched, StatusNotMatched, StatusSkipped}[rnd.IntN(4)],
 			SkipReason: str(), Confidence: str(), InputFingerprint: str(),
 			EnrichedAt: time.UnixMilli(rnd.Int64N(1 << 42)).UTC(),
 			Lineage:    Lineage{SourceTopic: str(), SourcePartition: rnd.Int32() - rnd.Int32(), SourceOffset: rnd.Int64(), SourceEventID: str(), ProfileVersion: rnd.Int64() - rnd.Int64()}}

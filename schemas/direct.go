@@ -3,6 +3,7 @@ package schemas
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"time"
 )
@@ -161,4 +162,125 @@ func (c *Codec) directMatches() bool {
 		}
 	}
 	return true
+}
+
+// The direct decoder reads ProfileUnified's Avro binary into a Profile
+// without goavro's native form (a map per record, a map of interfaces for
+// the attributes, then a copy of each): it is used for writer schemas
+// whose canonical form is the one this codec compiled (readerOf), the
+// others go through goavro. Its answers are goavro's, field by field
+// (TestDirectDecoderReadsWhatGoavroReads).
+
+// profileKinds are the ProfileKind symbols, in schema order.
+var profileKinds = [...]string{"UNKNOWN", "ACCOUNT", "CONTACT"}
+
+// decodeProfileDirect reads one ProfileUnified body; errors are
+// *DecodeError with ReasonBadAvro, as goavro's are.
+func decodeProfileDirect(body []byte) (Profile, error) {
+	d := avroReader{b: body}
+	p := Profile{EventID: d.str(), TenantID: d.str(), ProfileID: d.str()}
+	if k := d.long(); d.err == nil {
+		if k < 0 || k >= int64(len(profileKinds)) {
+			d.fail(fmt.Errorf("enum index %d is not a symbol of ProfileKind", k))
+		} else {
+			p.Kind = profileKinds[k]
+		}
+	}
+	p.Attributes = d.stringMap()
+	ms := d.long()
+	p.UnifiedAt = time.Unix(ms/1e3, (ms-ms/1e3*1e3)*1e6).UTC() // as goavro's timestamp-millis
+	p.Version = d.long()
+	if d.err != nil {
+		return Profile{}, decodeErr(ReasonBadAvro, d.err)
+	}
+	if len(d.b) != 0 {
+		return Profile{}, decodeErr(ReasonBadAvro, fmt.Errorf("%d trailing bytes after the record", len(d.b)))
+	}
+	return p, nil
+}
+
+// avroReader reads Avro binary values off b; the first error sticks and
+// every later read returns a zero value.
+type avroReader struct {
+	b   []byte
+	err error
+}
+
+func (d *avroReader) fail(err error) {
+	if d.err == nil {
+		d.err = err
+	}
+	d.b = nil
+}
+
+// long reads a zig-zag varint the way goavro does (no length limit).
+func (d *avroReader) long() int64 {
+	var v uint64
+	var shift uint
+	for i, c := range d.b {
+		v |= uint64(c&0x7f) << shift
+		if c&0x80 == 0 {
+			d.b = d.b[i+1:]
+			return int64(v>>1) ^ -int64(v&1)
+		}
+		shift += 7
+	}
+	d.fail(errors.New("short buffer"))
+	return 0
+}
+
+func (d *avroReader) str() string {
+	n := d.long()
+	switch {
+	case d.err != nil:
+		return ""
+	case n < 0:
+		d.fail(fmt.Errorf("cannot decode binary string: negative size: %d", n))
+		return ""
+	case n > int64(len(d.b)):
+		d.fail(fmt.Errorf("cannot decode binary string: buffer underflow: %d > %d", n, len(d.b)))
+		return ""
+	}
+	s := string(d.b[:n])
+	d.b = d.b[n:]
+	return s
+}
+
+// stringMap reads a map of strings: blocks of entries, a negative count
+// followed by the block's size in bytes, ended by a zero count; a key twice
+// is an error, as in goavro. Counts are
+// bounded by what the remaining bytes can hold, so garbage cannot make it
+// allocate without bound.
+func (d *avroReader) stringMap() map[string]string {
+	m := map[string]string{}
+	for d.err == nil {
+		n := d.long()
+		if n == 0 || d.err != nil {
+			break
+		}
+		if n < 0 {
+			n = -n
+			if d.long(); d.err != nil { // the block's size: not needed
+				break
+			}
+		}
+		if n > int64(len(d.b))/2 {
+			d.fail(fmt.Errorf("map block of %d entries in %d bytes", n, len(d.b)))
+			break
+		}
+		for range n {
+			k := d.str()
+			v := d.str()
+			if _, dup := m[k]; dup && d.err == nil {
+				d.fail(fmt.Errorf("cannot decode binary map: duplicate key: %q", k))
+			}
+			if d.err == nil {
+				m[k] = v
+			}
+		}
+	}
+	if d.err != nil {
+		return nil
+	}
+	return m
 }

@@ -17,6 +17,7 @@ type offsetTracker struct {
 	states   []uint8 // states[i] is offset base+i
 	inFlight int
 	deferred int
+	parked   int // held in memory behind its program's share (partition.go)
 	// committed is the last offset handed to a successful commit.
 	committed int64
 	// advanced is when base last moved (or the partition was caught up),
@@ -31,6 +32,7 @@ const (
 	stateInFlight
 	stateDone
 	stateDeferred
+	stateParked
 )
 
 // newOffsetTracker starts at the group's committed offset.
@@ -56,8 +58,11 @@ func (t *offsetTracker) admitted(offset int64) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if i := t.slot(offset); i >= 0 {
-		if t.states[i] == stateDeferred {
+		switch t.states[i] {
+		case stateDeferred:
 			t.deferred--
+		case stateParked:
+			t.parked--
 		}
 		t.states[i] = stateInFlight
 		t.inFlight++
@@ -69,11 +74,25 @@ func (t *offsetTracker) deferOffset(offset int64) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if i := t.slot(offset); i >= 0 && t.states[i] != stateDeferred {
-		if t.states[i] == stateInFlight {
+		switch t.states[i] {
+		case stateInFlight:
 			t.inFlight--
+		case stateParked:
+			t.parked--
 		}
 		t.states[i] = stateDeferred
 		t.deferred++
+	}
+}
+
+// park records that an offset was fetched and is held in memory until its
+// program has room; like a deferred one it holds the commit point.
+func (t *offsetTracker) park(offset int64) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if i := t.slot(offset); i >= 0 && t.states[i] == stateGap {
+		t.states[i] = stateParked
+		t.parked++
 	}
 }
 
@@ -154,11 +173,12 @@ func (t *offsetTracker) committedTo(offset int64) {
 	t.committed = max(t.committed, offset)
 }
 
-// pending is the number of offsets in flight or deferred.
+// pending is the number of offsets in flight, and of those fetched but
+// not yet admitted (deferred or parked).
 func (t *offsetTracker) pending() (inFlight, deferred int) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return t.inFlight, t.deferred
+	return t.inFlight, t.deferred + t.parked
 }
 
 // caughtUp marks the partition as advancing although nothing moved: it has
@@ -166,7 +186,7 @@ func (t *offsetTracker) pending() (inFlight, deferred int) {
 func (t *offsetTracker) caughtUp() {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.inFlight == 0 && t.deferred == 0 {
+	if t.inFlight == 0 && t.deferred == 0 && t.parked == 0 {
 		t.advanced = time.Now()
 	}
 }
@@ -175,7 +195,7 @@ func (t *offsetTracker) caughtUp() {
 func (t *offsetTracker) sinceAdvance(now time.Time) time.Duration {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.inFlight == 0 && t.deferred == 0 {
+	if t.inFlight == 0 && t.deferred == 0 && t.parked == 0 {
 		return 0
 	}
 	return now.Sub(t.advanced)

@@ -17,11 +17,14 @@ import (
 //     it, see leadspace.Program.Capacity), and no more.
 //
 // The share is what isolates tenants. A fetcher that meets a record of a
-// program at its share waits while the program makes progress (plain
-// backpressure); a program that stopped making progress — its breaker is
-// open, its calls hang — is stalled, and its further records are deferred
-// (re-read later, see partition.go) so that other programs' tenants keep
-// their throughput.
+// program at its share parks it (holds it in memory, within a budget of
+// maxBytes/4, see partition.go) and goes on, so that records of other
+// programs behind it in the partition are not delayed by a big tenant's
+// backlog (issue 21); with the budget spent it waits while the program
+// makes progress (plain backpressure). A program that stopped making
+// progress — its breaker is open, its calls hang — is stalled, and its
+// further records are deferred (re-read later, see partition.go) so that
+// other programs' tenants keep their throughput.
 type window struct {
 	maxEvents int
 	maxBytes  int64
@@ -33,6 +36,7 @@ type window struct {
 	mu       sync.Mutex
 	events   int
 	bytes    int64
+	parked   int64 // bytes of parked records, within maxBytes/4
 	programs map[string]*programLoad
 	changed  chan struct{} // closed and replaced whenever room may have appeared
 }
@@ -110,6 +114,42 @@ func (w *window) tryLocked(program string, size int) (v verdict, wait bool) {
 	w.events++
 	w.bytes += int64(size)
 	return admitted, false
+}
+
+// try is admit without the wait: wait says the record must wait, and
+// atShare that it waits for its program's share, not for the window.
+func (w *window) try(program string, size int) (v verdict, wait, atShare bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	v, wait = w.tryLocked(program, size)
+	full := w.events > 0 && (w.events >= w.maxEvents || w.bytes+int64(size) > w.maxBytes)
+	return v, wait, wait && !full
+}
+
+// roomChanged is closed at the next release.
+func (w *window) roomChanged() <-chan struct{} {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.changed
+}
+
+// park takes room for a parked record; false when the parking budget
+// (a quarter of the window's bytes) is spent.
+func (w *window) park(size int) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.parked > 0 && w.parked+int64(size) > w.maxBytes/4 {
+		return false
+	}
+	w.parked += int64(size)
+	return true
+}
+
+// unpark gives back a parked record's room.
+func (w *window) unpark(size int) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.parked -= int64(size)
 }
 
 // stalled says whether a program has work in flight but finished nothing

@@ -158,6 +158,9 @@ func (h *handler) prepare(j *job) step {
 		}
 		return step{outcome: outUnchanged, tenant: profile.TenantID, state: &next}
 	}
+	// The attributes are mapped: the call does not keep them (a map per
+	// record in flight, where tens of thousands are).
+	profile.Attributes = nil
 	return step{tenant: profile.TenantID, call: &callPlan{permit: permit, profile: profile, mapped: m,
 		req: leadspace.Request{ExternalID: enrichmentID(profile.TenantID, profile.ProfileID), Company: m.input}}}
 }

@@ -34,6 +34,7 @@ type benchConfig struct {
 	timeout              time.Duration
 	stagger              time.Duration
 	seed                 uint64
+	manyTenants          int
 }
 
 // backlogFigures is one backlog case's outcome.
@@ -77,6 +78,7 @@ type benchReport struct {
 	Restart  map[string]any    `json:"restart_and_replay,omitempty"`
 	Trickle  map[string]any    `json:"trickle,omitempty"`
 	Fairness map[string]any    `json:"fairness,omitempty"`
+	Many     map[string]any    `json:"many_tenants,omitempty"`
 	Errors   []string          `json:"errors,omitempty"`
 }
 
@@ -89,7 +91,7 @@ func benchMain(ctx context.Context, args []string) int {
 	fs.StringVar(&c.binDir, "bin", ".build/bin", "folder with the enricher and leadspace-sim binaries")
 	fs.StringVar(&c.outDir, "out", ".build/bench", "folder for logs and bench.json")
 	fs.StringVar(&sizes, "sizes", "100000,1000000", "backlog sizes: the first runs every case, the largest adds the restart and the replay")
-	fs.StringVar(&cases, "cases", "naive,1p1i,2p1i,4p1i,1p2i,fair,large,trickle", "cases to run (4p1i: 4 programs; fair: 100 small tenants behind a large backlog, and without it)")
+	fs.StringVar(&cases, "cases", "naive,1p1i,2p1i,4p1i,1p2i,fair,large,trickle", "cases to run (4p1i: 4 programs; fair: 100 small tenants behind a large backlog, and without it; many: --many-tenants tenants: start-up and status)")
 	fs.DurationVar(&c.naiveFor, "naive-for", 60*time.Second, "how long the naive loop runs (its rate is measured, not its drain)")
 	fs.Float64Var(&c.trickleRate, "trickle-rate", 20, "trickle: events per second")
 	fs.DurationVar(&c.trickleFor, "trickle-for", 60*time.Second, "trickle: how long")
@@ -100,6 +102,7 @@ func benchMain(ctx context.Context, args []string) int {
 	fs.Float64Var(&c.minFreeGiB, "min-free-gib", 8, "refuse to write the largest backlog with less free disk than this")
 	fs.DurationVar(&c.timeout, "case-timeout", 45*time.Minute, "give up on a backlog that has not drained in this time")
 	fs.Uint64Var(&c.seed, "seed", 1, "seed of the profiles")
+	fs.IntVar(&c.manyTenants, "many-tenants", 500, "the many case: tenants, each with its own token and one profile")
 	fs.DurationVar(&c.stagger, "stagger", 0, "start each further instance this much after the one before (0: all at once); a late one joins a group at work, and partitions move to it")
 	fs.Var(&simArgs, "sim-arg", "extra argument for leadspace-sim (repeatable)")
 	fs.Var(&instArgs, "instance-arg", "extra argument for every `enricher run` (repeatable; the benchmark is meant for the shipped defaults)")
@@ -165,6 +168,11 @@ func benchMain(ctx context.Context, args []string) int {
 		fr, err := c.fairnessCase(ctx)
 		note(err)
 		rep.Fairness = fr
+	}
+	if c.cases["many"] && ctx.Err() == nil {
+		m, err := c.manyTenantsCase(ctx)
+		note(err)
+		rep.Many = m
 	}
 	if c.cases["large"] && ctx.Err() == nil {
 		large := c.sizes[len(c.sizes)-1]
@@ -768,6 +776,9 @@ func printBench(rep *benchReport) {
 	}
 	if rep.Fairness != nil {
 		fmt.Printf("fairness: %v\n", rep.Fairness)
+	}
+	if rep.Many != nil {
+		fmt.Printf("many tenants: %v\n", rep.Many)
 	}
 	if rep.Restart != nil {
 		fmt.Printf("restart + replay: %v\n", rep.Restart)

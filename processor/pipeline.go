@@ -206,7 +206,7 @@ func (w *partitionWorker) answered(j *job, plan *callPlan, o leadspace.Outcome) 
 
 // publish sends a step's outputs; the job finishes once they are acked.
 func (w *partitionWorker) publish(j *job, st step) {
-	w.p.pub.send(w.ctx, st.out, func(err error) {
+	w.p.pub.sendIn(w.ctx, j.program, st.out, func(err error) {
 		if err != nil {
 			w.abandon(j)
 			return

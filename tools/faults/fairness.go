@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"time"
@@ -124,6 +125,43 @@ func (c *benchConfig) fairnessRun(ctx context.Context, name string, withLarge bo
 	}
 	sort.Float64s(ds)
 	median := ds[len(ds)/2]
+	// Where the time went: each small program's first and last call, from
+	// the simulator's log (program names follow the tokens: program-N).
+	if calls, err := fetchCalls(ctx, st.simURL); err == nil {
+		var b strings.Builder
+		b.WriteString("time\tprogram\tkind\tstatus\trecords\n")
+		first, lastCall := map[string]time.Time{}, map[string]time.Time{}
+		for _, cl := range calls {
+			kind := "other"
+			switch {
+			case cl.isSingle():
+				kind = "single"
+			case cl.isSubmit():
+				kind = "submit"
+			case cl.isPoll():
+				kind = "poll"
+			}
+			fmt.Fprintf(&b, "%.3f\t%s\t%s\t%d\t%d\n", cl.Time.Sub(ready).Seconds(), cl.Program, kind, cl.Status, len(cl.Records))
+			if _, ok := first[cl.Program]; !ok {
+				first[cl.Program] = cl.Time
+			}
+			lastCall[cl.Program] = cl.Time
+		}
+		_ = os.WriteFile(filepath.Join(st.cfg.workDir, "calls.tsv"), []byte(b.String()), 0o644)
+		var fs, ls []float64
+		for i := 2; i <= fairSmallTenants+1; i++ {
+			prog := fmt.Sprintf("program-%d", i)
+			if t, ok := first[prog]; ok {
+				fs = append(fs, t.Sub(ready).Seconds())
+				ls = append(ls, lastCall[prog].Sub(ready).Seconds())
+			}
+		}
+		if len(fs) > 0 {
+			sort.Float64s(fs)
+			sort.Float64s(ls)
+			fmt.Fprintf(os.Stderr, "bench[%s]: small programs' first call at a median %.2f s, last call %.2f s after /readyz\n", name, fs[len(fs)/2], ls[len(ls)/2])
+		}
+	}
 	fmt.Fprintf(os.Stderr, "bench[%s]: small tenants' median time to output %.2f s (min %.2f, max %.2f); %d events in %.1f s, CPU %.1f us/event, RSS %v MiB\n",
 		name, median, ds[0], ds[len(ds)-1], events, f.Seconds, f.CPUMicrosPerEventFromStart, f.PeakRSSMiB)
 	return median, f, nil

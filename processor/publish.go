@@ -191,8 +191,12 @@ func (p *publisher) work() {
 			}
 			continue
 		}
-		var live []*publication
-		var msgs []kafka.Message
+		n := 0
+		for _, pub := range batch {
+			n += len(pub.msgs)
+		}
+		live := make([]*publication, 0, len(batch))
+		msgs := make([]kafka.Message, 0, n)
 		for _, pub := range batch {
 			if err := pub.ctx.Err(); err != nil {
 				pub.done(err)

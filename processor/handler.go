@@ -364,8 +364,11 @@ func firmographics(c leadspace.Company) *schemas.Firmographics {
 		NAICS: v(c.NAICS), NAICSDesc: v(c.NAICSDescription), EmployeesRange: v(c.EmployeesRange), RevenueRange: v(c.RevenueRange),
 		Phone: v(c.Phone), LinkedInURL: v(c.LinkedInURL), Ownership: v(c.Ownership),
 	}
-	for _, t := range c.Technologies {
-		f.Technologies = append(f.Technologies, v(t))
+	if len(c.Technologies) > 0 {
+		f.Technologies = make([]string, len(c.Technologies))
+		for i, t := range c.Technologies {
+			f.Technologies[i] = v(t)
+		}
 	}
 	if c.Employees > 0 {
 		n := c.Employees

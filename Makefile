@@ -4,7 +4,7 @@ SHELL   := /bin/bash
 GO      ?= go
 BROKER  := tools/kafka/broker.sh
 
-.PHONY: all help build test vet test-kafka smoke-kcat test-faults bench bench-leadspace bench-backlog dev fuzz clean
+.PHONY: all help build test vet test-kafka smoke-kcat test-faults bench bench-leadspace bench-backlog dev fuzz clean check-deploy
 
 # Flags for the fault suite and the backlog benchmark, e.g.
 #   make test-faults FAULTS_FLAGS="--report-only --scenarios kill-loop"
@@ -28,6 +28,8 @@ help:
 	@echo "make bench           in-process benchmarks; make bench-leadspace: the Leadspace client alone"
 	@echo "make fuzz            fuzz the profile decoder for 30 s"
 	@echo "make dev             everything embedded, with demo data"
+	@echo "make check-deploy    Helm chart rendered and schema-checked, alert rules through promtool, AsyncAPI,"
+	@echo "                     dashboard, alerts and compose against the code (needs promtool: apt-get install prometheus)"
 
 build:
 	$(GO) build -o .build/bin/ ./cmd/...
@@ -82,6 +84,16 @@ fuzz:
 
 dev:
 	$(GO) run ./cmd/enricher dev
+
+# What operators deploy with (issue 20): promtool checks the rules and runs
+# their unit tests; the chart is rendered with Helm's engine and decoded
+# strictly into the Kubernetes API types (module deploy/); the contracts are
+# held to the code and to a running service.
+check-deploy:
+	promtool check rules deploy/prometheus/alerts.yaml
+	promtool test rules deploy/prometheus/alerts_test.yaml
+	cd deploy && $(GO) vet ./... && $(GO) test -count=1 ./...
+	$(GO) test -count=1 ./cmd/enricher -run '(?i)(asyncapi|dashboard|alert|chart|manifest|compose)' 
 
 clean:
 	-$(BROKER) stop

@@ -72,10 +72,19 @@ var (
 	descWindow  = prometheus.NewDesc("enricher_window_in_flight", "Inputs in the window (fetched, not finished).", nil, nil)
 	descBytes   = prometheus.NewDesc("enricher_window_in_flight_bytes", "Memory the inputs in the window account for.", nil, nil)
 	descLag     = prometheus.NewDesc("enricher_partition_deferred", "Inputs of the partition deferred for a stalled program.", []string{"partition"}, nil)
+	// Consumer lag as this member sees it, so an alert needs no exporter
+	// beside the service: the partition's end at the last fetch minus the
+	// commit point.
+	descConsumerLag = prometheus.NewDesc("enricher_partition_lag",
+		"Inputs of the owned partition not yet committed: its end at the last fetch minus the commit point.", []string{"partition"}, nil)
+	descRunScope = prometheus.NewDesc("enricher_run_scope_records",
+		"Profiles in scope of the tenant's latest Run on the partitions this member owns (scopes still being read count 0).", []string{"tenant"}, nil)
+	descRunDone = prometheus.NewDesc("enricher_run_done_records",
+		"Profiles of the tenant's latest Run finished on the partitions this member owns.", []string{"tenant"}, nil)
 )
 
 func (c *ownershipCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descOwned, descStall, descMembers, descWindow, descBytes, descLag} {
+	for _, d := range []*prometheus.Desc{descOwned, descStall, descMembers, descWindow, descBytes, descLag, descConsumerLag, descRunScope, descRunDone} {
 		ch <- d
 	}
 }
@@ -94,6 +103,23 @@ func (c *ownershipCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descStall, prometheus.GaugeValue, w.tracker.sinceAdvance(now).Seconds(), label)
 		_, deferred := w.tracker.pending()
 		ch <- prometheus.MustNewConstMetric(descLag, prometheus.GaugeValue, float64(deferred), label)
+		if end := w.end.Load(); end >= 0 {
+			base, _ := w.tracker.commitPoint()
+			ch <- prometheus.MustNewConstMetric(descConsumerLag, prometheus.GaugeValue, float64(max(end-base, 0)), label)
+		}
+	}
+	scope, done := map[string]int64{}, map[string]int64{}
+	for _, w := range workers {
+		w.mu.Lock()
+		for tenant, r := range w.state.runs {
+			scope[tenant] += max(r.Scope, 0)
+			done[tenant] += r.Done
+		}
+		w.mu.Unlock()
+	}
+	for tenant := range scope {
+		ch <- prometheus.MustNewConstMetric(descRunScope, prometheus.GaugeValue, float64(scope[tenant]), tenant)
+		ch <- prometheus.MustNewConstMetric(descRunDone, prometheus.GaugeValue, float64(done[tenant]), tenant)
 	}
 	if p.window != nil {
 		events, bytes := p.window.inFlight()

@@ -454,6 +454,14 @@ func checkCompose(t testing.TB, c composeFile, services map[string]*enricherServ
 		}
 	}
 
+	// The broker is the Apache Kafka release every test runs against.
+	want := testedKafkaVersion(t)
+	for name, s := range c.Services {
+		if image, tag, ok := strings.Cut(s.Image, ":"); ok && image == "apache/kafka" && tag != want {
+			t.Errorf("service %s runs Apache Kafka %s, the tests run %s (tools/kafka/broker.sh)", name, tag, want)
+		}
+	}
+
 	// Enricher services are built from tools/Dockerfile, which builds both binaries.
 	for _, es := range services {
 		s := c.Services[es.name]
@@ -471,6 +479,30 @@ func checkCompose(t testing.TB, c composeFile, services map[string]*enricherServ
 			t.Errorf("tools/Dockerfile does not build %s", pkg)
 		}
 	}
+}
+
+var brokerVersion = regexp.MustCompile(`(?m)^KAFKA_VERSION=(\S+)`)
+var pomVersion = regexp.MustCompile(`<kafka\.version>([^<]+)</kafka\.version>`)
+
+// testedKafkaVersion is the Apache Kafka release tools/kafka/broker.sh starts
+// for the integration suite and the fault suite; its pom.xml must agree.
+func testedKafkaVersion(t testing.TB) string {
+	sh, err := os.ReadFile("../../tools/kafka/broker.sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pom, err := os.ReadFile("../../tools/kafka/pom.xml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, p := brokerVersion.FindSubmatch(sh), pomVersion.FindSubmatch(pom)
+	if m == nil || p == nil {
+		t.Fatal("no KAFKA_VERSION in tools/kafka/broker.sh or no kafka.version in tools/kafka/pom.xml")
+	}
+	if string(m[1]) != string(p[1]) {
+		t.Fatalf("tools/kafka/broker.sh runs Kafka %s, pom.xml fetches %s", m[1], p[1])
+	}
+	return string(m[1])
 }
 
 // The check must be able to fail: a misspelt variable, a missing required
@@ -494,6 +526,7 @@ func TestComposeCheckFails(t *testing.T) {
 			"      ENRICHER_TOKEN_REF: env:LEADSPACE_TOKEN_DEMO\n      ENRICHER_ADMIN_KEY: other", "disagree on ENRICHER_ADMIN_KEY"},
 		"topic names differ": {"      ENRICHER_PARTITIONS: 6", "      ENRICHER_PARTITIONS: 6\n      ENRICHER_ENRICHED_TOPIC: enriched", "disagree on ENRICHER_ENRICHED_TOPIC"},
 		"simulator port":     {`"0.0.0.0:8089"`, `"0.0.0.0:8090"`, "leadspace-url"},
+		"kafka version":      {"image: apache/kafka:4.4.0", "image: apache/kafka:4.1.0", "the tests run 4.4.0"},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {

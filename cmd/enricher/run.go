@@ -106,6 +106,7 @@ type serviceFlags struct {
 	pprof                                bool
 	logFormat, logLevel                  string
 	allowPlaintextTokens                 bool
+	allowDynamicMembership               bool
 	sealKey, sealKeyFile                 string
 	tokenPolicy                          tokenPolicyFlags
 }
@@ -115,6 +116,7 @@ func (f *serviceFlags) bind(s *settings) {
 	f.adminKeyFlags.bind(s)
 	s.StringVar(&f.group, "group", "leadspace-enricher", "consumer group of the profiles topic")
 	s.StringVar(&f.instanceID, "group-instance-id", "", "static group membership: a stable id unique to this instance (e.g. the pod name); a restart within the session timeout keeps its partitions without a rebalance")
+	s.BoolVar(&f.allowDynamicMembership, "allow-dynamic-membership", false, "start without group-instance-id although other instances of the group run without one (by default that is refused: every restart of any of them rebalances the group)")
 	s.DurationVar(&f.sessionTimeout, "session-timeout", 10*time.Second, "the group drops a member silent this long; a crashed instance holds its partitions this long")
 	s.DurationVar(&f.heartbeatInterval, "heartbeat-interval", time.Second, "time between heartbeats, at most a third of session-timeout; members learn of a rebalance at their next one")
 	s.DurationVar(&f.rebalanceTimeout, "rebalance-timeout", 30*time.Second, "how long a rebalance waits for members to finish their work and rejoin; above shutdown-timeout")
@@ -314,6 +316,9 @@ func cmdRun(args []string) error {
 	defer log.Sync()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if err := checkMembership(ctx, &f, log); err != nil {
+		return err
+	}
 	go keepMemoryUnder(ctx, f.memoryLimit, log)
 	svc, err := newService(ctx, &f, log)
 	if err != nil {

@@ -349,6 +349,9 @@ func (s *stack) startInstance(ctx context.Context, slot int, env []string, ready
 	if s.runFlags["group-instance-id"] && !s.cfg.dynamic {
 		args = append(args, "--group-instance-id", fmt.Sprintf("faults-%d", slot))
 	}
+	if s.cfg.dynamic && s.runFlags["allow-dynamic-membership"] {
+		args = append(args, "--allow-dynamic-membership") // several instances without ids are refused otherwise
+	}
 	if f := s.tokenEnvFlag(); f != "" {
 		args = append(args, "--"+f, "LEADSPACE_TOKEN_")
 	}

@@ -9,28 +9,20 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
+	"github.com/enrichment/leadspace-enricher/processor/controlplane"
+	"github.com/enrichment/leadspace-enricher/processor/internal/kafkaio"
 	"github.com/enrichment/leadspace-enricher/schemas"
 )
 
 // Subjects maps each record type to its registry subject under Confluent's
 // TopicNameStrategy (<topic>-value), so other Confluent tools find them.
-func Subjects(t Topics) map[schemas.Type]string {
-	t.setDefaults()
-	return map[schemas.Type]string{
-		schemas.ProfileUnified:   t.Profiles + "-value",
-		schemas.ControlEvent:     t.Control + "-value",
-		schemas.EnrichedCompany:  t.Enriched + "-value",
-		schemas.DeadLetter:       t.DeadLetters + "-value",
-		schemas.EnrichmentStatus: t.Status + "-value",
-		schemas.BulkInFlight:     t.Journal + "-value",
-	}
-}
+func Subjects(t Topics) map[schemas.Type]string { return t.Subjects() }
 
 // Producer writes framed records to any topic with acks from all in-sync
 // replicas; the admin commands, replay and dev seeding use it.
 type Producer struct {
 	codec *schemas.Codec
-	conn  connection
+	conn  kafkaio.Conn
 	w     *kafka.Writer
 }
 
@@ -39,11 +31,11 @@ func NewProducer(k Kafka, codec *schemas.Codec) (*Producer, error) {
 	if err := k.Validate(); err != nil {
 		return nil, err
 	}
-	conn, err := k.connect()
+	conn, err := k.Connect()
 	if err != nil {
 		return nil, err
 	}
-	w := conn.keyedWriter()
+	w := conn.KeyedWriter()
 	w.BatchSize = 1000
 	return &Producer{codec: codec, conn: conn, w: w}, nil
 }
@@ -66,7 +58,7 @@ func (p *Producer) PublishControl(ctx context.Context, topic string, ev schemas.
 			ev.IssuedAt = time.Now().UTC().Truncate(time.Millisecond)
 		}
 		if ev.Sequence == 0 {
-			ev.Sequence = NextSequence(0)
+			ev.Sequence = controlplane.NextSequence(0)
 		}
 	}
 	native, err := ev.Native()
@@ -86,7 +78,7 @@ func (p *Producer) PublishControl(ctx context.Context, topic string, ev schemas.
 // Close flushes and closes the producer.
 func (p *Producer) Close() error {
 	err := p.w.Close()
-	p.conn.close()
+	p.conn.Close()
 	return err
 }
 

@@ -7,46 +7,10 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
+
+	"github.com/enrichment/leadspace-enricher/processor/controlplane"
+	"github.com/enrichment/leadspace-enricher/processor/internal/group"
 )
-
-// Topics names every topic the processor touches.
-type Topics struct {
-	// Profiles carries ProfileUnified events. Default: profile-unified.
-	Profiles string
-	// Control carries connection, consent and mapping changes. Default: leadspace-control.
-	Control string
-	// Enriched receives EnrichedCompany events. Default: enriched-company.
-	Enriched string
-	// DeadLetters receives DeadLetter events. Default: enrichment-dlq.
-	DeadLetters string
-	// Status receives EnrichmentStatus events. Default: enrichment-status.
-	Status string
-	// Journal holds the bulks Leadspace accepted whose answers are not all
-	// published yet (BulkInFlight), so that the instance redoing them after
-	// a crash reads them instead of paying again. Internal to the enricher.
-	// Default: enrichment-journal.
-	Journal string
-}
-
-// WithDefaults returns t with every unset name at its default.
-func (t Topics) WithDefaults() Topics {
-	t.setDefaults()
-	return t
-}
-
-func (t *Topics) setDefaults() {
-	def := func(s *string, v string) {
-		if *s == "" {
-			*s = v
-		}
-	}
-	def(&t.Profiles, "profile-unified")
-	def(&t.Control, "leadspace-control")
-	def(&t.Enriched, "enriched-company")
-	def(&t.DeadLetters, "enrichment-dlq")
-	def(&t.Status, "enrichment-status")
-	def(&t.Journal, "enrichment-journal")
-}
 
 // Config of a Processor. Zero values take the documented defaults.
 type Config struct {
@@ -81,7 +45,7 @@ type Config struct {
 	RetryBackoff time.Duration
 	// Auth verifies control events. Default: none (events are not
 	// authenticated, and the processor says so at start).
-	Auth ControlAuth
+	Auth controlplane.Auth
 	// StatusInterval is how often tenant state changes are published to the
 	// status topic. Default: 1s.
 	StatusInterval time.Duration
@@ -92,8 +56,8 @@ type Config struct {
 }
 
 func (c *Config) setDefaults() {
-	c.Topics.setDefaults()
-	c.Group.setDefaults()
+	c.Topics = c.Topics.WithDefaults()
+	c.Group = c.Group.WithDefaults()
 	if c.Window == 0 {
 		c.Window = 50000
 	}
@@ -163,3 +127,7 @@ func (c Config) Check() error {
 	c.setDefaults()
 	return c.Validate()
 }
+
+// GroupConfig is the consumer group membership: id, static instance id and
+// the timeouts, with their defaults and relations.
+type GroupConfig = group.Config

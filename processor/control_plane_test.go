@@ -15,7 +15,9 @@ import (
 
 	"github.com/enrichment/leadspace-enricher/leadspace/simulator"
 	"github.com/enrichment/leadspace-enricher/processor"
+	"github.com/enrichment/leadspace-enricher/processor/controlplane"
 	"github.com/enrichment/leadspace-enricher/processor/embedded"
+	"github.com/enrichment/leadspace-enricher/processor/statusview"
 	"github.com/enrichment/leadspace-enricher/schemas"
 )
 
@@ -186,14 +188,14 @@ func TestAWithdrawnConsentStaysWithdrawnThroughReplayCompactionAndRestarts(t *te
 	e.control(schemas.Control{TenantID: "acme", Consent: &schemas.Consent{Given: false}})
 	e.control(schemas.Control{TenantID: "globex", Consent: &schemas.Consent{Given: false}})
 	for _, id := range []string{"acme", "globex"} {
-		e.waitStatus(id, 10*time.Second, func(s processor.TenantView) bool { return s.State == schemas.StateNoConsent })
+		e.waitStatus(id, 10*time.Second, func(s statusview.Tenant) bool { return s.State == schemas.StateNoConsent })
 	}
 	withdrawn := map[string]int{"acme": len(e.callsFor("acme")), "globex": len(e.callsFor("globex"))}
 
 	time.Sleep(2 * time.Second) // the replay of issue 12 came 2 s after the withdrawal
 	e.produceRaw(kafka.Message{Topic: e.stack.Topics.Control, Key: giveAcme.Key, Value: giveAcme.Value})
-	e.waitStatus("acme", 10*time.Second, func(s processor.TenantView) bool {
-		return s.RefusedByReason[processor.ReasonReplayed] == 1 && s.State == schemas.StateNoConsent
+	e.waitStatus("acme", 10*time.Second, func(s statusview.Tenant) bool {
+		return s.RefusedByReason[controlplane.ReasonReplayed] == 1 && s.State == schemas.StateNoConsent
 	})
 	waitFor(t, 10*time.Second, "the withdrawal written again after the replay", func() bool {
 		ev, err := e.stack.Codec.DecodeControl(context.Background(), e.lastControl("acme/consent").Value)
@@ -211,8 +213,8 @@ func TestAWithdrawnConsentStaysWithdrawnThroughReplayCompactionAndRestarts(t *te
 	e.produceProfiles(companies(20, "acme", "globex", "initech")...)
 	out := e.waitOutputs(60*time.Second, func(o outputs) bool { return len(o.enriched) == 60 })
 	for key, ev := range out.enriched {
-		if ev.TenantID != "initech" && (ev.Status != schemas.StatusSkipped || ev.SkipReason != processor.ReasonNoConsent) {
-			t.Errorf("%s: %s %s after the restart, want SKIPPED %s", key, ev.Status, ev.SkipReason, processor.ReasonNoConsent)
+		if ev.TenantID != "initech" && (ev.Status != schemas.StatusSkipped || ev.SkipReason != controlplane.ReasonNoConsent) {
+			t.Errorf("%s: %s %s after the restart, want SKIPPED %s", key, ev.Status, ev.SkipReason, controlplane.ReasonNoConsent)
 		}
 	}
 	for id, before := range withdrawn {
@@ -224,8 +226,8 @@ func TestAWithdrawnConsentStaysWithdrawnThroughReplayCompactionAndRestarts(t *te
 		t.Errorf("initech, untouched, made %d requests", len(e.callsFor("initech")))
 	}
 	for _, id := range []string{"acme", "globex"} {
-		st := e.waitStatus(id, 10*time.Second, func(s processor.TenantView) bool { return s.RefusedControlEvents >= 1 })
-		if st.State != schemas.StateNoConsent || st.RefusedControlEvents != 1 || st.RefusedByReason[processor.ReasonReplayed] != 1 {
+		st := e.waitStatus(id, 10*time.Second, func(s statusview.Tenant) bool { return s.RefusedControlEvents >= 1 })
+		if st.State != schemas.StateNoConsent || st.RefusedControlEvents != 1 || st.RefusedByReason[controlplane.ReasonReplayed] != 1 {
 			t.Errorf("%s after compaction and a restart: state %s, refused %d %v", id, st.State, st.RefusedControlEvents, st.RefusedByReason)
 		}
 	}
@@ -257,17 +259,17 @@ func TestTokenReferencesOutsideTheAllowlistPauseTheirTenant(t *testing.T) {
 		t.Setenv("HOME", home.token)
 	}
 	passwd.tokenRef = "file:/etc/passwd"
-	private, public, err := processor.GenerateSealKey()
+	private, public, err := controlplane.GenerateSealKey()
 	if err != nil {
 		t.Fatal(err)
 	}
 	// Sealed, so the control topic does not carry it: a token with a header
 	// injected after a newline.
-	if newline.tokenRef, err = processor.SealToken(public, "newline", newline.token+"\r\nX-Injected: yes"); err != nil {
+	if newline.tokenRef, err = controlplane.SealToken(public, "newline", newline.token+"\r\nX-Injected: yes"); err != nil {
 		t.Fatal(err)
 	}
 	e := newSignedEnv(t, "the-admin-key", acme, home, passwd, newline)
-	if e.sealKey, err = processor.ParseSealKey(private); err != nil {
+	if e.sealKey, err = controlplane.ParseSealKey(private); err != nil {
 		t.Fatal(err)
 	}
 	e.start()
@@ -275,13 +277,13 @@ func TestTokenReferencesOutsideTheAllowlistPauseTheirTenant(t *testing.T) {
 	e.produceProfiles(companies(n, "acme", "home", "passwd", "newline")...)
 	out := e.waitOutputs(60*time.Second, func(o outputs) bool { return len(o.enriched) == n && len(o.dead) == 3*n })
 	for _, d := range out.dead {
-		if d.Reason != processor.ReasonPaused || !d.Replayable {
-			t.Fatalf("dead letter for %s: %s (replayable %v), want %s, replayable", d.TenantID, d.Reason, d.Replayable, processor.ReasonPaused)
+		if d.Reason != controlplane.ReasonPaused || !d.Replayable {
+			t.Fatalf("dead letter for %s: %s (replayable %v), want %s, replayable", d.TenantID, d.Reason, d.Replayable, controlplane.ReasonPaused)
 		}
 	}
-	for id, reason := range map[string]string{"home": processor.ReasonTokenRefused, "passwd": processor.ReasonTokenRefused,
-		"newline": processor.ReasonTokenInvalid} {
-		st := e.waitStatus(id, 10*time.Second, func(s processor.TenantView) bool { return s.State == schemas.StatePaused })
+	for id, reason := range map[string]string{"home": controlplane.ReasonTokenRefused, "passwd": controlplane.ReasonTokenRefused,
+		"newline": controlplane.ReasonTokenInvalid} {
+		st := e.waitStatus(id, 10*time.Second, func(s statusview.Tenant) bool { return s.State == schemas.StatePaused })
 		if !strings.Contains(st.StateReason, reason) {
 			t.Errorf("%s paused with %q, want %s", id, st.StateReason, reason)
 		}
@@ -349,8 +351,8 @@ func TestControlPlaneRidesOutABrokerOutage(t *testing.T) {
 		cluster.DropControl()
 		return nil, nil, false
 	})
-	table := processor.NewControlTable(processor.TokenSources{AllowPlaintext: true}.Resolver())
-	plane, err := processor.NewControlPlane(processor.ControlPlaneConfig{Kafka: stack.Kafka, Topics: stack.Topics, Codec: stack.Codec,
+	table := controlplane.NewTable(controlplane.TokenSources{AllowPlaintext: true}.Resolver())
+	plane, err := controlplane.New(controlplane.Config{Kafka: stack.Kafka, Topics: stack.Topics, Codec: stack.Codec,
 		Table: table, RetryBackoff: 20 * time.Millisecond, StatusInterval: 50 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
@@ -368,7 +370,7 @@ func TestControlPlaneRidesOutABrokerOutage(t *testing.T) {
 	if dropped.Load() < 4 {
 		t.Fatalf("only %d requests met the outage: it proved nothing", dropped.Load())
 	}
-	if _, d := table.Gate("acme"); d == nil || d.Reason != processor.ReasonNoConsent {
+	if _, d := table.Gate("acme"); d == nil || d.Reason != controlplane.ReasonNoConsent {
 		t.Fatalf("after the outage: %+v, want connected and mapped, no consent yet", d)
 	}
 	publish(schemas.Control{TenantID: "acme", Consent: &schemas.Consent{Given: true}})

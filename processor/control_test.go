@@ -13,6 +13,8 @@ import (
 
 	"github.com/enrichment/leadspace-enricher/leadspace"
 	"github.com/enrichment/leadspace-enricher/processor"
+	"github.com/enrichment/leadspace-enricher/processor/controlplane"
+	"github.com/enrichment/leadspace-enricher/processor/statusview"
 	"github.com/enrichment/leadspace-enricher/schemas"
 )
 
@@ -50,7 +52,7 @@ func TestConsentWithdrawnMidRunStopsRequestsWithinASecond(t *testing.T) {
 	}
 	skipped := 0
 	for _, ev := range out.enriched {
-		if ev.Status == schemas.StatusSkipped && ev.SkipReason == processor.ReasonNoConsent {
+		if ev.Status == schemas.StatusSkipped && ev.SkipReason == controlplane.ReasonNoConsent {
 			skipped++
 		}
 	}
@@ -66,12 +68,12 @@ func TestForgedOrReplayedControlEventsChangeNothing(t *testing.T) {
 	e := newSignedEnv(t, "the-admin-key", acme, globex)
 	e.start()
 
-	forger := processor.ControlAuth{Key: []byte("a-guess")}
+	forger := controlplane.Auth{Key: []byte("a-guess")}
 	forged := schemas.Control{TenantID: "globex", Consent: &schemas.Consent{Given: true}}
 	_ = forger.Sign(&forged)
 	e.control(forged)
 	// The right key id, a made-up signature.
-	e.control(schemas.Control{TenantID: "globex", Consent: &schemas.Consent{Given: true}, Sequence: processor.NextSequence(0),
+	e.control(schemas.Control{TenantID: "globex", Consent: &schemas.Consent{Given: true}, Sequence: controlplane.NextSequence(0),
 		KeyID: e.auth.KeyIDs()[0], Signature: "bm90IGEgc2lnbmF0dXJl"})
 	redirect := schemas.Control{TenantID: "acme", Connection: &schemas.Connection{DisplayName: "evil", TokenRef: "plain:attacker-token"}}
 	_ = forger.Sign(&redirect)
@@ -106,14 +108,14 @@ func TestForgedOrReplayedControlEventsChangeNothing(t *testing.T) {
 			t.Errorf("%s skipped: the forged connection disturbed acme", key)
 		}
 	}
-	g := e.waitStatus("globex", 10*time.Second, func(s processor.TenantView) bool { return s.RefusedControlEvents == 6 })
-	a := e.waitStatus("acme", 10*time.Second, func(s processor.TenantView) bool { return s.RefusedControlEvents == 1 })
+	g := e.waitStatus("globex", 10*time.Second, func(s statusview.Tenant) bool { return s.RefusedControlEvents == 6 })
+	a := e.waitStatus("acme", 10*time.Second, func(s statusview.Tenant) bool { return s.RefusedControlEvents == 1 })
 	if g.State != schemas.StateNoConsent || a.State != schemas.StateActive {
 		t.Fatalf("states after forgeries: globex %s, acme %s", g.State, a.State)
 	}
-	wantGlobex := map[string]int64{processor.ReasonUnknownKey: 1, processor.ReasonBadSignature: 1, processor.ReasonUnsigned: 1,
-		processor.ReasonWrongKey: 1, processor.ReasonEmptyValue: 1, processor.ReasonTombstone: 1}
-	if !maps.Equal(g.RefusedByReason, wantGlobex) || !maps.Equal(a.RefusedByReason, map[string]int64{processor.ReasonUnknownKey: 1}) {
+	wantGlobex := map[string]int64{controlplane.ReasonUnknownKey: 1, controlplane.ReasonBadSignature: 1, controlplane.ReasonUnsigned: 1,
+		controlplane.ReasonWrongKey: 1, controlplane.ReasonEmptyValue: 1, controlplane.ReasonTombstone: 1}
+	if !maps.Equal(g.RefusedByReason, wantGlobex) || !maps.Equal(a.RefusedByReason, map[string]int64{controlplane.ReasonUnknownKey: 1}) {
 		t.Fatalf("refusals by reason: globex %v, acme %v", g.RefusedByReason, a.RefusedByReason)
 	}
 	if _, ok := e.status()["no-tenant-here"]; ok {
@@ -138,11 +140,11 @@ func TestUnauthorizedTokenPausesOnlyItsTenantUntilANewConnection(t *testing.T) {
 	out := e.waitOutputs(60*time.Second, func(o outputs) bool { return len(o.enriched) == 50 && len(o.dead) == 50 })
 	for _, d := range out.dead {
 		if d.TenantID != "initech" || !d.Replayable || d.ErrorClass != "auth" ||
-			(d.Reason != leadspace.ReasonUnauthorized && d.Reason != processor.ReasonPaused) {
+			(d.Reason != leadspace.ReasonUnauthorized && d.Reason != controlplane.ReasonPaused) {
 			t.Fatalf("dead letter %+v: want initech, replayable, class auth, reason unauthorized or paused", d)
 		}
 	}
-	st := e.waitStatus("initech", 10*time.Second, func(s processor.TenantView) bool { return s.State == schemas.StatePaused })
+	st := e.waitStatus("initech", 10*time.Second, func(s statusview.Tenant) bool { return s.State == schemas.StatePaused })
 	if !strings.Contains(st.StateReason, leadspace.ReasonUnauthorized) {
 		t.Fatalf("paused without saying why: %q", st.StateReason)
 	}
@@ -176,11 +178,11 @@ func TestTheTokenAppearsNowhere(t *testing.T) {
 	t.Setenv("LEADSPACE_TOKEN_INITECH", "initech-expired-token-ZQ81")
 	// umbrella's admin sealed its token to the service's public key.
 	umbrella := tenant("umbrella")
-	private, public, err := processor.GenerateSealKey()
+	private, public, err := controlplane.GenerateSealKey()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if umbrella.tokenRef, err = processor.SealToken(public, "umbrella", umbrella.token); err != nil {
+	if umbrella.tokenRef, err = controlplane.SealToken(public, "umbrella", umbrella.token); err != nil {
 		t.Fatal(err)
 	}
 	// References the service refuses, pointing at secrets: a variable
@@ -188,11 +190,11 @@ func TestTheTokenAppearsNowhere(t *testing.T) {
 	envy, broken := tenant("envy"), tenant("broken")
 	envy.tokenRef = "env:ENRICHER_TEST_OTHER_SECRET"
 	t.Setenv("ENRICHER_TEST_OTHER_SECRET", "envy-secret-TQ93")
-	if broken.tokenRef, err = processor.SealToken(public, "broken", "broken-secret-KX22\nX-Injected: broken-secret-KX22"); err != nil {
+	if broken.tokenRef, err = controlplane.SealToken(public, "broken", "broken-secret-KX22\nX-Injected: broken-secret-KX22"); err != nil {
 		t.Fatal(err)
 	}
 	e := newEnv(t, acme, initech, umbrella, envy, broken)
-	if e.sealKey, err = processor.ParseSealKey(private); err != nil {
+	if e.sealKey, err = controlplane.ParseSealKey(private); err != nil {
 		t.Fatal(err)
 	}
 	e.start()
@@ -203,9 +205,9 @@ func TestTheTokenAppearsNowhere(t *testing.T) {
 	if len(e.callsFor("umbrella")) == 0 {
 		t.Fatal("the sealed token did not open: no request went out for umbrella")
 	}
-	for id, reason := range map[string]string{"initech": leadspace.ReasonUnauthorized, "envy": processor.ReasonTokenRefused,
-		"broken": processor.ReasonTokenInvalid} {
-		e.waitStatus(id, 10*time.Second, func(s processor.TenantView) bool {
+	for id, reason := range map[string]string{"initech": leadspace.ReasonUnauthorized, "envy": controlplane.ReasonTokenRefused,
+		"broken": controlplane.ReasonTokenInvalid} {
+		e.waitStatus(id, 10*time.Second, func(s statusview.Tenant) bool {
 			return s.State == schemas.StatePaused && strings.Contains(s.StateReason, reason)
 		})
 	}
@@ -256,7 +258,7 @@ func TestStatusCountsSurviveRestartsAndCrashes(t *testing.T) {
 	for _, ev := range out.enriched {
 		byStatus[ev.Status]++
 	}
-	st := e.waitStatus("acme", 30*time.Second, func(s processor.TenantView) bool { return s.Profiles >= n })
+	st := e.waitStatus("acme", 30*time.Second, func(s statusview.Tenant) bool { return s.Profiles >= n })
 	if st.Profiles != n || st.Enriched != byStatus[schemas.StatusEnriched] || st.NotMatched != byStatus[schemas.StatusNotMatched] {
 		t.Fatalf("status after a crash: %d profiles, %d enriched, %d not matched; outputs: %d, %v",
 			st.Profiles, st.Enriched, st.NotMatched, n, byStatus)
@@ -295,7 +297,7 @@ func TestRemovalWithPurgeWithdrawsPublishedDataAndStopsCalls(t *testing.T) {
 	e.waitOutputs(30*time.Second, func(o outputs) bool { _, ok := o.enriched["globex/p0099"]; return ok })
 	// Status counts the tenant's current profiles: the purge withdrew them
 	// all, and the removed tenant's new event publishes nothing.
-	st := e.waitStatus("acme", 10*time.Second, func(s processor.TenantView) bool { return s.State == schemas.StateRemoved && s.Profiles == 0 })
+	st := e.waitStatus("acme", 10*time.Second, func(s statusview.Tenant) bool { return s.State == schemas.StateRemoved && s.Profiles == 0 })
 	if st.Enriched != 0 || st.NotMatched != 0 || st.Skipped != 0 {
 		t.Fatalf("a purged tenant still counts profiles: %+v", st)
 	}

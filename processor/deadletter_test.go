@@ -8,33 +8,20 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
-	"github.com/twmb/franz-go/pkg/sr"
-	"github.com/twmb/franz-go/pkg/sr/srfake"
 	"go.uber.org/zap"
 
+	"github.com/enrichment/leadspace-enricher/processor/internal/table"
+	"github.com/enrichment/leadspace-enricher/processor/internal/testkit"
 	"github.com/enrichment/leadspace-enricher/schemas"
 )
 
 // testCodec is a real codec on an in-memory registry.
-func testCodec(t *testing.T) *schemas.Codec {
-	t.Helper()
-	reg := srfake.New()
-	t.Cleanup(reg.Close)
-	cl, err := sr.NewClient(sr.URLs(reg.URL()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	codec, err := schemas.NewCodec(context.Background(), cl, Subjects(Topics{}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return codec
-}
+func testCodec(t *testing.T) *schemas.Codec { return testkit.Codec(t, Subjects(Topics{})) }
 
 // testHandler is a handler with a real codec on an in-memory registry.
 func testHandler(t *testing.T) *handler {
 	t.Helper()
-	return &handler{codec: testCodec(t), topics: Topics{}.WithDefaults(), log: zap.NewNop(), now: time.Now, names: newInterner()}
+	return &handler{codec: testCodec(t), topics: Topics{}.WithDefaults(), log: zap.NewNop(), now: time.Now, names: table.NewInterner()}
 }
 
 func TestADeadLetterAlwaysFitsItsTopic(t *testing.T) {
@@ -72,15 +59,15 @@ func TestADeadLetterAlwaysFitsItsTopic(t *testing.T) {
 	if n := recordSize(out, out.Value); n > h.deadLetterLimit {
 		t.Fatalf("dead letter with huge headers: %d bytes, limit %d", n, h.deadLetterLimit)
 	}
-	if v, ok := header(out, HeaderErrReason); !ok || string(v) != se.reason {
+	if v, ok := table.Header(out, HeaderErrReason); !ok || string(v) != se.reason {
 		t.Fatal("the reason header is missing")
 	}
 }
 
 func TestAPanicBecomesADeadLetter(t *testing.T) {
 	h := testHandler(t)
-	p := &Processor{handler: h, metrics: newMetrics(nil, nil), log: zap.NewNop()}
-	w := &partitionWorker{p: p, log: zap.NewNop(), table: newTable(h.names, 0)}
+	deps := workerDeps{handler: h, metrics: newMetrics(nil, nil)}
+	w := &partitionWorker{workerDeps: deps, log: zap.NewNop(), table: table.New(h.names, 0)}
 	j := &job{w: w, key: "acme/p1", msg: kafka.Message{Topic: "profile-unified", Partition: 1, Offset: 3, Key: []byte("acme/p1"), Value: []byte{0}}}
 	st := w.safely(j, schemas.StageEnrich, func() step { panic("boom") })
 	if st.outcome != outDead || st.reason != ReasonPanic || len(st.out) != 1 || st.state != nil {

@@ -12,45 +12,47 @@ import (
 	"github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
 
+	"github.com/enrichment/leadspace-enricher/processor/internal/group"
+	"github.com/enrichment/leadspace-enricher/processor/internal/kafkaio"
 	"github.com/enrichment/leadspace-enricher/schemas"
 )
 
 // consume joins the group and runs one generation after another until ctx
 // ends, then leaves the group.
 func (p *Processor) consume(ctx context.Context) error {
-	member := newGroupMember(p.conn, p.cfg.Group, p.cfg.Topics.Profiles, p.log)
-	member.work = p.work
+	member := group.NewMember(p.conn, p.cfg.Group, p.cfg.Topics.Profiles, p.log)
+	member.Work = p.work
 	var owned []int
-	var last assignment
+	var last group.Assignment
 	for {
-		a, err := member.join(ctx, owned)
+		a, err := member.Join(ctx, owned)
 		if err != nil {
 			if ctx.Err() != nil {
 				p.stopAll(member, last)
-				member.leave(context.Background())
+				member.Leave(context.Background())
 				return nil
 			}
 			return fmt.Errorf("consumer group %s: %w", p.cfg.Group.ID, err)
 		}
-		if a.members == 0 {
-			if n, err := member.members(ctx); err == nil {
-				a.members = n
+		if a.Members == 0 {
+			if n, err := member.Members(ctx); err == nil {
+				a.Members = n
 			}
 		}
-		if a.fleet == 0 {
-			a.fleet = a.members
+		if a.Fleet == 0 {
+			a.Fleet = a.Members
 		}
-		if a.share == 0 { // an older leader: an even split
-			a.share = 1 / float64(max(a.fleet, 1))
+		if a.Share == 0 { // an older leader: an even split
+			a.Share = 1 / float64(max(a.Fleet, 1))
 		}
-		p.enricher.SetShare(a.share)
+		p.enricher.SetShare(a.Share)
 		end := p.generation(ctx, member, a)
 		owned, last = p.ownedIDs(), a
-		if errors.Is(end, errFenced) {
-			return fmt.Errorf("consumer group %s: %w", p.cfg.Group.ID, errFenced)
+		if errors.Is(end, group.ErrFenced) {
+			return fmt.Errorf("consumer group %s: %w", p.cfg.Group.ID, group.ErrFenced)
 		}
 		if ctx.Err() != nil {
-			member.leave(context.Background())
+			member.Leave(context.Background())
 			p.releaseAll()
 			return nil
 		}
@@ -67,18 +69,18 @@ func (p *Processor) consume(ctx context.Context) error {
 // eager generation, and the end of every generation that is not a
 // cooperative rebalance, finishes all in-flight work (heartbeats go on
 // meanwhile) and commits it first.
-func (p *Processor) generation(ctx context.Context, member *groupMember, a assignment) error {
-	log := p.log.With(zap.Int("generation", a.generation))
+func (p *Processor) generation(ctx context.Context, member *group.Member, a group.Assignment) error {
+	log := p.log.With(zap.Int("generation", a.Generation))
 	revoked := p.revoke(a)
-	if len(revoked) > 0 && !a.cooperative {
+	if len(revoked) > 0 && !a.Cooperative {
 		// A member of an older version joined while this one worked
 		// cooperatively: the plan ignored what we still run, so stop now.
 		for _, w := range revoked {
-			w.cancel()
+			w.halt()
 		}
 	}
-	added := p.unowned(a.partitions)
-	committed, err := member.committed(ctx, added)
+	added := p.unowned(a.Partitions)
+	committed, err := member.Committed(ctx, added)
 	if err != nil {
 		drainAll(revoked, p.cfg.DrainTimeout)
 		p.finishRevoked(revoked, member, a)
@@ -86,10 +88,10 @@ func (p *Processor) generation(ctx context.Context, member *groupMember, a assig
 	}
 	claims := p.journal.claims(ctx, added)
 	workers := p.assign(ctx, a, added, committed, claims)
-	log.Info("generation started", zap.String("member", a.memberID), zap.Ints("partitions", a.partitions),
-		zap.Ints("added", added), zap.Int("revoked", len(revoked)), zap.Int("members", a.members), zap.Int("fleet", a.fleet),
-		zap.Float64("rate_share", a.share), zap.Bool("leader", a.leader), zap.Bool("cooperative", a.cooperative))
-	p.metrics.generation.Set(float64(a.generation))
+	log.Info("generation started", zap.String("member", a.MemberID), zap.Ints("partitions", a.Partitions),
+		zap.Ints("added", added), zap.Int("revoked", len(revoked)), zap.Int("members", a.Members), zap.Int("fleet", a.Fleet),
+		zap.Float64("rate_share", a.Share), zap.Bool("leader", a.Leader), zap.Bool("cooperative", a.Cooperative))
+	p.metrics.generation.Set(float64(a.Generation))
 
 	// Heartbeats run on their own, through commits and the drain: a slow
 	// commit must never cost the member its session.
@@ -107,8 +109,8 @@ func (p *Processor) generation(ctx context.Context, member *groupMember, a assig
 	defer commit.Stop()
 	started := time.Now()
 	var checkShares <-chan time.Time
-	if a.cooperative && a.fleet > 1 {
-		t := time.NewTicker(shareCheck)
+	if a.Cooperative && a.Fleet > 1 {
+		t := time.NewTicker(group.ShareCheck)
 		defer t.Stop()
 		checkShares = t.C
 	}
@@ -119,7 +121,7 @@ func (p *Processor) generation(ctx context.Context, member *groupMember, a assig
 			end = errShutdown
 		case end = <-ended:
 		case <-checkShares:
-			if time.Since(started) >= shareSettle && p.wantsNewSplit(a) {
+			if time.Since(started) >= group.ShareSettle && p.wantsNewSplit(a) {
 				end = errRejoin // a new split of the rate; nothing stops for it
 				checkShares = nil
 			}
@@ -140,7 +142,7 @@ func (p *Processor) generation(ctx context.Context, member *groupMember, a assig
 	if dropped {
 		stopBeats()
 		for _, w := range revoked {
-			w.cancel()
+			w.halt()
 		}
 	}
 	if revokedDone != nil {
@@ -151,7 +153,7 @@ func (p *Processor) generation(ctx context.Context, member *groupMember, a assig
 			p.finishRevoked(revoked, member, a)
 		}
 	}
-	if a.cooperative && (errors.Is(end, errRebalance) || errors.Is(end, errRejoin)) {
+	if a.Cooperative && (errors.Is(end, errRebalance) || errors.Is(end, errRejoin)) {
 		// Keep working: the next generation says what moves.
 		log.Info("generation ended; its partitions go on while the member rejoins", zap.String("why", generationEnd(end)))
 		return end
@@ -160,7 +162,7 @@ func (p *Processor) generation(ctx context.Context, member *groupMember, a assig
 	var wg sync.WaitGroup
 	for _, w := range workers {
 		if dropped {
-			w.cancel() // another member may own it already: stop at once
+			w.halt() // another member may own it already: stop at once
 		}
 		wg.Go(func() { w.drain(p.cfg.DrainTimeout) })
 	}
@@ -174,24 +176,24 @@ func (p *Processor) generation(ctx context.Context, member *groupMember, a assig
 	if errors.Is(end, errShutdown) || errors.Is(end, errRebalance) || errors.Is(end, errRejoin) {
 		return end
 	}
-	if errors.Is(end, errFenced) {
-		return errFenced
+	if errors.Is(end, group.ErrFenced) {
+		return group.ErrFenced
 	}
 	return end
 }
 
 // wantsNewSplit says whether this member's work has moved away from what
 // the leader counted for it when it split the rate (share.go).
-func (p *Processor) wantsNewSplit(a assignment) bool {
+func (p *Processor) wantsNewSplit(a group.Assignment) bool {
 	var unread int64
 	for _, w := range p.work() {
-		unread += w.unread
+		unread += w.Unread
 	}
-	if !splitOutdated(a, a.counted, unread) {
+	if !group.SplitOutdated(a, a.Counted, unread) {
 		return false
 	}
 	p.log.Info("this member's work moved away from the split of the Leadspace rate; it rejoins for a new split",
-		zap.Int64("counted_unread", a.counted), zap.Int64("unread", unread), zap.Float64("rate_share", a.share))
+		zap.Int64("counted_unread", a.Counted), zap.Int64("unread", unread), zap.Float64("rate_share", a.Share))
 	return true
 }
 
@@ -199,18 +201,14 @@ func (p *Processor) wantsNewSplit(a assignment) bool {
 // unread records past the fetch position, deferred ones, and those in
 // flight. A partition whose reader has not fetched yet is left out; the
 // leader reads its committed lag instead.
-func (p *Processor) work() []partitionWork {
+func (p *Processor) work() []group.PartitionWork {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	out := make([]partitionWork, 0, len(p.workers))
+	out := make([]group.PartitionWork, 0, len(p.workers))
 	for id, w := range p.workers {
-		end := w.end.Load()
-		if end < 0 {
-			continue
+		if left, ok := w.work(); ok {
+			out = append(out, group.PartitionWork{Partition: id, WorkLeft: left})
 		}
-		inFlight, deferred := w.tracker.pending()
-		out = append(out, partitionWork{id, workLeft{unread: max(end-w.highWater.Load(), 0) + int64(deferred),
-			inFlight: int64(inFlight)}})
 	}
 	return out
 }
@@ -226,7 +224,7 @@ func drainAll(workers map[int]*partitionWorker, timeout time.Duration) {
 
 // finishRevoked commits what drained workers finished and lets their
 // partitions go.
-func (p *Processor) finishRevoked(revoked map[int]*partitionWorker, member *groupMember, a assignment) {
+func (p *Processor) finishRevoked(revoked map[int]*partitionWorker, member *group.Member, a group.Assignment) {
 	if len(revoked) == 0 {
 		return
 	}
@@ -238,7 +236,7 @@ func (p *Processor) finishRevoked(revoked map[int]*partitionWorker, member *grou
 // while it rejoins (a cooperative rebalance), and commits them with the
 // last generation: the coordinator takes commits of a generation that is
 // rebalancing.
-func (p *Processor) stopAll(member *groupMember, last assignment) {
+func (p *Processor) stopAll(member *group.Member, last group.Assignment) {
 	p.mu.Lock()
 	workers := maps.Clone(p.workers)
 	p.mu.Unlock()
@@ -262,7 +260,7 @@ var (
 // member in the generation: its partitions may be someone else's already.
 func dropped(err error) bool {
 	return err != nil && (errors.Is(err, kafka.UnknownMemberId) || errors.Is(err, kafka.IllegalGeneration) ||
-		errors.Is(err, errFenced) || errors.Is(err, errSessionLost))
+		errors.Is(err, group.ErrFenced) || errors.Is(err, errSessionLost))
 }
 
 // errSessionLost: no heartbeat reached the coordinator for a whole session.
@@ -272,10 +270,10 @@ var errSessionLost = errors.New("no heartbeat reached the coordinator for a whol
 // sign that the generation is over is sent on ended: a rebalance, or the
 // member dropped. After a rebalance it goes on beating (the member is
 // draining); after a drop it stops.
-func (p *Processor) heartbeats(ctx context.Context, member *groupMember, a assignment, ended chan<- error) {
-	t := time.NewTicker(heartbeatEvery(p.cfg.Group.HeartbeatInterval, a))
+func (p *Processor) heartbeats(ctx context.Context, member *group.Member, a group.Assignment, ended chan<- error) {
+	t := time.NewTicker(group.HeartbeatEvery(p.cfg.Group.HeartbeatInterval, a))
 	defer t.Stop()
-	log := p.log.With(zap.Int("generation", a.generation))
+	log := p.log.With(zap.Int("generation", a.Generation))
 	last := time.Now()
 	signalled := false
 	signal := func(err error) {
@@ -292,7 +290,7 @@ func (p *Processor) heartbeats(ctx context.Context, member *groupMember, a assig
 		case <-t.C:
 		}
 		begin := time.Now()
-		err := member.heartbeat(ctx, a)
+		err := member.Heartbeat(ctx, a)
 		if took := time.Since(begin); took > p.cfg.Group.HeartbeatInterval {
 			log.Warn("a heartbeat took longer than the heartbeat interval", zap.Duration("took", took), zap.Error(err))
 		}
@@ -338,8 +336,8 @@ func generationEnd(err error) string {
 		return "this member rejoins: to hand over partitions it finished, or to split the Leadspace rate anew"
 	case errors.Is(err, kafka.UnknownMemberId), errors.Is(err, kafka.IllegalGeneration):
 		return "the coordinator dropped this member (its session expired): " + err.Error()
-	case errors.Is(err, errFenced):
-		return errFenced.Error()
+	case errors.Is(err, group.ErrFenced):
+		return group.ErrFenced.Error()
 	case errors.Is(err, errSessionLost):
 		return err.Error()
 	}
@@ -349,21 +347,22 @@ func generationEnd(err error) string {
 // assign starts a worker per added partition, reusing what the instance
 // kept of partitions it owned before, and returns the generation's
 // workers: those kept running from the generation before, and the added.
-func (p *Processor) assign(ctx context.Context, a assignment, added []int, committed map[int]int64, claims map[int]map[int64]string) map[int]*partitionWorker {
+func (p *Processor) assign(ctx context.Context, a group.Assignment, added []int, committed map[int]int64, claims map[int]map[int64]string) map[int]*partitionWorker {
 	starts := map[int]int64{}
 	for _, id := range added {
 		starts[id] = committed[id]
 		if starts[id] < 0 { // nothing committed yet: from the first offset there is
 			starts[id] = 0
-			if s, err := partitionSpan(ctx, p.conn, p.cfg.Topics.Profiles, id); err == nil {
-				starts[id] = s.first
+			if s, err := kafkaio.PartitionSpan(ctx, p.conn, p.cfg.Topics.Profiles, id); err == nil {
+				starts[id] = s.First
 			}
 		}
 	}
+	deps := p.workerDeps()
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	keep := map[int]bool{}
-	for _, id := range a.partitions {
+	for _, id := range a.Partitions {
 		keep[id] = true
 	}
 	for id := range p.states {
@@ -383,14 +382,13 @@ func (p *Processor) assign(ctx context.Context, a assignment, added []int, commi
 			st = p.newPartitionState(id)
 			p.states[id] = st
 		}
-		w := newPartitionWorker(p, st, starts[id])
-		w.claims = claims[id]
+		w := newPartitionWorker(deps, p.log, st, starts[id], claims[id])
 		workers[id] = w
 		w.start()
 	}
 	p.workers = workers
-	p.owned.generation, p.owned.partitions, p.owned.members, p.owned.joined = a.generation, len(a.partitions), a.members, true
-	if len(a.partitions) > 0 {
+	p.owned.generation, p.owned.partitions, p.owned.members, p.owned.joined = a.Generation, len(a.Partitions), a.Members, true
+	if len(a.Partitions) > 0 {
 		p.owned.since = time.Now()
 	}
 	return workers
@@ -398,9 +396,9 @@ func (p *Processor) assign(ctx context.Context, a assignment, added []int, commi
 
 // revoke takes the running partitions that a's assignment does not hold
 // out of the running set, for the caller to finish.
-func (p *Processor) revoke(a assignment) map[int]*partitionWorker {
+func (p *Processor) revoke(a group.Assignment) map[int]*partitionWorker {
 	keep := map[int]bool{}
-	for _, id := range a.partitions {
+	for _, id := range a.Partitions {
 		keep[id] = true
 	}
 	p.mu.Lock()
@@ -445,18 +443,8 @@ func (p *Processor) ownedIDs() []int {
 // marking how far their tables are: everything this instance wrote is in
 // them, so the next restore starts at the topics' current ends.
 func (p *Processor) release(workers map[int]*partitionWorker) {
-	for id, w := range workers {
-		if !w.restored.Load() {
-			continue
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		if s, err := partitionSpan(ctx, p.conn, p.cfg.Topics.Enriched, id); err == nil {
-			w.state.restorer.enrichedNext = s.end
-		}
-		if s, err := partitionSpan(ctx, p.conn, p.cfg.Topics.DeadLetters, id); err == nil {
-			w.state.restorer.deadNext = s.end
-		}
-		cancel()
+	for _, w := range workers {
+		w.released()
 	}
 	p.mu.Lock()
 	for id, w := range workers {
@@ -478,16 +466,15 @@ func (p *Processor) releaseAll() {
 // commit writes the status records of every partition whose counts moved,
 // then commits the partitions' commit points: the status topic always
 // covers at least what was committed.
-func (p *Processor) commit(ctx context.Context, member *groupMember, a assignment, workers map[int]*partitionWorker, final bool) error {
+func (p *Processor) commit(ctx context.Context, member *group.Member, a group.Assignment, workers map[int]*partitionWorker, final bool) error {
 	offsets := map[int]int64{}
 	var records []schemas.Status
 	for id, w := range workers {
-		next, moved := w.tracker.commitPoint()
+		next, moved, recs := w.toCommit()
 		if moved {
 			offsets[id] = next
 		}
-		records = append(records, w.statusRecords(next, false)...)
-		w.tracker.caughtUp()
+		records = append(records, recs...)
 	}
 	if len(offsets) == 0 && len(records) == 0 {
 		return nil
@@ -498,19 +485,19 @@ func (p *Processor) commit(ctx context.Context, member *groupMember, a assignmen
 		p.log.Warn("status not written; commit postponed", zap.Error(err))
 		for _, s := range records {
 			if w := workers[int(s.Partition)]; w != nil {
-				w.table.markDirty(s.TenantID)
+				w.unwritten(s.TenantID)
 			}
 		}
 		return nil
 	}
-	if err := member.commit(wctx, a, offsets); err != nil {
+	if err := member.Commit(wctx, a, offsets); err != nil {
 		p.metrics.committed.WithLabelValues("refused").Inc()
-		p.log.Info("commit not accepted", zap.Int("generation", a.generation), zap.Error(err), zap.Bool("final", final))
+		p.log.Info("commit not accepted", zap.Int("generation", a.Generation), zap.Error(err), zap.Bool("final", final))
 		return err
 	}
 	p.metrics.committed.WithLabelValues("ok").Inc()
 	for id, next := range offsets {
-		workers[id].tracker.committedTo(next)
+		workers[id].committed(next)
 	}
 	return nil
 }

@@ -12,6 +12,8 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/enrichment/leadspace-enricher/leadspace"
+	"github.com/enrichment/leadspace-enricher/processor/controlplane"
+	"github.com/enrichment/leadspace-enricher/processor/internal/table"
 	"github.com/enrichment/leadspace-enricher/schemas"
 )
 
@@ -64,14 +66,18 @@ const (
 // panicked: a bug of ours, kept replayable for when it is fixed.
 const ReasonPanic = "internal.panic"
 
+// HeaderState is the header carrying a key's state on enriched-company
+// (see internal/table); the contract tests outside processor name it.
+const HeaderState = table.HeaderState
+
 // step is what one stage decided for an input: the messages to publish
 // (all acknowledged before the input counts as done), how the key's state
 // changes once they are, and what to count. call, when set, means Leadspace
 // must answer first.
 type step struct {
 	out     []kafka.Message
-	state   *tableEntry // the key's new state; nil: unchanged
-	remove  bool        // the key's profile was deleted
+	state   *table.Entry // the key's new state; nil: unchanged
+	remove  bool         // the key's profile was deleted
 	outcome string
 	reason  string
 	tenant  string
@@ -83,7 +89,7 @@ type step struct {
 
 // callPlan is an input that needs Leadspace.
 type callPlan struct {
-	permit  Permit
+	permit  controlplane.Permit
 	profile schemas.Profile
 	mapped  mapped
 	req     leadspace.Request
@@ -93,11 +99,11 @@ type callPlan struct {
 // its answers are steps, so it is easy to test.
 type handler struct {
 	codec   *schemas.Codec
-	control *ControlTable
+	control *controlplane.Table
 	topics  Topics
 	log     *zap.Logger
 	now     func() time.Time
-	names   *interner
+	names   *table.Interner
 	// deadLetterLimit is the largest dead letter the DLQ topic accepts.
 	deadLetterLimit int
 	backoff         time.Duration
@@ -128,11 +134,11 @@ func (h *handler) prepare(j *job) step {
 	if se := validate(msg, profile); se != nil {
 		return h.dead(j, se, profile)
 	}
-	st, held := j.w.table.get(j.key)
-	if j.run == nil && held && (msg.Offset <= st.offset || (profile.Version > 0 && st.version > profile.Version)) {
+	st, held := j.w.table.Get(j.key)
+	if j.run == nil && held && (msg.Offset <= st.Offset || (profile.Version > 0 && st.Version > profile.Version)) {
 		return step{outcome: outSuperseded, tenant: profile.TenantID}
 	}
-	if j.run != nil && held && st.offset > msg.Offset {
+	if j.run != nil && held && st.Offset > msg.Offset {
 		// Live traffic brought a newer version since the Run was asked for.
 		return step{outcome: outSuperseded, tenant: profile.TenantID}
 	}
@@ -149,12 +155,12 @@ func (h *handler) prepare(j *job) step {
 	if skip != "" {
 		return h.skipped(j, profile, m.fingerprint, skip, st, held)
 	}
-	if held && !st.failed && st.fingerprint == fingerprintBits(m.fingerprint) &&
-		(st.outcome == outcomeEnriched || st.outcome == outcomeNotMatched) && h.stands(j, st, permit.Mapping) {
+	if held && !st.Failed && st.Fingerprint == fingerprintBits(m.fingerprint) &&
+		(st.Outcome == table.OutcomeEnriched || st.Outcome == table.OutcomeNotMatched) && h.stands(j, st, permit.Mapping) {
 		next := st
-		next.offset, next.version = msg.Offset, profile.Version
+		next.Offset, next.Version = msg.Offset, profile.Version
 		if j.run != nil {
-			j.run.inherited(msg.Offset, st.answeredAt)
+			j.run.inherited(msg.Offset, st.AnsweredAt)
 		}
 		return step{outcome: outUnchanged, tenant: profile.TenantID, state: &next}
 	}
@@ -168,8 +174,8 @@ func (h *handler) prepare(j *job) step {
 // stands says whether a key's answer for an unchanged input still holds:
 // fresh under the tenant's refresh interval, and, in a forced Run, made
 // after the Run was asked for.
-func (h *handler) stands(j *job, st tableEntry, m schemas.Mapping) bool {
-	at := time.UnixMilli(st.answeredAt)
+func (h *handler) stands(j *job, st table.Entry, m schemas.Mapping) bool {
+	at := time.UnixMilli(st.AnsweredAt)
 	if j.run != nil && j.run.force {
 		return !at.Before(j.run.requestedAt)
 	}
@@ -183,13 +189,13 @@ func (h *handler) answered(j *job, plan *callPlan, o leadspace.Outcome) step {
 		if _, denial := h.control.Gate(p.TenantID); denial != nil {
 			// Consent went, or the tenant was removed or paused, while the
 			// call was out: publish nothing the tenant no longer allows.
-			st, held := j.w.table.get(j.key)
+			st, held := j.w.table.Get(j.key)
 			return h.denied(j, p, denial, st, held)
 		}
 		e := schemas.Enriched{Sent: sentOf(plan.mapped.input), InputFingerprint: plan.mapped.fingerprint, Confidence: o.Confidence}
-		outcome, code := outEnriched, outcomeEnriched
+		outcome, code := outEnriched, table.OutcomeEnriched
 		if !o.Matched || belowConfidence(o.Confidence, plan.permit.Mapping.MinConfidence) {
-			e.Status, outcome, code = schemas.StatusNotMatched, outNotMatched, outcomeNotMatched
+			e.Status, outcome, code = schemas.StatusNotMatched, outNotMatched, table.OutcomeNotMatched
 		} else {
 			e.Status, e.Company = schemas.StatusEnriched, firmographics(o.Company)
 		}
@@ -232,30 +238,30 @@ func (h *handler) tombstone(j *job) step {
 		return h.dead(j, &stageError{stage: schemas.StageValidate, reason: ReasonMalformedKey, class: classInput,
 			err: errors.New("a tombstone's key must be tenant/profile")}, schemas.Profile{})
 	}
-	st, held := j.w.table.get(j.key)
-	if held && j.msg.Offset <= st.offset {
+	st, held := j.w.table.Get(j.key)
+	if held && j.msg.Offset <= st.Offset {
 		return step{outcome: outSuperseded, tenant: tenant}
 	}
 	if !held && !h.control.Known(tenant) {
-		return step{outcome: outIgnored, tenant: tenant, reason: ReasonNotConnected}
+		return step{outcome: outIgnored, tenant: tenant, reason: controlplane.ReasonNotConnected}
 	}
-	rs := recordState{offset: j.msg.Offset}
+	rs := table.State{Offset: j.msg.Offset}
 	return step{outcome: outTombstone, tenant: tenant, remove: true,
 		out: []kafka.Message{{Topic: h.topics.Enriched, Partition: j.msg.Partition, Key: j.msg.Key, Value: nil,
-			Headers: []kafka.Header{{Key: HeaderState, Value: rs.encode()}}}}}
+			Headers: []kafka.Header{{Key: table.HeaderState, Value: rs.Encode()}}}}}
 }
 
 // denied handles a tenant whose data may not leave: connected tenants get a
 // SKIPPED event saying why; tenants never connected or removed get none;
 // paused tenants' inputs wait in the DLQ for a replay.
-func (h *handler) denied(j *job, p schemas.Profile, d *Denial, st tableEntry, held bool) step {
+func (h *handler) denied(j *job, p schemas.Profile, d *controlplane.Denial, st table.Entry, held bool) step {
 	switch {
-	case d.Reason == ReasonRemoved:
+	case d.Reason == controlplane.ReasonRemoved:
 		return step{outcome: outSkipped, tenant: p.TenantID, reason: d.Reason}
 	case !d.Connected:
 		return step{outcome: outIgnored, tenant: p.TenantID, reason: d.Reason}
-	case d.Reason == ReasonPaused:
-		se := &stageError{stage: schemas.StageEnrich, reason: ReasonPaused, class: classAuth, replayable: true,
+	case d.Reason == controlplane.ReasonPaused:
+		se := &stageError{stage: schemas.StageEnrich, reason: controlplane.ReasonPaused, class: classAuth, replayable: true,
 			err: fmt.Errorf("tenant paused: %s", d.Detail)}
 		return h.dead(j, se, p)
 	}
@@ -266,15 +272,15 @@ func (h *handler) denied(j *job, p schemas.Profile, d *Denial, st tableEntry, he
 
 // skipped publishes a SKIPPED event, unless the key's standing output is
 // the same skip of the same input: then nothing new is published.
-func (h *handler) skipped(j *job, p schemas.Profile, fp, reason string, st tableEntry, held bool) step {
+func (h *handler) skipped(j *job, p schemas.Profile, fp, reason string, st table.Entry, held bool) step {
 	bits := fingerprintBits(fp)
-	if held && !st.failed && st.outcome == outcomeSkipped && st.reason == h.names.id(reason) && st.fingerprint == bits {
+	if held && !st.Failed && st.Outcome == table.OutcomeSkipped && st.Reason == h.names.ID(reason) && st.Fingerprint == bits {
 		next := st
-		next.offset, next.version = j.msg.Offset, p.Version
+		next.Offset, next.Version = j.msg.Offset, p.Version
 		return step{outcome: outUnchanged, tenant: p.TenantID, reason: reason, state: &next}
 	}
 	return h.output(j, p, schemas.Enriched{Status: schemas.StatusSkipped, SkipReason: reason, InputFingerprint: fp},
-		outSkipped, reason, outcomeSkipped)
+		outSkipped, reason, table.OutcomeSkipped)
 }
 
 // output encodes one EnrichedCompany event for the input, on the input's
@@ -295,13 +301,13 @@ func (h *handler) output(j *job, p schemas.Profile, e schemas.Enriched, outcome,
 	if err != nil {
 		return h.dead(j, &stageError{stage: schemas.StageEncode, reason: "encode.failed", class: classInput, err: err}, p)
 	}
-	st := tableEntry{fingerprint: fingerprintBits(e.InputFingerprint), offset: msg.Offset, version: p.Version,
-		answeredAt: now.UnixMilli(), tenant: h.names.id(p.TenantID), reason: h.names.id(reason), outcome: code}
-	rs := recordState{outcome: code, fingerprint: st.fingerprint, offset: st.offset, version: st.version,
-		answeredAt: st.answeredAt, reason: reason}
+	st := table.Entry{Fingerprint: fingerprintBits(e.InputFingerprint), Offset: msg.Offset, Version: p.Version,
+		AnsweredAt: now.UnixMilli(), Tenant: h.names.ID(p.TenantID), Reason: h.names.ID(reason), Outcome: code}
+	rs := table.State{Outcome: code, Fingerprint: st.Fingerprint, Offset: st.Offset, Version: st.Version,
+		AnsweredAt: st.AnsweredAt, Reason: reason}
 	return step{outcome: outcome, reason: reason, tenant: p.TenantID, state: &st,
 		out: []kafka.Message{{Topic: h.topics.Enriched, Partition: msg.Partition, Key: msg.Key, Value: value,
-			Headers: []kafka.Header{{Key: HeaderState, Value: rs.encode()}}}}}
+			Headers: []kafka.Header{{Key: table.HeaderState, Value: rs.Encode()}}}}}
 }
 
 // dead turns a failure into a dead letter; a key with a valid profile keeps
@@ -331,11 +337,11 @@ func (h *handler) dead(j *job, se *stageError, p schemas.Profile) step {
 		zap.String("reason", se.reason), zap.String("class", se.class))
 	s := step{outcome: outDead, reason: se.reason, tenant: tenant, out: []kafka.Message{out}}
 	if valid && tenant != "" && p.TenantID != "" {
-		st, held := j.w.table.get(j.key)
+		st, held := j.w.table.Get(j.key)
 		if !held {
-			st = tableEntry{tenant: h.names.id(tenant)}
+			st = table.Entry{Tenant: h.names.ID(tenant)}
 		}
-		st.offset, st.version, st.failed = j.msg.Offset, p.Version, true
+		st.Offset, st.Version, st.Failed = j.msg.Offset, p.Version, true
 		s.state = &st
 	}
 	return s

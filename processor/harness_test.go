@@ -23,7 +23,9 @@ import (
 	"github.com/enrichment/leadspace-enricher/leadspace"
 	"github.com/enrichment/leadspace-enricher/leadspace/simulator"
 	"github.com/enrichment/leadspace-enricher/processor"
+	"github.com/enrichment/leadspace-enricher/processor/controlplane"
 	"github.com/enrichment/leadspace-enricher/processor/embedded"
+	"github.com/enrichment/leadspace-enricher/processor/statusview"
 	"github.com/enrichment/leadspace-enricher/schemas"
 )
 
@@ -58,10 +60,10 @@ type env struct {
 	prod    *processor.Producer
 	tenants []tenantProgram
 	group   string
-	auth    processor.ControlAuth // signs what control() publishes, when set
-	logs    *syncBuffer           // everything every instance logged
-	sealKey *ecdh.PrivateKey      // opens sealed token references, when set
-	metrics *prometheus.Registry  // the last instance's metrics
+	auth    controlplane.Auth    // signs what control() publishes, when set
+	logs    *syncBuffer          // everything every instance logged
+	sealKey *ecdh.PrivateKey     // opens sealed token references, when set
+	metrics *prometheus.Registry // the last instance's metrics
 
 	mu        sync.Mutex
 	instances []*instance // running processor instances, oldest first
@@ -131,7 +133,7 @@ func newEnvWith(t testing.TB, o envOptions, tenants ...tenantProgram) *env {
 	t.Cleanup(func() { prod.Close() })
 	e := &env{t: t, stack: stack, prod: prod, tenants: tenants, group: prefix + "group", logs: &syncBuffer{}}
 	if adminKey != "" {
-		e.auth = processor.ControlAuth{Key: []byte(adminKey)}
+		e.auth = controlplane.Auth{Key: []byte(adminKey)}
 	}
 	for _, tp := range tenants {
 		e.connect(tp)
@@ -211,7 +213,7 @@ func (e *env) start(opts ...startOpt) *instance {
 		BulkPollFirst: 5 * time.Millisecond, BulkPollMin: 5 * time.Millisecond,
 		BackoffMax: 50 * time.Millisecond, Breaker: leadspace.BreakerConfig{OpenTimeout: 200 * time.Millisecond},
 		Logger: log.Named("leadspace"), Registerer: reg}
-	table := processor.NewControlTable(processor.TokenSources{AllowPlaintext: true, SealKey: e.sealKey}.Resolver())
+	table := controlplane.NewTable(controlplane.TokenSources{AllowPlaintext: true, SealKey: e.sealKey}.Resolver())
 	cfg := processor.Config{Kafka: e.stack.Kafka, Topics: e.stack.Topics, Auth: e.auth,
 		Group:          processor.GroupConfig{ID: e.group, SessionTimeout: 15 * time.Second, HeartbeatInterval: time.Second, RebalanceTimeout: 30 * time.Second},
 		CommitInterval: 100 * time.Millisecond, DrainTimeout: 10 * time.Second, RetryBackoff: 20 * time.Millisecond, StallAfter: time.Second,
@@ -449,7 +451,7 @@ func (b *syncBuffer) String() string {
 }
 
 // status reads the status topic and sums it per tenant.
-func (e *env) status() map[string]*processor.TenantView {
+func (e *env) status() map[string]*statusview.Tenant {
 	e.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -457,15 +459,15 @@ func (e *env) status() map[string]*processor.TenantView {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	out := map[string]*processor.TenantView{}
-	for _, v := range processor.ViewStatus(records, nil, time.Now()) {
+	out := map[string]*statusview.Tenant{}
+	for _, v := range statusview.Tenants(records, nil, time.Now()) {
 		out[v.TenantID] = &v
 	}
 	return out
 }
 
 // waitStatus polls the status topic until cond holds for the tenant.
-func (e *env) waitStatus(tenant string, within time.Duration, cond func(processor.TenantView) bool) processor.TenantView {
+func (e *env) waitStatus(tenant string, within time.Duration, cond func(statusview.Tenant) bool) statusview.Tenant {
 	e.t.Helper()
 	deadline := time.Now().Add(within)
 	for {

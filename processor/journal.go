@@ -10,6 +10,7 @@ import (
 	"github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
 
+	"github.com/enrichment/leadspace-enricher/processor/internal/kafkaio"
 	"github.com/enrichment/leadspace-enricher/schemas"
 )
 
@@ -24,7 +25,13 @@ import (
 // Claims are by partition and offset, not by key: only a redelivery of the
 // very input that rode the bulk may take its answer.
 type journal struct {
-	p        *Processor
+	conn   kafkaio.Conn
+	codec  *schemas.Codec
+	topics Topics
+	log    *zap.Logger
+	// pub publishes entries and tombstones; set by Run before the first
+	// partition is assigned (nil before: nothing is journaled).
+	pub      *kafkaio.Publisher
 	disabled atomic.Bool
 
 	mu    sync.Mutex
@@ -38,8 +45,8 @@ type journaledBulk struct {
 	left int
 }
 
-func newJournal(p *Processor) *journal {
-	return &journal{p: p, calls: map[string]*job{}, bulks: map[string]*journaledBulk{}}
+func newJournal(conn kafkaio.Conn, codec *schemas.Codec, topics Topics, log *zap.Logger) *journal {
+	return &journal{conn: conn, codec: codec, topics: topics, log: log, calls: map[string]*job{}, bulks: map[string]*journaledBulk{}}
 }
 
 // calling registers a job whose record goes to Leadspace.
@@ -61,12 +68,18 @@ func (jr *journal) answered(externalID string, j *job) {
 // BulkAccepted is the leadspace client's hook (leadspace.Config.BulkAccepted):
 // it journals the bulk before it is first polled.
 func (p *Processor) BulkAccepted(program, path string, externalIDs []string) {
-	jr := p.journal
-	if jr == nil || jr.disabled.Load() || p.pub == nil {
+	if p.journal != nil {
+		p.journal.accepted(program, path, externalIDs)
+	}
+}
+
+// accepted journals a bulk Leadspace accepted (see BulkAccepted).
+func (jr *journal) accepted(program, path string, externalIDs []string) {
+	if jr.disabled.Load() || jr.pub == nil {
 		return
 	}
 	b := schemas.Bulk{Program: program, Path: path, AcceptedAt: time.Now().UTC().Truncate(time.Millisecond),
-		SourceTopic: p.cfg.Topics.Profiles}
+		SourceTopic: jr.topics.Profiles}
 	key := program + "/" + path[strings.LastIndex(path, "/")+1:]
 	jr.mu.Lock()
 	entry := &journaledBulk{key: key}
@@ -86,15 +99,15 @@ func (p *Processor) BulkAccepted(program, path string, externalIDs []string) {
 	if entry.left == 0 {
 		return
 	}
-	value, err := p.codec.Encode(schemas.BulkInFlight, b.Native())
+	value, err := jr.codec.Encode(schemas.BulkInFlight, b.Native())
 	if err != nil {
-		p.log.Warn("bulk not journaled", zap.Error(err))
+		jr.log.Warn("bulk not journaled", zap.Error(err))
 		return
 	}
-	p.pub.send(context.Background(), []kafka.Message{{Topic: p.cfg.Topics.Journal, Partition: -1, Key: []byte(key), Value: value}},
+	jr.pub.Send(context.Background(), []kafka.Message{{Topic: jr.topics.Journal, Partition: -1, Key: []byte(key), Value: value}},
 		func(err error) {
 			if err != nil {
-				p.log.Debug("bulk not journaled", zap.Error(err))
+				jr.log.Debug("bulk not journaled", zap.Error(err))
 			}
 		})
 }
@@ -121,7 +134,7 @@ func (jr *journal) finished(j *job, published bool) {
 	}
 	jr.mu.Unlock()
 	if done && entry.key != "" && !jr.disabled.Load() {
-		jr.p.pub.send(context.Background(), []kafka.Message{{Topic: jr.p.cfg.Topics.Journal, Partition: -1, Key: []byte(entry.key)}},
+		jr.pub.Send(context.Background(), []kafka.Message{{Topic: jr.topics.Journal, Partition: -1, Key: []byte(entry.key)}},
 			func(error) {})
 	}
 }
@@ -140,24 +153,24 @@ func (jr *journal) claims(ctx context.Context, partitions []int) map[int]map[int
 	latest := map[string][]byte{}
 	rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	spans, err := partitionEnds(rctx, jr.p.conn, jr.p.cfg.Topics.Journal)
+	spans, err := kafkaio.Spans(rctx, jr.conn, jr.topics.Journal)
 	for part := range spans {
 		if err == nil {
-			_, err = readPartition(rctx, jr.p.conn, jr.p.cfg.Topics.Journal, part, 0, func(m kafka.Message) {
+			_, err = kafkaio.ReadPartition(rctx, jr.conn, jr.topics.Journal, part, 0, func(m kafka.Message) {
 				latest[string(m.Key)] = m.Value
 			})
 		}
 	}
 	if err != nil {
-		jr.p.log.Warn("journal not read; records of bulks in flight before a crash will be sent again", zap.Error(err))
+		jr.log.Warn("journal not read; records of bulks in flight before a crash will be sent again", zap.Error(err))
 		return out
 	}
 	for _, v := range latest {
 		if v == nil {
 			continue
 		}
-		b, err := jr.p.codec.DecodeBulk(ctx, v)
-		if err != nil || b.SourceTopic != jr.p.cfg.Topics.Profiles {
+		b, err := jr.codec.DecodeBulk(ctx, v)
+		if err != nil || b.SourceTopic != jr.topics.Profiles {
 			continue
 		}
 		for _, in := range b.Inputs {

@@ -1,154 +1,48 @@
 package processor
 
 import (
-	"crypto/tls"
-	"crypto/x509"
-	"errors"
-	"fmt"
-	"net"
-	"os"
-	"time"
+	"context"
 
 	"github.com/segmentio/kafka-go"
-	"github.com/segmentio/kafka-go/sasl"
-	"github.com/segmentio/kafka-go/sasl/plain"
-	"github.com/segmentio/kafka-go/sasl/scram"
+
+	"github.com/enrichment/leadspace-enricher/processor/internal/kafkaio"
 )
 
+// What commands need of the Kafka plumbing (processor/internal/kafkaio):
+// the connection settings, the topics' names and layout, and whole-topic
+// reads.
+
 // Kafka says how to reach the cluster: plain, TLS, SASL PLAIN or SCRAM.
-type Kafka struct {
-	// Brokers is the bootstrap list. Required.
-	Brokers []string
-	// TLS enables TLS; CAFile (PEM) replaces the system roots when set.
-	TLS      bool
-	CAFile   string
-	CertFile string // client certificate (PEM), for mutual TLS
-	KeyFile  string
-	// SASLMechanism is "", PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512. Default: "" (none).
-	SASLMechanism string
-	SASLUsername  string
-	SASLPassword  string
+type Kafka = kafkaio.Config
+
+// Topics names every topic the processor touches.
+type Topics = kafkaio.Topics
+
+// TopicLayout says how to create the topics.
+type TopicLayout = kafkaio.TopicLayout
+
+// CreateTopics creates any missing topic with the cleanup policy the design
+// gives it; existing topics are left as they are.
+func CreateTopics(ctx context.Context, k Kafka, t Topics, layout TopicLayout) error {
+	return kafkaio.CreateTopics(ctx, k, t, layout)
 }
 
-// Validate reports the first invalid setting by name.
-func (k Kafka) Validate() error {
-	if len(k.Brokers) == 0 {
-		return errors.New("brokers: at least one bootstrap broker is required")
-	}
-	for _, b := range k.Brokers {
-		if _, _, err := net.SplitHostPort(b); err != nil {
-			return fmt.Errorf("brokers: %q is not host:port", b)
-		}
-	}
-	switch k.SASLMechanism {
-	case "":
-	case "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512":
-		if k.SASLUsername == "" || k.SASLPassword == "" {
-			return fmt.Errorf("sasl-username/sasl-password: required with sasl-mechanism %s", k.SASLMechanism)
-		}
-	default:
-		return fmt.Errorf("sasl-mechanism: %q is not PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512", k.SASLMechanism)
-	}
-	if (k.CertFile == "") != (k.KeyFile == "") {
-		return errors.New("tls-cert-file/tls-key-file: set both or neither")
-	}
-	if !k.TLS && (k.CAFile != "" || k.CertFile != "") {
-		return errors.New("tls: TLS files are set but tls is off")
-	}
-	return nil
+// ReadAll reads a topic from its start to the end it has now, calling apply
+// for each record, one at a time.
+func ReadAll(ctx context.Context, k Kafka, topic string, apply func(kafka.Message)) error {
+	return kafkaio.ReadAll(ctx, k, topic, apply)
 }
 
-func (k Kafka) tlsConfig() (*tls.Config, error) {
-	if !k.TLS {
-		return nil, nil
-	}
-	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
-	if k.CAFile != "" {
-		pem, err := os.ReadFile(k.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("tls-ca-file: %w", err)
-		}
-		cfg.RootCAs = x509.NewCertPool()
-		if !cfg.RootCAs.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("tls-ca-file: %s holds no PEM certificate", k.CAFile)
-		}
-	}
-	if k.CertFile != "" {
-		cert, err := tls.LoadX509KeyPair(k.CertFile, k.KeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("tls-cert-file: %w", err)
-		}
-		cfg.Certificates = []tls.Certificate{cert}
-	}
-	return cfg, nil
+// Follow reads a whole topic and then keeps following it until ctx ends.
+func Follow(ctx context.Context, k Kafka, topic string, apply func(kafka.Message), caughtUp func()) error {
+	return kafkaio.Follow(ctx, k, topic, apply, caughtUp)
 }
 
-func (k Kafka) mechanism() (sasl.Mechanism, error) {
-	switch k.SASLMechanism {
-	case "PLAIN":
-		return plain.Mechanism{Username: k.SASLUsername, Password: k.SASLPassword}, nil
-	case "SCRAM-SHA-256":
-		return scram.Mechanism(scram.SHA256, k.SASLUsername, k.SASLPassword)
-	case "SCRAM-SHA-512":
-		return scram.Mechanism(scram.SHA512, k.SASLUsername, k.SASLPassword)
-	}
-	return nil, nil
-}
-
-// connection is what kafka-go's readers, groups and writers need.
-type connection struct {
-	brokers   []string
-	dialer    *kafka.Dialer
-	transport *kafka.Transport
-}
-
-func (k Kafka) connect() (connection, error) {
-	tlsCfg, err := k.tlsConfig()
-	if err != nil {
-		return connection{}, err
-	}
-	mech, err := k.mechanism()
-	if err != nil {
-		return connection{}, fmt.Errorf("sasl-mechanism: %w", err)
-	}
-	return connection{
-		brokers:   k.Brokers,
-		dialer:    &kafka.Dialer{Timeout: 10 * time.Second, DualStack: true, TLS: tlsCfg, SASLMechanism: mech},
-		transport: &kafka.Transport{TLS: tlsCfg, SASL: mech, DialTimeout: 10 * time.Second},
-	}, nil
-}
-
-// keyedWriter writes keyed records as every writer of these topics must:
-// murmur2, like Kafka's own clients (a key lands on one partition, or
-// compaction keeps two "latest" records), acknowledged by all in-sync
-// replicas.
-func (c connection) keyedWriter() *kafka.Writer {
-	return &kafka.Writer{Addr: kafka.TCP(c.brokers...), Transport: c.transport, Balancer: &kafka.Murmur2Balancer{},
-		RequiredAcks: kafka.RequireAll, BatchTimeout: 5 * time.Millisecond}
-}
-
-func (c connection) client() *kafka.Client {
-	return &kafka.Client{Addr: kafka.TCP(c.brokers...), Transport: c.transport, Timeout: 10 * time.Second}
-}
-
-// close drops the connection's idle connections and stops its metadata
-// refresh: a kafka-go Transport keeps both until told.
-func (c connection) close() { c.transport.CloseIdleConnections() }
-
-// Client returns a kafka-go client for admin requests (offsets, metadata)
-// with these connection settings. Release it with CloseClient.
-func (k Kafka) Client() (*kafka.Client, error) {
-	conn, err := k.connect()
-	if err != nil {
-		return nil, err
-	}
-	return conn.client(), nil
+// TopicEnds lists the next offset of each partition of a topic now.
+func TopicEnds(ctx context.Context, cl *kafka.Client, topic string) (map[int]int64, error) {
+	return kafkaio.TopicEnds(ctx, cl, topic)
 }
 
 // CloseClient releases a client from Kafka.Client: its transport's
 // connections and background metadata refresh.
-func CloseClient(cl *kafka.Client) {
-	if t, ok := cl.Transport.(*kafka.Transport); ok {
-		t.CloseIdleConnections()
-	}
-}
+func CloseClient(cl *kafka.Client) { kafkaio.CloseClient(cl) }

@@ -10,12 +10,13 @@ import (
 	"unicode/utf8"
 
 	"github.com/enrichment/leadspace-enricher/leadspace"
+	"github.com/enrichment/leadspace-enricher/processor/statusview"
 	"github.com/enrichment/leadspace-enricher/schemas"
 )
 
 // Stable reasons of the map stage.
 const (
-	ReasonMissingName   = "map.missing_company_name"
+	ReasonMissingName   = statusview.ReasonMissingName // "map.missing_company_name"; the status view explains it
 	ReasonNotAnAccount  = "map.not_an_account_profile"
 	ReasonFieldTooLong  = "validate.field_too_long"
 	ReasonInvalidText   = "validate.invalid_utf8"

@@ -100,11 +100,11 @@ func (c *ownershipCollector) Collect(ch chan<- prometheus.Metric) {
 	now := time.Now()
 	for _, w := range workers {
 		label := strconv.Itoa(w.id)
-		ch <- prometheus.MustNewConstMetric(descStall, prometheus.GaugeValue, w.tracker.sinceAdvance(now).Seconds(), label)
-		_, deferred := w.tracker.pending()
+		stalled, deferred := w.stalled(now)
+		ch <- prometheus.MustNewConstMetric(descStall, prometheus.GaugeValue, stalled.Seconds(), label)
 		ch <- prometheus.MustNewConstMetric(descLag, prometheus.GaugeValue, float64(deferred), label)
 		if end := w.end.Load(); end >= 0 {
-			base, _ := w.tracker.commitPoint()
+			base, _ := w.tracker.CommitPoint()
 			ch <- prometheus.MustNewConstMetric(descConsumerLag, prometheus.GaugeValue, float64(max(end-base, 0)), label)
 		}
 	}
@@ -122,7 +122,7 @@ func (c *ownershipCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descRunDone, prometheus.GaugeValue, float64(done[tenant]), tenant)
 	}
 	if p.window != nil {
-		events, bytes := p.window.inFlight()
+		events, bytes := p.window.InFlight()
 		ch <- prometheus.MustNewConstMetric(descWindow, prometheus.GaugeValue, float64(events))
 		ch <- prometheus.MustNewConstMetric(descBytes, prometheus.GaugeValue, float64(bytes))
 	}

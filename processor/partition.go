@@ -10,6 +10,12 @@ import (
 	"github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
 
+	"github.com/enrichment/leadspace-enricher/processor/controlplane"
+	"github.com/enrichment/leadspace-enricher/processor/internal/group"
+	"github.com/enrichment/leadspace-enricher/processor/internal/kafkaio"
+	"github.com/enrichment/leadspace-enricher/processor/internal/offsets"
+	"github.com/enrichment/leadspace-enricher/processor/internal/table"
+	"github.com/enrichment/leadspace-enricher/processor/internal/window"
 	"github.com/enrichment/leadspace-enricher/schemas"
 )
 
@@ -18,24 +24,48 @@ import (
 // group gives back after a rebalance is caught up from there, not reloaded.
 type partitionState struct {
 	id       int
-	table    *table
+	table    *table.Table
 	restorer *restorer
 	credits  map[string]int64 // tenant -> records Leadspace accepted, cumulative
 	runs     map[string]*schemas.RunProgress
 	refresh  map[string]time.Time // tenant -> last Run finished here
 }
 
+// workerDeps are what a partition worker uses of the instance: the Kafka
+// connection and topics, the gate, the window and pool it shares with the
+// other partitions, the stages (handler, publisher, journal) and the
+// instance's metrics and health. They are handed to the worker when it is
+// made (like goka's newPartitionProcessor) rather than reached through the
+// Processor.
+type workerDeps struct {
+	conn     kafkaio.Conn
+	codec    *schemas.Codec
+	topics   Topics
+	control  *controlplane.Table
+	requests *runRequests // the tenants' Runs
+	purges   *removals
+	programs *programs
+	window   *window.Window
+	pool     *pool
+	pub      *kafkaio.Publisher
+	handler  *handler
+	journal  *journal
+	metrics  *metrics
+	health   *health
+	enricher Enricher
+}
+
 // partitionWorker processes one assigned partition for one generation:
 // it restores the partition's table, then fetches, admits each record into
-// the window (or defers it, see window.go), runs it through the pipeline in
+// the window (or defers it, see package window), runs it through the pipeline in
 // key order, and knows the offset up to which everything is done.
 type partitionWorker struct {
-	p       *Processor
+	workerDeps
 	id      int
 	log     *zap.Logger
 	state   *partitionState
-	table   *table
-	tracker *offsetTracker
+	table   *table.Table
+	tracker *offsets.Tracker
 
 	ctx       context.Context // the jobs'; cancelled when a drain runs out of time
 	cancel    context.CancelFunc
@@ -82,9 +112,12 @@ func (w *partitionWorker) takeClaim(offset int64) (string, bool) {
 	return path, ok
 }
 
-func newPartitionWorker(p *Processor, st *partitionState, committed int64) *partitionWorker {
-	w := &partitionWorker{p: p, id: st.id, state: st, table: st.table, tracker: newOffsetTracker(committed),
-		log:  p.log.With(zap.String("topic", p.cfg.Topics.Profiles), zap.Int("partition", st.id)),
+// newPartitionWorker makes the worker of a partition whose state st the
+// instance kept, from the committed offset on; claims are its offsets whose
+// answers ride in journaled bulks (journal.go).
+func newPartitionWorker(deps workerDeps, log *zap.Logger, st *partitionState, committed int64, claims map[int64]string) *partitionWorker {
+	w := &partitionWorker{workerDeps: deps, id: st.id, state: st, table: st.table, tracker: offsets.NewTracker(committed),
+		log: log.With(zap.String("topic", deps.topics.Profiles), zap.Int("partition", st.id)), claims: claims,
 		idle: make(chan struct{}, 1), keys: map[string][]*job{}, deferredKeys: map[string]int{},
 		deferredPrograms: map[string]int{}, credits: st.credits, runs: map[string]*runPass{},
 		callCtxs: map[context.Context]context.Context{}, parked: map[string][]*job{}, parkedKeys: map[string]int{}}
@@ -100,8 +133,8 @@ func newPartitionWorker(p *Processor, st *partitionState, committed int64) *part
 func (w *partitionWorker) start() {
 	w.readers.Go(func() {
 		begin := time.Now()
-		_, purgesSeen := w.p.purges.snapshot()
-		res, err := w.state.restorer.catchUp(w.fetchCtx, w.table, w.p.purgeRule())
+		_, purgesSeen := w.purges.snapshot()
+		res, err := w.state.restorer.catchUp(w.fetchCtx, w.table, w.purges.before)
 		if err != nil {
 			return // released before the restore ended
 		}
@@ -109,9 +142,9 @@ func (w *partitionWorker) start() {
 			w.purge(res.purge)
 		}
 		w.restored.Store(true)
-		w.log.Info("partition restored", zap.Int("records_read", res.records), zap.Int("keys", w.table.len()),
+		w.log.Info("partition restored", zap.Int("records_read", res.records), zap.Int("keys", w.table.Len()),
 			zap.Duration("took", time.Since(begin)))
-		w.p.metrics.restoreSeconds.Observe(time.Since(begin).Seconds())
+		w.metrics.restoreSeconds.Observe(time.Since(begin).Seconds())
 		w.readers.Go(w.readmit)
 		w.readers.Go(w.unparkLoop)
 		w.readers.Go(func() { w.background(purgesSeen) })
@@ -122,27 +155,27 @@ func (w *partitionWorker) start() {
 // fetch is the live reader: from the commit point on, every record is
 // admitted or deferred, in offset order.
 func (w *partitionWorker) fetch() {
-	f := newFetcher(w.p.conn, w.p.cfg.Topics.Profiles, w.id, w.tracker.base, 1<<20)
+	f := kafkaio.NewFetcher(w.conn, w.topics.Profiles, w.id, w.tracker.Base(), 1<<20)
 	failures := 0
 	for {
-		msg, err := f.fetch(w.fetchCtx)
+		msg, err := f.Fetch(w.fetchCtx)
 		if err != nil {
 			if w.fetchCtx.Err() != nil {
 				return
 			}
 			failures++
-			w.p.health.set("fetch "+strconv.Itoa(w.id), err)
-			if dependencyBackoff.wait(w.fetchCtx, failures) != nil {
+			w.health.set("fetch "+strconv.Itoa(w.id), err)
+			if kafkaio.Backoff.Wait(w.fetchCtx, failures) != nil {
 				return
 			}
 			continue
 		}
 		if failures > 0 {
 			failures = 0
-			w.p.health.set("fetch "+strconv.Itoa(w.id), nil)
+			w.health.set("fetch "+strconv.Itoa(w.id), nil)
 		}
 		w.highWater.Store(msg.Offset + 1)
-		w.end.Store(f.end)
+		w.end.Store(f.End)
 		if !w.offer(msg) {
 			return
 		}
@@ -159,14 +192,14 @@ func (w *partitionWorker) offer(msg kafka.Message) bool {
 	for {
 		w.admitting.Lock()
 		placed := w.place(j)
-		changed := w.p.window.roomChanged()
+		changed := w.window.RoomChanged()
 		w.admitting.Unlock()
 		if placed {
 			return true
 		}
 		// Re-check at least every stallAfter/4: a busy program can become
 		// stalled without anything else happening.
-		t := time.NewTimer(max(w.p.window.stallAfter/4, 50*time.Millisecond))
+		t := time.NewTimer(max(w.window.StallAfter()/4, 50*time.Millisecond))
 		select {
 		case <-w.fetchCtx.Done():
 			t.Stop()
@@ -192,10 +225,10 @@ func (w *partitionWorker) place(j *job) bool {
 		return true
 	}
 	if !queued {
-		v, wait, atShare := w.p.window.try(j.program, j.size)
+		v, wait, atShare := w.window.Try(j.program, j.size)
 		switch {
-		case !wait && v == admitted:
-			w.tracker.admitted(j.msg.Offset)
+		case !wait && v == window.Admitted:
+			w.tracker.Admitted(j.msg.Offset)
 			w.enqueue(j)
 			return true
 		case !wait:
@@ -205,10 +238,10 @@ func (w *partitionWorker) place(j *job) bool {
 			return false
 		}
 	}
-	if !w.p.window.park(j.size) {
+	if !w.window.Park(j.size) {
 		return false
 	}
-	w.tracker.park(j.msg.Offset)
+	w.tracker.Park(j.msg.Offset)
 	w.mu.Lock()
 	w.parked[j.program] = append(w.parked[j.program], j)
 	w.parkedKeys[j.key]++
@@ -218,12 +251,12 @@ func (w *partitionWorker) place(j *job) bool {
 
 // deferJob leaves a record for the re-reader (readmit).
 func (w *partitionWorker) deferJob(j *job) {
-	w.tracker.deferOffset(j.msg.Offset)
+	w.tracker.DeferOffset(j.msg.Offset)
 	w.mu.Lock()
 	w.deferredKeys[j.key]++
 	w.deferredPrograms[j.program]++
 	w.mu.Unlock()
-	w.p.metrics.deferred.Inc()
+	w.metrics.deferred.Inc()
 }
 
 // unparkLoop admits parked records as their programs get room. It looks
@@ -232,7 +265,7 @@ func (w *partitionWorker) deferJob(j *job) {
 // stalled.
 func (w *partitionWorker) unparkLoop() {
 	for {
-		changed := w.p.window.roomChanged()
+		changed := w.window.RoomChanged()
 		w.unparkAll()
 		t := time.NewTimer(250 * time.Millisecond)
 		select {
@@ -276,10 +309,10 @@ func (w *partitionWorker) unparkAll() {
 			j := q[0]
 			_, behind := w.deferredKeys[j.key]
 			w.mu.Unlock()
-			v := deferIt
+			v := window.Defer
 			if !behind {
 				var wait bool
-				if v, wait, _ = w.p.window.try(program, j.size); wait {
+				if v, wait, _ = w.window.Try(program, j.size); wait {
 					break
 				}
 			}
@@ -290,9 +323,9 @@ func (w *partitionWorker) unparkAll() {
 				delete(w.parkedKeys, j.key)
 			}
 			w.mu.Unlock()
-			w.p.window.unpark(j.size)
-			if v == admitted {
-				w.tracker.admitted(j.msg.Offset)
+			w.window.Unpark(j.size)
+			if v == window.Admitted {
+				w.tracker.Admitted(j.msg.Offset)
 				w.enqueue(j)
 			} else {
 				w.deferJob(j)
@@ -311,7 +344,7 @@ func (w *partitionWorker) dropParked() {
 	defer w.mu.Unlock()
 	for _, q := range w.parked {
 		for _, j := range q {
-			w.p.window.unpark(j.size)
+			w.window.Unpark(j.size)
 		}
 	}
 	clear(w.parked)
@@ -326,7 +359,7 @@ func (w *partitionWorker) classify(msg kafka.Message) (key, program string, size
 		key = "\x00" + strconv.FormatInt(msg.Offset, 10) // no key, no order to keep
 	}
 	if tenant, _, ok := splitKey(msg.Key); ok {
-		program = w.p.programOf(tenant)
+		program = w.programs.of(tenant)
 	}
 	return key, program, jobSize(msg)
 }
@@ -343,7 +376,7 @@ func (w *partitionWorker) readmit() {
 			return
 		case <-t.C:
 		}
-		from, ok := w.tracker.lowestDeferred()
+		from, ok := w.tracker.LowestDeferred()
 		if !ok || !w.someDeferredProgramHasRoom() {
 			continue
 		}
@@ -361,7 +394,7 @@ func (w *partitionWorker) someDeferredProgramHasRoom() bool {
 	}
 	w.mu.Unlock()
 	for _, p := range programs {
-		if w.p.window.hasRoom(p) {
+		if w.window.HasRoom(p) {
 			return true
 		}
 	}
@@ -370,26 +403,26 @@ func (w *partitionWorker) someDeferredProgramHasRoom() bool {
 
 // pass re-reads [from, to) and admits the deferred records it can.
 func (w *partitionWorker) pass(from, to int64) {
-	f := newFetcher(w.p.conn, w.p.cfg.Topics.Profiles, w.id, from, 1<<20)
+	f := kafkaio.NewFetcher(w.conn, w.topics.Profiles, w.id, from, 1<<20)
 	readmitted := 0
 	for next := from; next < to; {
-		msg, err := f.fetch(w.fetchCtx)
+		msg, err := f.Fetch(w.fetchCtx)
 		if err != nil {
 			return // the next tick tries again
 		}
 		next = msg.Offset + 1
-		if !w.tracker.isDeferred(msg.Offset) {
+		if !w.tracker.IsDeferred(msg.Offset) {
 			continue
 		}
 		key, program, size := w.classify(msg)
-		v, err := w.p.window.admit(w.fetchCtx, program, size)
+		v, err := w.window.Admit(w.fetchCtx, program, size)
 		if err != nil {
 			return
 		}
-		if v != admitted {
+		if v != window.Admitted {
 			continue // still stalled: it stays deferred
 		}
-		w.tracker.admitted(msg.Offset)
+		w.tracker.Admitted(msg.Offset)
 		w.enqueue(&job{w: w, msg: msg, key: key, program: program, size: size})
 		w.mu.Lock()
 		if w.deferredKeys[key]--; w.deferredKeys[key] <= 0 {
@@ -398,7 +431,7 @@ func (w *partitionWorker) pass(from, to int64) {
 		if w.deferredPrograms[program] > 0 {
 			w.deferredPrograms[program]--
 		}
-		if _, n := w.tracker.pending(); n == 0 {
+		if _, n := w.tracker.Pending(); n == 0 {
 			clear(w.deferredPrograms)
 		}
 		w.mu.Unlock()
@@ -463,15 +496,15 @@ func (w *partitionWorker) drain(timeout time.Duration) {
 func (w *partitionWorker) purge(keys []string) {
 	msgs := make([]kafka.Message, len(keys))
 	for i, k := range keys {
-		rs := recordState{offset: -1}
-		msgs[i] = kafka.Message{Topic: w.p.cfg.Topics.Enriched, Partition: w.id, Key: []byte(k),
-			Headers: []kafka.Header{{Key: HeaderState, Value: rs.encode()}}}
+		rs := table.State{Offset: -1}
+		msgs[i] = kafka.Message{Topic: w.topics.Enriched, Partition: w.id, Key: []byte(k),
+			Headers: []kafka.Header{{Key: table.HeaderState, Value: rs.Encode()}}}
 	}
-	if err := w.p.pub.publish(w.fetchCtx, msgs); err != nil {
+	if err := w.pub.Publish(w.fetchCtx, msgs); err != nil {
 		return
 	}
 	for _, k := range keys {
-		w.table.remove(k)
+		w.table.Remove(k)
 	}
 	w.log.Info("enrichment removed with purge: published enrichments withdrawn", zap.Int("tombstones", len(keys)))
 }
@@ -482,23 +515,82 @@ func (w *partitionWorker) statusRecords(next int64, all bool) []schemas.Status {
 	if !w.restored.Load() {
 		return nil
 	}
-	views := w.table.takeDirty(all)
+	views := w.table.TakeDirty(all)
 	out := make([]schemas.Status, 0, len(views))
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	for _, v := range views {
-		if v.tenant == "" {
+		if v.Tenant == "" {
 			continue
 		}
-		s := schemas.Status{TenantID: v.tenant, Partition: int32(w.id), Profiles: v.profiles, Enriched: v.enriched,
-			NotMatched: v.notMatched, Skipped: v.skipped, Failed: v.failed, SkippedReasons: v.skippedReasons,
-			LastEnrichedAt: v.lastEnrichedAt, CreditsSpent: w.credits[v.tenant], CommittedOffset: next,
-			LastRefreshAt: w.state.refresh[v.tenant]}
-		if r := w.state.runs[v.tenant]; r != nil {
+		s := schemas.Status{TenantID: v.Tenant, Partition: int32(w.id), Profiles: v.Profiles, Enriched: v.Enriched,
+			NotMatched: v.NotMatched, Skipped: v.Skipped, Failed: v.Failed, SkippedReasons: v.SkippedReasons,
+			LastEnrichedAt: v.LastEnrichedAt, CreditsSpent: w.credits[v.Tenant], CommittedOffset: next,
+			LastRefreshAt: w.state.refresh[v.Tenant]}
+		if r := w.state.runs[v.Tenant]; r != nil {
 			rc := *r
 			s.Run = &rc
 		}
 		out = append(out, s)
 	}
 	return out
+}
+
+// What the generation (generation.go) and the metrics ask of a worker.
+
+// halt stops the worker's jobs at once, without waiting for them: another
+// member may own the partition already.
+func (w *partitionWorker) halt() { w.cancel() }
+
+// work is what is left to do on the partition, for the split of the rate:
+// unread records past the fetch position, deferred ones, and those in
+// flight. False before the live reader fetched: the leader reads the
+// partition's committed lag instead.
+func (w *partitionWorker) work() (group.WorkLeft, bool) {
+	end := w.end.Load()
+	if end < 0 {
+		return group.WorkLeft{}, false
+	}
+	inFlight, deferred := w.tracker.Pending()
+	return group.WorkLeft{Unread: max(end-w.highWater.Load(), 0) + int64(deferred), InFlight: int64(inFlight)}, true
+}
+
+// toCommit is the partition's commit point, whether it moved since the last
+// commit, and the status records of the tenants whose counts moved, as of it.
+func (w *partitionWorker) toCommit() (next int64, moved bool, records []schemas.Status) {
+	next, moved = w.tracker.CommitPoint()
+	records = w.statusRecords(next, false)
+	w.tracker.CaughtUp()
+	return next, moved, records
+}
+
+// unwritten says a tenant's status record was not written: the next commit
+// writes it again.
+func (w *partitionWorker) unwritten(tenant string) { w.table.MarkDirty(tenant) }
+
+// committed says the group took the commit point next.
+func (w *partitionWorker) committed(next int64) { w.tracker.CommittedTo(next) }
+
+// released keeps, for the next generation that gives this instance the
+// partition back, where the table's topics end now: everything this
+// instance wrote is in its table, so the next restore starts there.
+func (w *partitionWorker) released() {
+	if !w.restored.Load() {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if s, err := kafkaio.PartitionSpan(ctx, w.conn, w.topics.Enriched, w.id); err == nil {
+		w.state.restorer.enrichedNext = s.End
+	}
+	if s, err := kafkaio.PartitionSpan(ctx, w.conn, w.topics.DeadLetters, w.id); err == nil {
+		w.state.restorer.deadNext = s.End
+	}
+}
+
+// stalled is how long the commit point has not advanced while there was
+// work, and how many records are deferred: the signs of a stalled partition.
+func (w *partitionWorker) stalled(now time.Time) (time.Duration, int) {
+	_, deferred := w.tracker.Pending()
+	return w.tracker.SinceAdvance(now), deferred
 }

@@ -117,7 +117,7 @@ func (p *pool) close() {
 
 // prepare runs the first stage of a job.
 func (w *partitionWorker) prepare(j *job) {
-	st := w.safely(j, schemas.StageDecode, func() step { return w.p.handler.prepare(j) })
+	st := w.safely(j, schemas.StageDecode, func() step { return w.handler.prepare(j) })
 	w.proceed(j, st)
 }
 
@@ -130,7 +130,7 @@ func (w *partitionWorker) proceed(j *job, st step) {
 				w.abandon(j)
 				return
 			}
-			w.p.pool.submit(func() { w.prepare(j) }, j.run != nil, j.program)
+			w.pool.submit(func() { w.prepare(j) }, j.run != nil, j.program)
 		})
 	case st.call != nil:
 		w.call(j, st.call)
@@ -144,15 +144,15 @@ func (w *partitionWorker) proceed(j *job, st step) {
 // paused) or when the partition's work is abandoned.
 func (w *partitionWorker) call(j *job, plan *callPlan) {
 	ctx := w.callCtx(plan.permit.Ctx)
-	prog := w.p.enricher.Program(plan.permit.Credentials)
+	prog := w.enricher.Program(plan.permit.Credentials)
 	if j.run != nil {
 		j.run.charge(j.msg.Offset, 1, 0)
 	}
 	id := plan.req.ExternalID
-	w.p.journal.calling(id, j)
+	w.journal.calling(id, j)
 	done := func(o leadspace.Outcome) {
-		w.p.journal.answered(id, j)
-		w.p.pool.submit(func() { w.answered(j, plan, o) }, j.run != nil, j.program)
+		w.journal.answered(id, j)
+		w.pool.submit(func() { w.answered(j, plan, o) }, j.run != nil, j.program)
 	}
 	if path, ok := w.takeClaim(j.msg.Offset); ok {
 		// This very input rode a bulk an instance that died had paid for.
@@ -200,13 +200,13 @@ func (w *partitionWorker) answered(j *job, plan *callPlan, o leadspace.Outcome) 
 		w.prepare(j)
 		return
 	}
-	st := w.safely(j, schemas.StageEnrich, func() step { return w.p.handler.answered(j, plan, o) })
+	st := w.safely(j, schemas.StageEnrich, func() step { return w.handler.answered(j, plan, o) })
 	w.publish(j, st)
 }
 
 // publish sends a step's outputs; the job finishes once they are acked.
 func (w *partitionWorker) publish(j *job, st step) {
-	w.p.pub.sendIn(w.ctx, j.program, st.out, func(err error) {
+	w.pub.SendIn(w.ctx, j.program, st.out, func(err error) {
 		if err != nil {
 			w.abandon(j)
 			return
@@ -222,8 +222,8 @@ func (w *partitionWorker) safely(j *job, stage string, f func() step) (st step) 
 		if r := recover(); r != nil {
 			w.log.Error("panic while processing an input; it goes to the dead letter topic", zap.Any("panic", r),
 				zap.Int64("offset", j.msg.Offset), zap.ByteString("stack", debug.Stack()))
-			w.p.metrics.panics.Inc()
-			st = w.p.handler.dead(j, &stageError{stage: stage, reason: ReasonPanic, class: classRetryable, replayable: true,
+			w.metrics.panics.Inc()
+			st = w.handler.dead(j, &stageError{stage: stage, reason: ReasonPanic, class: classRetryable, replayable: true,
 				err: fmt.Errorf("internal error: %v", r)}, schemas.Profile{})
 			st.state = nil
 		}
@@ -240,19 +240,19 @@ func (w *partitionWorker) finish(j *job, st step) {
 	if !fenced {
 		switch {
 		case st.remove:
-			w.table.remove(j.key)
+			w.table.Remove(j.key)
 		case st.state != nil:
-			w.table.put(j.key, *st.state)
+			w.table.Put(j.key, *st.state)
 		}
 		if j.run != nil {
 			j.run.done(j.msg.Offset, st)
 		} else {
-			w.tracker.done(j.msg.Offset)
+			w.tracker.Done(j.msg.Offset)
 		}
-		w.p.metrics.outcomes.WithLabelValues(st.tenant, st.outcome, st.reason).Inc()
+		w.metrics.outcomes.WithLabelValues(st.tenant, st.outcome, st.reason).Inc()
 	}
-	w.p.journal.finished(j, true)
-	w.p.window.release(j.program, j.size)
+	w.journal.finished(j, true)
+	w.window.Release(j.program, j.size)
 	w.next(j)
 }
 
@@ -274,10 +274,10 @@ func (w *partitionWorker) abandon(j *job) {
 		if x.run != nil {
 			x.run.abandoned(x.msg.Offset)
 		} else {
-			w.tracker.abandon(x.msg.Offset)
+			w.tracker.Abandon(x.msg.Offset)
 		}
-		w.p.journal.finished(x, false)
-		w.p.window.release(x.program, x.size)
+		w.journal.finished(x, false)
+		w.window.Release(x.program, x.size)
 	}
 	if idle {
 		w.signalIdle()
@@ -293,7 +293,7 @@ func (w *partitionWorker) enqueue(j *job) {
 	w.running++
 	w.mu.Unlock()
 	if len(q) == 0 {
-		w.p.pool.submit(func() { w.prepare(j) }, j.run != nil, j.program)
+		w.pool.submit(func() { w.prepare(j) }, j.run != nil, j.program)
 	}
 }
 
@@ -315,7 +315,7 @@ func (w *partitionWorker) next(j *job) {
 	w.mu.Unlock()
 	if len(q) > 0 {
 		nj := q[0]
-		w.p.pool.submit(func() { w.prepare(nj) }, nj.run != nil, nj.program)
+		w.pool.submit(func() { w.prepare(nj) }, nj.run != nil, nj.program)
 	}
 	if idle {
 		w.signalIdle()
@@ -331,11 +331,11 @@ func (w *partitionWorker) spent(tenant string, j *job, n int) {
 	w.mu.Lock()
 	w.credits[tenant] += int64(n)
 	w.mu.Unlock()
-	w.table.markDirty(tenant)
+	w.table.MarkDirty(tenant)
 	if j.run != nil {
 		j.run.charge(j.msg.Offset, 0, int64(n))
 	}
-	w.p.metrics.records.WithLabelValues(tenant).Add(float64(n))
+	w.metrics.records.WithLabelValues(tenant).Add(float64(n))
 }
 
 // jobSize is what a record counts against the window's memory bound: its

@@ -12,6 +12,8 @@ import (
 
 	"github.com/enrichment/leadspace-enricher/leadspace"
 	"github.com/enrichment/leadspace-enricher/processor"
+	"github.com/enrichment/leadspace-enricher/processor/controlplane"
+	"github.com/enrichment/leadspace-enricher/processor/statusview"
 	"github.com/enrichment/leadspace-enricher/schemas"
 )
 
@@ -132,8 +134,8 @@ func TestTenantWithoutConsentSendsNothingToLeadspace(t *testing.T) {
 	e.produceProfiles(ps...)
 	out := e.waitOutputs(60*time.Second, func(o outputs) bool { return len(o.enriched) == 1100 })
 	for key, ev := range out.enriched {
-		if ev.TenantID == "globex" && (ev.Status != schemas.StatusSkipped || ev.SkipReason != processor.ReasonNoConsent) {
-			t.Errorf("%s: %s %q, want SKIPPED %s", key, ev.Status, ev.SkipReason, processor.ReasonNoConsent)
+		if ev.TenantID == "globex" && (ev.Status != schemas.StatusSkipped || ev.SkipReason != controlplane.ReasonNoConsent) {
+			t.Errorf("%s: %s %q, want SKIPPED %s", key, ev.Status, ev.SkipReason, controlplane.ReasonNoConsent)
 		}
 	}
 	if calls := e.callsFor("globex"); len(calls) != 0 {
@@ -142,7 +144,7 @@ func TestTenantWithoutConsentSendsNothingToLeadspace(t *testing.T) {
 	if len(e.callsFor("acme")) == 0 {
 		t.Fatal("the consenting tenant made no request at all")
 	}
-	st := e.waitStatus("globex", 30*time.Second, func(s processor.TenantView) bool { return s.Profiles == 1000 })
+	st := e.waitStatus("globex", 30*time.Second, func(s statusview.Tenant) bool { return s.Profiles == 1000 })
 	if st.Skipped != 1000 || st.Enriched != 0 || st.CreditsSpent != 0 || st.State != schemas.StateNoConsent {
 		t.Fatalf("globex status %+v, want 1000 skipped, nothing spent, state NO_CONSENT", st)
 	}

@@ -5,13 +5,14 @@
 //
 // The flow, one file each: processor.go (start, tables, topics) ->
 // generation.go (the consumer group's generations: cooperative handovers,
-// commits) -> group.go + assign.go + share.go (membership, assignment, the
-// Leadspace rate's split) -> partition.go (per
-// partition: restore its table, fetch, defer) -> window.go (memory bound,
-// program shares) -> pipeline.go (key order, stages) -> handler.go (decode,
-// gate, map, dedupe, outputs) -> publish.go (produce) -> offsets.go (commit
-// point) -> status.go. table.go and restore.go hold each partition's keys;
-// run.go is the Run (refresh); follow.go reads whole topics.
+// commits; membership, assignment and the rate's split are package
+// internal/group) -> partition.go (per partition: restore its table, fetch,
+// defer; the window is package internal/window) -> pipeline.go (key order,
+// stages) -> handler.go (decode, gate, map, dedupe, outputs) -> the
+// publisher (internal/kafkaio) -> the commit point (internal/offsets) ->
+// status.go. restore.go fills each partition's table (internal/table); run.go
+// is the Run (refresh). The control plane (package controlplane) gates; Kafka
+// plumbing is internal/kafkaio. docs/package-layout.md draws the packages.
 package processor
 
 import (
@@ -26,24 +27,28 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/enrichment/leadspace-enricher/processor/controlplane"
+	"github.com/enrichment/leadspace-enricher/processor/internal/kafkaio"
+	"github.com/enrichment/leadspace-enricher/processor/internal/table"
+	"github.com/enrichment/leadspace-enricher/processor/internal/window"
 	"github.com/enrichment/leadspace-enricher/schemas"
 )
 
 // Processor runs the pipeline for one instance of the consumer group.
 type Processor struct {
 	cfg      Config
-	conn     connection
+	conn     kafkaio.Conn
 	codec    *schemas.Codec
-	control  *ControlTable
-	plane    *ControlPlane
+	control  *controlplane.Table
+	plane    *controlplane.Plane
 	enricher Enricher
 	handler  *handler
 	status   *statusTable
 	runs     *runRequests
 	purges   *removals
-	names    *interner
-	window   *window
-	pub      *publisher
+	names    *table.Interner
+	window   *window.Window
+	pub      *kafkaio.Publisher
 	pool     *pool
 	journal  *journal
 	metrics  *metrics
@@ -57,8 +62,7 @@ type Processor struct {
 	failOnce sync.Once
 	failure  error
 
-	// programs maps credentials keys to their Program, for window shares.
-	programs sync.Map
+	programs *programs
 
 	mu      sync.Mutex
 	states  map[int]*partitionState // partitions kept between generations
@@ -77,25 +81,26 @@ type ownership struct {
 
 // New builds a processor. The codec must have the profile, control, enriched
 // and dead letter types registered.
-func New(cfg Config, codec *schemas.Codec, control *ControlTable, enricher Enricher) (*Processor, error) {
+func New(cfg Config, codec *schemas.Codec, control *controlplane.Table, enricher Enricher) (*Processor, error) {
 	cfg.setDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	conn, err := cfg.Kafka.connect()
+	conn, err := cfg.Kafka.Connect()
 	if err != nil {
 		return nil, err
 	}
 	p := &Processor{cfg: cfg, conn: conn, codec: codec, control: control, enricher: enricher, status: newStatusTable(),
-		runs: &runRequests{control: control}, purges: &removals{control: control}, names: newInterner(), log: cfg.Logger,
+		runs: &runRequests{control: control}, purges: &removals{control: control}, names: table.NewInterner(), log: cfg.Logger,
 		readyCh: make(chan struct{}), states: map[int]*partitionState{}, workers: map[int]*partitionWorker{}, health: newHealth()}
-	if p.plane, err = NewControlPlane(ControlPlaneConfig{Kafka: cfg.Kafka, Topics: cfg.Topics, Codec: codec, Auth: cfg.Auth,
+	if p.plane, err = controlplane.New(controlplane.Config{Kafka: cfg.Kafka, Topics: cfg.Topics, Codec: codec, Auth: cfg.Auth,
 		Table: control, Logger: cfg.Logger, Registerer: cfg.Registerer, StatusInterval: cfg.StatusInterval, RetryBackoff: cfg.RetryBackoff}); err != nil {
 		return nil, err
 	}
 	p.owned.since = time.Now()
-	p.journal = newJournal(p)
-	p.window = newWindow(cfg.Window, cfg.MaxInFlightBytes, cfg.StallAfter, p.share)
+	p.journal = newJournal(conn, codec, cfg.Topics, cfg.Logger)
+	p.programs = &programs{control: control, enricher: enricher, fallback: cfg.Window}
+	p.window = window.New(cfg.Window, cfg.MaxInFlightBytes, cfg.StallAfter, p.programs.share)
 	p.handler = &handler{codec: codec, control: control, topics: cfg.Topics, log: cfg.Logger, now: time.Now, names: p.names,
 		backoff: cfg.RetryBackoff}
 	p.metrics = newMetrics(cfg.Registerer, p)
@@ -136,7 +141,7 @@ func (p *Processor) Health() error {
 func (p *Processor) Run(ctx context.Context) error {
 	ctx, stop := context.WithCancel(ctx)
 	defer stop()
-	defer p.conn.close()
+	defer p.conn.Close()
 	p.fail = func(err error) {
 		p.failOnce.Do(func() {
 			p.failure = err
@@ -156,11 +161,12 @@ func (p *Processor) Run(ctx context.Context) error {
 		return err
 	}
 	p.handler.deadLetterLimit = limits.deadLetter
-	p.pub = newPublisher(p.conn, limits.batch, p.log, func(err error) { p.health.set("produce", err) }, p.fail)
+	p.pub = kafkaio.NewPublisher(p.conn, limits.batch, p.log, func(err error) { p.health.set("produce", err) }, p.fail)
+	p.journal.pub = p.pub
 	p.pool = newPool(max(4, 2*runtime.GOMAXPROCS(0)))
 	defer func() {
 		p.pool.close()
-		_ = p.pub.close()
+		_ = p.pub.Close()
 	}()
 
 	tables, stopTables := context.WithCancel(context.Background())
@@ -174,7 +180,7 @@ func (p *Processor) Run(ctx context.Context) error {
 	statusLoaded := make(chan struct{})
 	background.Go(func() { _ = p.plane.Run(tables) })
 	background.Go(func() {
-		_ = followWith(tables, p.conn, p.cfg.Topics.Status, p.applyStatus, func() { close(statusLoaded) },
+		_ = kafkaio.FollowConn(tables, p.conn, p.cfg.Topics.Status, p.applyStatus, func() { close(statusLoaded) },
 			func(err error) { p.health.set("status table", err) })
 	})
 	for _, ch := range []<-chan struct{}{p.plane.Ready(), statusLoaded} {
@@ -208,15 +214,15 @@ func (p *Processor) checkTopics(ctx context.Context) (topicLimits, error) {
 	t := p.cfg.Topics
 	var counts map[string]int
 	var maxBytes map[string]int
-	err := dependencyBackoff.retry(ctx, "read the topics", func() error {
+	err := kafkaio.Backoff.Do(ctx, "read the topics", func() error {
 		var err error
-		counts, err = partitionCounts(ctx, p.conn, t.Profiles, t.Enriched, t.DeadLetters)
+		counts, err = kafkaio.PartitionCounts(ctx, p.conn, t.Profiles, t.Enriched, t.DeadLetters)
 		if err == nil {
-			maxBytes, err = maxMessageBytes(ctx, p.conn, t.Enriched, t.DeadLetters, t.Status)
+			maxBytes, err = kafkaio.MaxMessageBytes(ctx, p.conn, t.Enriched, t.DeadLetters, t.Status)
 		}
 		p.health.set("topics", err)
 		return err
-	}, func(err error) bool { return transient(err) || errors.Is(err, errTopicMissing) }, func(err error, n int) {
+	}, func(err error) bool { return kafkaio.Transient(err) || errors.Is(err, kafkaio.ErrTopicMissing) }, func(err error, n int) {
 		p.log.Warn("waiting for the topics", zap.Error(err), zap.Int("attempt", n))
 	})
 	if err != nil {
@@ -231,7 +237,7 @@ func (p *Processor) checkTopics(ctx context.Context) (topicLimits, error) {
 				other, counts[other], t.Profiles, counts[t.Profiles], other, counts[t.Profiles])
 		}
 	}
-	if _, err := partitionCounts(ctx, p.conn, t.Journal); err != nil {
+	if _, err := kafkaio.PartitionCounts(ctx, p.conn, t.Journal); err != nil {
 		p.journal.disabled.Store(true)
 		p.log.Warn("no journal topic: answers of bulks in flight when an instance dies are paid for again; create it with 'enricher topics create'",
 			zap.String("topic", t.Journal), zap.Error(err))
@@ -246,34 +252,10 @@ func (p *Processor) checkTopics(ctx context.Context) (topicLimits, error) {
 	return topicLimits{batch: batch, deadLetter: min(maxBytes[t.DeadLetters], smallest) - 32<<10}, nil
 }
 
-// programOf is the program a tenant's records call now, "" if none: what
-// their share of the window is accounted against before they are decoded.
-func (p *Processor) programOf(tenant string) string {
-	key, ok := p.control.ProgramOf(tenant)
-	if !ok {
-		return ""
-	}
-	if _, known := p.programs.Load(key); !known {
-		if permit, denial := p.control.Gate(tenant); denial == nil {
-			p.programs.Store(key, p.enricher.Program(permit.Credentials))
-		}
-	}
-	return key
-}
-
-// share is a program's share of the window: what it needs in flight to
-// keep its admitted rate busy with full bulks.
-func (p *Processor) share(program string) int {
-	if prog, ok := p.programs.Load(program); ok {
-		return prog.(Program).Capacity()
-	}
-	return p.cfg.Window
-}
-
 // newPartitionState starts a partition's memory: an empty table, and the
 // counts of its last status records (credits, Runs) to go on from.
 func (p *Processor) newPartitionState(id int) *partitionState {
-	st := &partitionState{id: id, table: newTable(p.names, 0), credits: map[string]int64{},
+	st := &partitionState{id: id, table: table.New(p.names, 0), credits: map[string]int64{},
 		runs: map[string]*schemas.RunProgress{}, refresh: map[string]time.Time{},
 		restorer: &restorer{conn: p.conn, codec: p.codec, topics: p.cfg.Topics, names: p.names, partition: id}}
 	for tenant, s := range p.status.partition(int32(id)) {
@@ -291,7 +273,7 @@ func (p *Processor) newPartitionState(id int) *partitionState {
 func (p *Processor) partitionCount() int {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	counts, err := partitionCounts(ctx, p.conn, p.cfg.Topics.Profiles)
+	counts, err := kafkaio.PartitionCounts(ctx, p.conn, p.cfg.Topics.Profiles)
 	if err != nil {
 		return 0
 	}
@@ -310,6 +292,10 @@ func (p *Processor) ownedPartitions() []*partitionWorker {
 	return out
 }
 
-// purgeRule says which tenants' published enrichments a removal with purge
-// withdraws.
-func (p *Processor) purgeRule() purgeRule { return p.purges.before }
+// workerDeps are what partition workers use of the instance, handed to each
+// at construction.
+func (p *Processor) workerDeps() workerDeps {
+	return workerDeps{conn: p.conn, codec: p.codec, topics: p.cfg.Topics, control: p.control, requests: p.runs, purges: p.purges,
+		programs: p.programs, window: p.window, pool: p.pool, pub: p.pub, handler: p.handler, journal: p.journal,
+		metrics: p.metrics, health: p.health, enricher: p.enricher}
+}

@@ -6,13 +6,17 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
+
+	"github.com/enrichment/leadspace-enricher/processor/controlplane"
+	"github.com/enrichment/leadspace-enricher/processor/internal/kafkaio"
+	"github.com/enrichment/leadspace-enricher/processor/internal/table"
 )
 
 // removals are the tenants whose enrichment was removed with purge: every
 // enrichment they had published before the removal is withdrawn
 // (tombstoned) on each partition, by whoever owns it. Purging again (after
 // a restart, or when a partition moves) finds nothing left to withdraw.
-type removals struct{ control *ControlTable }
+type removals struct{ control *controlplane.Table }
 
 // before says whether a tenant's enrichments published before a time must
 // go.
@@ -42,14 +46,14 @@ func (r *removals) snapshot() (map[string]time.Time, string) {
 // checkPurges withdraws, on this partition, what removals with purge that
 // arrived since the partition was restored cover.
 func (w *partitionWorker) checkPurges(seen *string) {
-	rules, version := w.p.purges.snapshot()
+	rules, version := w.purges.snapshot()
 	if version == *seen {
 		return
 	}
 	*seen = version
 	var keys []string
 	latest := map[string]int64{} // key -> answer time of its standing record, -1 when deleted
-	_, err := readPartition(w.fetchCtx, w.p.conn, w.p.cfg.Topics.Enriched, w.id, 0, func(m kafka.Message) {
+	_, err := kafkaio.ReadPartition(w.fetchCtx, w.conn, w.topics.Enriched, w.id, 0, func(m kafka.Message) {
 		tenant, _, ok := splitKey(m.Key)
 		if _, purge := rules[tenant]; !ok || !purge {
 			return
@@ -58,14 +62,14 @@ func (w *partitionWorker) checkPurges(seen *string) {
 			latest[string(m.Key)] = -1
 			return
 		}
-		if b, ok := header(m, HeaderState); ok {
-			if st, err := decodeState(b); err == nil {
-				latest[string(m.Key)] = st.answeredAt
+		if b, ok := table.Header(m, table.HeaderState); ok {
+			if st, err := table.DecodeState(b); err == nil {
+				latest[string(m.Key)] = st.AnsweredAt
 				return
 			}
 		}
-		if st, ok := (&restorer{codec: w.p.codec}).stateOf(m); ok {
-			latest[string(m.Key)] = st.answeredAt
+		if st, ok := (&restorer{codec: w.codec}).stateOf(m); ok {
+			latest[string(m.Key)] = st.AnsweredAt
 		}
 	})
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 	"github.com/enrichment/leadspace-enricher/leadspace"
 	"github.com/enrichment/leadspace-enricher/leadspace/simulator"
 	"github.com/enrichment/leadspace-enricher/processor"
+	"github.com/enrichment/leadspace-enricher/processor/statusview"
 	"github.com/enrichment/leadspace-enricher/schemas"
 )
 
@@ -30,7 +31,7 @@ func TestInstancesJoiningAndLeavingLoseNothingAndCountOnce(t *testing.T) {
 	if len(out.dead) != 0 {
 		t.Fatalf("%d dead letters across rebalances", len(out.dead))
 	}
-	st := e.waitStatus("acme", 30*time.Second, func(s processor.TenantView) bool { return s.Profiles >= n })
+	st := e.waitStatus("acme", 30*time.Second, func(s statusview.Tenant) bool { return s.Profiles >= n })
 	if st.Profiles != n || st.Partitions != 3 {
 		t.Fatalf("status counts %d profiles on %d partitions after two rebalances, want %d on 3", st.Profiles, st.Partitions, n)
 	}
@@ -84,7 +85,7 @@ func TestAReplayedTopicCostsNothingAndNeverMovesAKeyBackwards(t *testing.T) {
 	// Every input is a redelivery of one whose answer is on enriched-company.
 	e.group += "-replay"
 	e.start()
-	e.waitStatus("acme", 30*time.Second, func(s processor.TenantView) bool { return s.Profiles == n })
+	e.waitStatus("acme", 30*time.Second, func(s statusview.Tenant) bool { return s.Profiles == n })
 	e.waitCommitted(60*time.Second, len(v1)+len(v2))
 	out := e.readOutputs()
 	if out.enrichedN != first.enrichedN {

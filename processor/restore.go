@@ -8,6 +8,8 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
+	"github.com/enrichment/leadspace-enricher/processor/internal/kafkaio"
+	"github.com/enrichment/leadspace-enricher/processor/internal/table"
 	"github.com/enrichment/leadspace-enricher/schemas"
 )
 
@@ -18,10 +20,10 @@ import (
 // partition that comes back to this instance after a rebalance is caught up
 // from there instead of read again.
 type restorer struct {
-	conn      connection
+	conn      kafkaio.Conn
 	codec     *schemas.Codec
 	topics    Topics
-	names     *interner
+	names     *table.Interner
 	partition int
 
 	enrichedNext, deadNext int64 // next offsets to read
@@ -39,7 +41,7 @@ type restored struct {
 
 // catchUp reads both topics from where the last pass stopped to their
 // current ends, folding every record into t.
-func (r *restorer) catchUp(ctx context.Context, t *table, purge purgeRule) (restored, error) {
+func (r *restorer) catchUp(ctx context.Context, t *table.Table, purge purgeRule) (restored, error) {
 	var out restored
 	// Keys of tenants with a purge in effect, with their answer time: the
 	// table keeps only hashes, but tombstones need the key.
@@ -49,8 +51,8 @@ func (r *restorer) catchUp(ctx context.Context, t *table, purge purgeRule) (rest
 	deleted := map[uint64]int64{}
 	// Records written with the state header need no value; older ones are
 	// decoded.
-	noState := func(h []kafka.Header) bool { _, ok := headerOf(h, HeaderState); return !ok }
-	enriched, err := readHeaders(ctx, r.conn, r.topics.Enriched, r.partition, r.enrichedNext, noState, func(m kafka.Message) {
+	noState := func(h []kafka.Header) bool { _, ok := table.HeaderOf(h, table.HeaderState); return !ok }
+	enriched, err := kafkaio.ReadHeaders(ctx, r.conn, r.topics.Enriched, r.partition, r.enrichedNext, noState, func(m kafka.Message) {
 		out.records++
 		key := string(m.Key)
 		tenant, _, ok := splitKey(m.Key)
@@ -62,17 +64,17 @@ func (r *restorer) catchUp(ctx context.Context, t *table, purge purgeRule) (rest
 			return
 		}
 		if m.Value == nil {
-			t.remove(key)
-			h, _ := keyOf(key)
-			deleted[h] = st.offset
+			t.Remove(key)
+			h, _ := table.KeyOf(key)
+			deleted[h] = st.Offset
 			delete(purgeKeys, key)
 			return
 		}
-		t.put(key, tableEntry{fingerprint: st.fingerprint, offset: st.offset, version: st.version, answeredAt: st.answeredAt,
-			tenant: r.names.id(tenant), reason: r.names.id(st.reason), outcome: st.outcome})
+		t.Put(key, table.Entry{Fingerprint: st.Fingerprint, Offset: st.Offset, Version: st.Version, AnsweredAt: st.AnsweredAt,
+			Tenant: r.names.ID(tenant), Reason: r.names.ID(st.Reason), Outcome: st.Outcome})
 		if purge != nil {
-			if before, ok := purge(tenant); ok && st.answeredAt < before.UnixMilli() {
-				purgeKeys[key] = st.answeredAt
+			if before, ok := purge(tenant); ok && st.AnsweredAt < before.UnixMilli() {
+				purgeKeys[key] = st.AnsweredAt
 			} else {
 				delete(purgeKeys, key)
 			}
@@ -83,12 +85,12 @@ func (r *restorer) catchUp(ctx context.Context, t *table, purge purgeRule) (rest
 	}
 	r.enrichedNext = enriched
 	never := func([]kafka.Header) bool { return false }
-	dead, err := readHeaders(ctx, r.conn, r.topics.DeadLetters, r.partition, r.deadNext, never, func(m kafka.Message) {
+	dead, err := kafkaio.ReadHeaders(ctx, r.conn, r.topics.DeadLetters, r.partition, r.deadNext, never, func(m kafka.Message) {
 		out.records++
-		if v, _ := header(m, HeaderErrTopic); string(v) != r.topics.Profiles {
+		if v, _ := table.Header(m, HeaderErrTopic); string(v) != r.topics.Profiles {
 			return
 		}
-		offset, ok := headerInt(m, HeaderErrOffset)
+		offset, ok := table.HeaderInt(m, HeaderErrOffset)
 		if !ok {
 			return
 		}
@@ -97,19 +99,19 @@ func (r *restorer) catchUp(ctx context.Context, t *table, purge purgeRule) (rest
 			return
 		}
 		key := string(m.Key)
-		h, _ := keyOf(key)
+		h, _ := table.KeyOf(key)
 		if at, gone := deleted[h]; gone && at >= offset {
 			return
 		}
-		s, held := t.get(key)
-		if held && s.offset >= offset {
+		s, held := t.Get(key)
+		if held && s.Offset >= offset {
 			return
 		}
 		if !held {
-			s = tableEntry{tenant: r.names.id(tenant)}
+			s = table.Entry{Tenant: r.names.ID(tenant)}
 		}
-		s.offset, s.failed = offset, true
-		t.put(key, s)
+		s.Offset, s.Failed = offset, true
+		t.Put(key, s)
 	})
 	if err != nil {
 		return out, err
@@ -123,29 +125,29 @@ func (r *restorer) catchUp(ctx context.Context, t *table, purge purgeRule) (rest
 
 // stateOf reads a record's state header, or decodes the Avro value of a
 // record written before the header existed.
-func (r *restorer) stateOf(m kafka.Message) (recordState, bool) {
-	if b, ok := header(m, HeaderState); ok {
-		st, err := decodeState(b)
+func (r *restorer) stateOf(m kafka.Message) (table.State, bool) {
+	if b, ok := table.Header(m, table.HeaderState); ok {
+		st, err := table.DecodeState(b)
 		return st, err == nil
 	}
 	if m.Value == nil {
-		return recordState{offset: -1}, true
+		return table.State{Offset: -1}, true
 	}
 	e, err := r.codec.DecodeEnriched(context.Background(), m.Value)
 	if err != nil {
-		return recordState{}, false
+		return table.State{}, false
 	}
-	st := recordState{fingerprint: fingerprintBits(e.InputFingerprint), offset: e.Lineage.SourceOffset,
-		version: e.Lineage.ProfileVersion, answeredAt: e.EnrichedAt.UnixMilli(), reason: e.SkipReason}
+	st := table.State{Fingerprint: fingerprintBits(e.InputFingerprint), Offset: e.Lineage.SourceOffset,
+		Version: e.Lineage.ProfileVersion, AnsweredAt: e.EnrichedAt.UnixMilli(), Reason: e.SkipReason}
 	switch e.Status {
 	case schemas.StatusEnriched:
-		st.outcome = outcomeEnriched
+		st.Outcome = table.OutcomeEnriched
 	case schemas.StatusNotMatched:
-		st.outcome = outcomeNotMatched
+		st.Outcome = table.OutcomeNotMatched
 	case schemas.StatusSkipped:
-		st.outcome = outcomeSkipped
+		st.Outcome = table.OutcomeSkipped
 	default:
-		return recordState{}, false
+		return table.State{}, false
 	}
 	return st, true
 }

@@ -12,6 +12,9 @@ import (
 	"github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
 
+	"github.com/enrichment/leadspace-enricher/processor/controlplane"
+	"github.com/enrichment/leadspace-enricher/processor/internal/kafkaio"
+	"github.com/enrichment/leadspace-enricher/processor/internal/window"
 	"github.com/enrichment/leadspace-enricher/schemas"
 )
 
@@ -38,7 +41,7 @@ type runRequest struct {
 
 // runRequests reads the tenants' latest refresh events from the control
 // table.
-type runRequests struct{ control *ControlTable }
+type runRequests struct{ control *controlplane.Table }
 
 func (r *runRequests) snapshot() map[string]runRequest {
 	out := map[string]runRequest{}
@@ -93,7 +96,7 @@ func (r *runPass) done(offset int64, st step) {
 		r.cursor++
 	}
 	r.progress.Done = int64(r.cursor)
-	r.w.table.markDirty(r.tenant)
+	r.w.table.MarkDirty(r.tenant)
 }
 
 // charge adds to a Run record's cost: a call sent to Leadspace, records
@@ -152,10 +155,10 @@ func (w *partitionWorker) background(purgesSeen string) {
 // checkRuns starts, cancels or stops passes to match the requests.
 func (w *partitionWorker) checkRuns() {
 	now := time.Now()
-	requests := w.p.runs.snapshot()
+	requests := w.requests.snapshot()
 	// The mapping's refresh interval schedules a stale-only Run at every
 	// multiple of the interval; an admin's newer or running Run goes first.
-	for _, st := range w.p.control.Snapshot() {
+	for _, st := range w.control.Snapshot() {
 		if st.Mapping == nil || st.Mapping.RefreshInterval <= 0 || st.State != schemas.StateActive {
 			continue
 		}
@@ -186,14 +189,14 @@ func (w *partitionWorker) checkRuns() {
 		case prog != nil && prog.RunID == req.id && prog.Outcome != "":
 			continue // this Run is over here
 		case pass != nil && pass.id() == req.id:
-			if _, d := w.p.control.Gate(tenant); d != nil {
+			if _, d := w.control.Gate(tenant); d != nil {
 				pass.end(schemas.RunStopped + ": " + d.Reason)
 			}
 			continue
 		case pass != nil:
 			pass.end(schemas.RunCancelled) // a newer Run replaces it
 		}
-		if _, d := w.p.control.Gate(tenant); d != nil {
+		if _, d := w.control.Gate(tenant); d != nil {
 			if prog != nil && prog.RunID == req.id || req.scheduled {
 				continue
 			}
@@ -235,7 +238,7 @@ func (w *partitionWorker) setProgress(tenant string, f func(*schemas.RunProgress
 		w.state.refresh[tenant] = p.FinishedAt
 	}
 	w.mu.Unlock()
-	w.table.markDirty(tenant)
+	w.table.MarkDirty(tenant)
 }
 
 func (w *partitionWorker) startRun(tenant string, req runRequest, prior *schemas.RunProgress) {
@@ -318,16 +321,16 @@ func (r *runPass) execute(resume int) error {
 	if r.cursor >= len(scope) {
 		return nil
 	}
-	rd := newFetcher(w.p.conn, w.p.cfg.Topics.Profiles, w.id, scope[r.cursor], 1<<20)
+	rd := kafkaio.NewFetcher(w.conn, w.topics.Profiles, w.id, scope[r.cursor], 1<<20)
 	i := r.cursor
 	for failures := 0; i < len(scope); {
-		msg, err := rd.fetch(r.ctx)
+		msg, err := rd.Fetch(r.ctx)
 		if err != nil {
 			if r.ctx.Err() != nil {
 				return r.ctx.Err()
 			}
 			failures++
-			if err := dependencyBackoff.wait(r.ctx, failures); err != nil {
+			if err := kafkaio.Backoff.Wait(r.ctx, failures); err != nil {
 				return err
 			}
 			continue
@@ -344,13 +347,13 @@ func (r *runPass) execute(resume int) error {
 			continue
 		}
 		i++
-		if _, d := w.p.control.Gate(r.tenant); d != nil {
+		if _, d := w.control.Gate(r.tenant); d != nil {
 			r.end(schemas.RunStopped + ": " + d.Reason)
 			return nil
 		}
 		key, program, size := w.classify(msg)
-		v, err := w.p.window.admit(r.ctx, program, size)
-		for err == nil && v == deferIt {
+		v, err := w.window.Admit(r.ctx, program, size)
+		for err == nil && v == window.Defer {
 			// A stalled program: a Run has no live latency to protect, so
 			// it waits for the program instead of deferring.
 			select {
@@ -358,7 +361,7 @@ func (r *runPass) execute(resume int) error {
 				return r.ctx.Err()
 			case <-time.After(time.Second):
 			}
-			v, err = w.p.window.admit(r.ctx, program, size)
+			v, err = w.window.Admit(r.ctx, program, size)
 		}
 		if err != nil {
 			return err
@@ -388,13 +391,13 @@ func (r *runPass) execute(resume int) error {
 // after t: the Run's scope ends there, the same for every instance.
 func (w *partitionWorker) offsetAt(ctx context.Context, t time.Time) (int64, error) {
 	var end int64
-	err := dependencyBackoff.retry(ctx, "offset by time", func() error {
-		res, err := w.p.conn.client().ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{
-			w.p.cfg.Topics.Profiles: {kafka.TimeOffsetOf(w.id, t), kafka.LastOffsetOf(w.id)}}})
+	err := kafkaio.Backoff.Do(ctx, "offset by time", func() error {
+		res, err := w.conn.Client().ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{
+			w.topics.Profiles: {kafka.TimeOffsetOf(w.id, t), kafka.LastOffsetOf(w.id)}}})
 		if err != nil {
 			return err
 		}
-		for _, po := range res.Topics[w.p.cfg.Topics.Profiles] {
+		for _, po := range res.Topics[w.topics.Profiles] {
 			if po.Error != nil {
 				return po.Error
 			}
@@ -406,7 +409,7 @@ func (w *partitionWorker) offsetAt(ctx context.Context, t time.Time) (int64, err
 			}
 		}
 		return nil
-	}, transient, nil)
+	}, kafkaio.Transient, nil)
 	return end, err
 }
 
@@ -417,7 +420,7 @@ func (w *partitionWorker) offsetAt(ctx context.Context, t time.Time) (int64, err
 func (w *partitionWorker) scopeOf(ctx context.Context, tenant string, end int64) ([]int64, error) {
 	latest := map[string]int64{}
 	prefix := tenant + "/"
-	_, err := readPartitionTo(ctx, w.p.conn, w.p.cfg.Topics.Profiles, w.id, end, func(m kafka.Message) {
+	_, err := kafkaio.ReadPartitionTo(ctx, w.conn, w.topics.Profiles, w.id, end, func(m kafka.Message) {
 		if !strings.HasPrefix(string(m.Key), prefix) {
 			return
 		}
@@ -425,7 +428,7 @@ func (w *partitionWorker) scopeOf(ctx context.Context, tenant string, end int64)
 			delete(latest, string(m.Key))
 			return
 		}
-		if _, err := w.p.codec.DecodeProfile(ctx, m.Value); err != nil && !decodeFailure(err).replayable {
+		if _, err := w.codec.DecodeProfile(ctx, m.Value); err != nil && !decodeFailure(err).replayable {
 			delete(latest, string(m.Key))
 			return
 		}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/enrichment/leadspace-enricher/leadspace"
 	"github.com/enrichment/leadspace-enricher/processor"
+	"github.com/enrichment/leadspace-enricher/processor/statusview"
 	"github.com/enrichment/leadspace-enricher/schemas"
 )
 
@@ -87,7 +88,7 @@ func TestARunReEnrichesEveryCurrentProfileOnce(t *testing.T) {
 	e.produceRaw(kafka.Message{Key: []byte("acme/not-a-profile"), Value: []byte("not avro")})
 	e.waitOutputs(60*time.Second, func(o outputs) bool { return len(o.enriched) == len(current)+50 })
 	e.waitCommitted(60*time.Second, n+2*updated+deleted+50+1)
-	st := e.waitStatus("acme", 30*time.Second, func(s processor.TenantView) bool { return s.Profiles == int64(len(current)) })
+	st := e.waitStatus("acme", 30*time.Second, func(s statusview.Tenant) bool { return s.Profiles == int64(len(current)) })
 	before := e.stack.Simulator.RecordsReceived("acme")
 	globexBefore := e.stack.Simulator.RecordsReceived("globex")
 
@@ -142,7 +143,7 @@ func TestARunReEnrichesEveryCurrentProfileOnce(t *testing.T) {
 			t.Errorf("deleted profile %s came back", key)
 		}
 	}
-	st2 := e.waitStatus("acme", 30*time.Second, func(s processor.TenantView) bool { return s.LastRefreshAt != nil })
+	st2 := e.waitStatus("acme", 30*time.Second, func(s statusview.Tenant) bool { return s.LastRefreshAt != nil })
 	if st2.Profiles != st.Profiles || st2.LastRefreshAt.Before(asked) {
 		t.Fatalf("status after the Run: %d profiles (was %d), last refresh %s", st2.Profiles, st.Profiles, st2.LastRefreshAt)
 	}
@@ -220,7 +221,7 @@ func TestARunOfTwentyThousandProfiles(t *testing.T) {
 	const n, updated, deleted = 20500, 1000, 500
 	current := e.tenantWithHistory("acme", n, updated, deleted)
 	e.waitCommitted(5*time.Minute, n+2*updated+deleted)
-	st := e.waitStatus("acme", time.Minute, func(s processor.TenantView) bool { return s.Profiles == int64(len(current)) })
+	st := e.waitStatus("acme", time.Minute, func(s statusview.Tenant) bool { return s.Profiles == int64(len(current)) })
 	if st.Profiles != n-deleted {
 		t.Fatalf("status shows %d profiles, want %d (deleted ones removed)", st.Profiles, n-deleted)
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
+	"github.com/enrichment/leadspace-enricher/processor/controlplane"
 	"github.com/enrichment/leadspace-enricher/schemas"
 )
 
@@ -71,7 +72,7 @@ func (p *Processor) writeStatus(ctx context.Context, records []schemas.Status) e
 	if len(records) == 0 {
 		return nil
 	}
-	states := map[string]TenantState{}
+	states := map[string]controlplane.TenantState{}
 	for _, s := range p.control.Snapshot() {
 		states[s.TenantID] = s
 	}
@@ -90,7 +91,7 @@ func (p *Processor) writeStatus(ctx context.Context, records []schemas.Status) e
 		}
 		msgs = append(msgs, kafka.Message{Topic: p.cfg.Topics.Status, Partition: -1, Key: []byte(statusKey(s.TenantID, s.Partition)), Value: value})
 	}
-	if err := p.pub.publish(ctx, msgs); err != nil {
+	if err := p.pub.Publish(ctx, msgs); err != nil {
 		return fmt.Errorf("write status: %w", err)
 	}
 	for _, s := range records {

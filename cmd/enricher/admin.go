@@ -12,6 +12,7 @@ import (
 
 	"github.com/enrichment/leadspace-enricher/leadspace"
 	"github.com/enrichment/leadspace-enricher/processor"
+	"github.com/enrichment/leadspace-enricher/processor/controlplane"
 	"github.com/enrichment/leadspace-enricher/schemas"
 )
 
@@ -28,8 +29,8 @@ func (a *adminKeyFlags) bind(s *settings) {
 	s.StringVar(&a.publicKeys, "admin-public-keys", "", "Ed25519 public keys (ed25519:..., comma-separated while keys rotate) that verify control events; 'enricher keys generate --admin' makes a pair")
 }
 
-func (a *adminKeyFlags) auth() (processor.ControlAuth, error) {
-	var auth processor.ControlAuth
+func (a *adminKeyFlags) auth() (controlplane.Auth, error) {
+	var auth controlplane.Auth
 	switch {
 	case a.key != "" && a.file != "":
 		return auth, errors.New("admin-key, admin-key-file: set one, not both")
@@ -46,7 +47,7 @@ func (a *adminKeyFlags) auth() (processor.ControlAuth, error) {
 	case a.key != "":
 		auth.Key = []byte(a.key)
 	}
-	keys, err := processor.ParseAdminPublicKeys(a.publicKeys)
+	keys, err := controlplane.ParseAdminPublicKeys(a.publicKeys)
 	if err != nil {
 		return auth, fmt.Errorf("admin-public-keys: %w", err)
 	}
@@ -66,7 +67,7 @@ func (k *signingKeyFlags) bind(s *settings) {
 }
 
 // add puts the signing key, if any, into auth.
-func (k *signingKeyFlags) add(auth *processor.ControlAuth) error {
+func (k *signingKeyFlags) add(auth *controlplane.Auth) error {
 	key := k.key
 	switch {
 	case key != "" && k.file != "":
@@ -80,7 +81,7 @@ func (k *signingKeyFlags) add(auth *processor.ControlAuth) error {
 	case key == "":
 		return nil
 	}
-	priv, err := processor.ParseAdminSigningKey(key)
+	priv, err := controlplane.ParseAdminSigningKey(key)
 	if err != nil {
 		return fmt.Errorf("admin-signing-key: %w", err)
 	}
@@ -119,11 +120,11 @@ type adminSession struct {
 	a      *adminFlags
 	ctx    context.Context
 	cancel context.CancelFunc
-	auth   processor.ControlAuth
+	auth   controlplane.Auth
 	codec  *schemas.Codec
 	prod   *processor.Producer
 	// known is what the control and status topics say of the tenant.
-	known processor.TenantControl
+	known controlplane.Tenant
 	// published is the last event written.
 	published schemas.Control
 }
@@ -160,7 +161,7 @@ func (a *adminFlags) open(connecting bool) (*adminSession, error) {
 	if s.prod, err = processor.NewProducer(a.kafka(), s.codec); err != nil {
 		return nil, err
 	}
-	if s.known, err = processor.ReadTenantControl(s.ctx, a.kafka(), a.topics, s.codec, auth, a.tenant); err != nil {
+	if s.known, err = controlplane.ReadTenant(s.ctx, a.kafka(), a.topics, s.codec, auth, a.tenant); err != nil {
 		return nil, err
 	}
 	if !connecting && !s.known.Connected {
@@ -187,7 +188,7 @@ func (s *adminSession) publish(ev schemas.Control) error {
 	ev.TenantID, ev.IssuedBy = a.tenant, a.by
 	ev.IssuedAt = time.Now().UTC().Truncate(time.Millisecond)
 	ev.EventID = fmt.Sprintf("%s-%s-%d", a.tenant, ev.Kind(), ev.IssuedAt.UnixNano())
-	ev.Sequence = processor.NextSequence(s.known.Highest[ev.Kind()])
+	ev.Sequence = controlplane.NextSequence(s.known.Highest[ev.Kind()])
 	signed := "unsigned (no admin key)"
 	if s.auth.CanSign() {
 		if err := s.auth.Sign(&ev); err != nil {
@@ -235,7 +236,7 @@ func cmdConnect(args []string) error {
 	if ref == "" {
 		return errors.New("token-ref: required (env:NAME or file:PATH)")
 	}
-	sources := processor.TokenSources{AllowPlaintext: allowPlain}
+	sources := controlplane.TokenSources{AllowPlaintext: allowPlain}
 	if err := policy.apply(&sources); err != nil {
 		return err
 	}
@@ -246,7 +247,7 @@ func cmdConnect(args []string) error {
 		return fmt.Errorf("token-ref: %w", err)
 	}
 	if sealTo != "" {
-		if ref, err = processor.SealToken(sealTo, a.tenant, token); err != nil {
+		if ref, err = controlplane.SealToken(sealTo, a.tenant, token); err != nil {
 			return fmt.Errorf("seal-to: %w", err)
 		}
 	}
@@ -452,7 +453,7 @@ func (a *adminFlags) publishAndWait(ev schemas.Control, wait time.Duration) erro
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
 	for {
-		records, err := processor.ReadControlStatus(ctx, a.kafka(), a.topics.Status, s.codec)
+		records, err := controlplane.ReadApplied(ctx, a.kafka(), a.topics.Status, s.codec)
 		if err == nil && records[a.tenant].AppliedControl[ev.Kind()] == s.published.EventID {
 			fmt.Printf("applied by the service: no call for tenant %s is made after this\n", a.tenant)
 			return nil
@@ -479,7 +480,7 @@ func cmdKeys(args []string) error {
 		return err
 	}
 	if admin {
-		private, public, id, err := processor.GenerateAdminKey()
+		private, public, id, err := controlplane.GenerateAdminKey()
 		if err != nil {
 			return err
 		}
@@ -488,7 +489,7 @@ func cmdKeys(args []string) error {
 		fmt.Printf("private: %s\npublic:  %s\nkey id:  %s\n", private, public, id)
 		return nil
 	}
-	private, public, err := processor.GenerateSealKey()
+	private, public, err := controlplane.GenerateSealKey()
 	if err != nil {
 		return err
 	}

@@ -13,7 +13,9 @@ import (
 
 	"github.com/enrichment/leadspace-enricher/leadspace/simulator"
 	"github.com/enrichment/leadspace-enricher/processor"
+	"github.com/enrichment/leadspace-enricher/processor/controlplane"
 	"github.com/enrichment/leadspace-enricher/processor/embedded"
+	"github.com/enrichment/leadspace-enricher/processor/statusview"
 	"github.com/enrichment/leadspace-enricher/schemas"
 )
 
@@ -29,7 +31,7 @@ func TestAdminCommandsAgainstARunningService(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer stack.Close()
-	private, public, keyID, err := processor.GenerateAdminKey()
+	private, public, keyID, err := controlplane.GenerateAdminKey()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,24 +106,24 @@ func TestAdminCommandsAgainstARunningService(t *testing.T) {
 	}
 
 	svc := startRun(t, stack, env)
-	before2 := waitStatus(t, stack, env, func(s processor.TenantView) bool { return s.Profiles == n })
+	before2 := waitStatus(t, stack, env, func(s statusview.Tenant) bool { return s.Profiles == n })
 	if before2.Enriched+before2.NotMatched+before2.Skipped != n || before2.Enriched == 0 || before2.State != schemas.StateActive {
 		t.Fatalf("status after %d profiles: %+v", n, before2)
 	}
 
 	// A forged withdrawal (another Ed25519 key) changes nothing, and
 	// control show never presents it as the state.
-	otherPrivate, _, _, err := processor.GenerateAdminKey()
+	otherPrivate, _, _, err := controlplane.GenerateAdminKey()
 	if err != nil {
 		t.Fatal(err)
 	}
-	other, err := processor.ParseAdminSigningKey(otherPrivate)
+	other, err := controlplane.ParseAdminSigningKey(otherPrivate)
 	if err != nil {
 		t.Fatal(err)
 	}
 	forged := schemas.Control{EventID: "forged-1", TenantID: "acme", IssuedBy: "mallory", IssuedAt: time.Now().UTC().Truncate(time.Millisecond),
 		Consent: &schemas.Consent{Given: false}}
-	if err := (processor.ControlAuth{SigningKey: other}).Sign(&forged); err != nil {
+	if err := (controlplane.Auth{SigningKey: other}).Sign(&forged); err != nil {
 		t.Fatal(err)
 	}
 	prod, err := processor.NewProducer(stack.Kafka, stack.Codec)
@@ -132,8 +134,8 @@ func TestAdminCommandsAgainstARunningService(t *testing.T) {
 	if _, err := prod.PublishControl(ctx, stack.Topics.Control, forged); err != nil {
 		t.Fatal(err)
 	}
-	st := waitStatus(t, stack, env, func(s processor.TenantView) bool { return s.RefusedControlEvents == 1 })
-	if st.State != schemas.StateActive || st.RefusedByReason[processor.ReasonUnknownKey] != 1 {
+	st := waitStatus(t, stack, env, func(s statusview.Tenant) bool { return s.RefusedControlEvents == 1 })
+	if st.State != schemas.StateActive || st.RefusedByReason[controlplane.ReasonUnknownKey] != 1 {
 		t.Fatalf("after a forged withdrawal: %+v", st)
 	}
 	view := controlShow(t, stack, env, "--all")
@@ -142,11 +144,11 @@ func TestAdminCommandsAgainstARunningService(t *testing.T) {
 		t.Errorf("control show says %s %q (refused %d), status says %s %q (refused %d)",
 			acme.State, acme.StateReason, acme.Refused, st.State, st.StateReason, st.RefusedControlEvents)
 	}
-	if c := acme.Applied[schemas.KindConsent]; c == nil || c.Summary != "given" || c.IssuedBy != "alice@acme.example" || c.Signature != processor.VerdictVerified {
+	if c := acme.Applied[schemas.KindConsent]; c == nil || c.Summary != "given" || c.IssuedBy != "alice@acme.example" || c.Signature != controlplane.VerdictVerified {
 		t.Errorf("control show's applied consent: %+v", c)
 	}
 	for _, r := range view.Records {
-		if r.EventID == "forged-1" && (r.Signature != processor.VerdictUnverified || r.Service == "applied") {
+		if r.EventID == "forged-1" && (r.Signature != controlplane.VerdictUnverified || r.Service == "applied") {
 			t.Errorf("the forged withdrawal is listed as %s, %s", r.Signature, r.Service)
 		}
 	}
@@ -162,7 +164,7 @@ func TestAdminCommandsAgainstARunningService(t *testing.T) {
 	svc.stop(t)
 	svc = startRun(t, stack, env)
 	time.Sleep(2 * time.Second) // several commit and status intervals
-	after := waitStatus(t, stack, env, func(processor.TenantView) bool { return true })
+	after := waitStatus(t, stack, env, func(statusview.Tenant) bool { return true })
 	if after.Profiles != before2.Profiles || after.Enriched != before2.Enriched || after.NotMatched != before2.NotMatched ||
 		after.Skipped != before2.Skipped || after.Failed != before2.Failed || after.CreditsSpent != before2.CreditsSpent ||
 		after.RefusedControlEvents != 1 {
@@ -174,7 +176,7 @@ func TestAdminCommandsAgainstARunningService(t *testing.T) {
 	if withdrawn, _ := run("consent", "withdraw", "--tenant", "acme"); !strings.Contains(withdrawn, "applied by the service") {
 		t.Errorf("consent withdraw returned before the service applied it:\n%s", withdrawn)
 	}
-	st = waitStatus(t, stack, env, func(s processor.TenantView) bool { return s.State == schemas.StateNoConsent })
+	st = waitStatus(t, stack, env, func(s statusview.Tenant) bool { return s.State == schemas.StateNoConsent })
 	if got := controlShow(t, stack, env).tenant(t, "acme"); got.State != st.State || got.Applied[schemas.KindConsent].Summary != "withdrawn" {
 		t.Errorf("control show after the withdrawal: %s, consent %+v", got.State, got.Applied[schemas.KindConsent])
 	}
@@ -292,7 +294,7 @@ func seedProfiles(t *testing.T, ctx context.Context, stack *embedded.Stack, n in
 }
 
 // waitStatus polls `enricher status --json` until cond holds for acme.
-func waitStatus(t *testing.T, stack *embedded.Stack, env map[string]string, cond func(processor.TenantView) bool) processor.TenantView {
+func waitStatus(t *testing.T, stack *embedded.Stack, env map[string]string, cond func(statusview.Tenant) bool) statusview.Tenant {
 	t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
 	for {
@@ -300,7 +302,7 @@ func waitStatus(t *testing.T, stack *embedded.Stack, env map[string]string, cond
 		if code != 0 {
 			t.Fatalf("enricher status: exit %d: %s", code, errOut)
 		}
-		var rows []processor.TenantView
+		var rows []statusview.Tenant
 		if err := json.Unmarshal([]byte(out), &rows); err != nil {
 			t.Fatalf("enricher status --json: %v\n%s", err, out)
 		}
@@ -324,18 +326,18 @@ func TestControlShowMatchesRecordsWithWhatTheServiceApplied(t *testing.T) {
 	}
 	give := ev("acme", "give", 2, schemas.Control{Consent: &schemas.Consent{Given: true}})
 	withdraw := ev("acme", "withdraw", 3, schemas.Control{Consent: &schemas.Consent{Given: false}})
-	rec := func(offset int64, key string, e *schemas.Control, verdict string) processor.ControlRecord {
-		return processor.ControlRecord{Key: key, Offset: offset, Event: e, Verdict: verdict, KeysHere: true}
+	rec := func(offset int64, key string, e *schemas.Control, verdict string) controlplane.Record {
+		return controlplane.Record{Key: key, Offset: offset, Event: e, Verdict: verdict, KeysHere: true}
 	}
-	records := []processor.ControlRecord{
-		rec(0, "acme/connection", ev("acme", "conn", 1, schemas.Control{Connection: &schemas.Connection{DisplayName: "Acme", TokenRef: "plain:tok-SECRET"}}), processor.VerdictVerified),
-		rec(1, "acme/consent", give, processor.VerdictVerified),
-		rec(2, "acme/consent", withdraw, processor.VerdictVerified),
-		rec(3, "acme/consent", give, processor.VerdictVerified),     // the replay
-		rec(4, "acme/consent", withdraw, processor.VerdictVerified), // the service's copy
-		rec(5, "acme/mapping", ev("acme", "forged", 99, schemas.Control{Mapping: &schemas.Mapping{NameAttribute: "X"}}), processor.VerdictUnverified),
-		rec(6, "acme/removal", nil, processor.ReasonTombstone),
-		rec(7, "globex/consent", ev("globex", "g", 5, schemas.Control{Consent: &schemas.Consent{Given: true}}), processor.VerdictVerified),
+	records := []controlplane.Record{
+		rec(0, "acme/connection", ev("acme", "conn", 1, schemas.Control{Connection: &schemas.Connection{DisplayName: "Acme", TokenRef: "plain:tok-SECRET"}}), controlplane.VerdictVerified),
+		rec(1, "acme/consent", give, controlplane.VerdictVerified),
+		rec(2, "acme/consent", withdraw, controlplane.VerdictVerified),
+		rec(3, "acme/consent", give, controlplane.VerdictVerified),     // the replay
+		rec(4, "acme/consent", withdraw, controlplane.VerdictVerified), // the service's copy
+		rec(5, "acme/mapping", ev("acme", "forged", 99, schemas.Control{Mapping: &schemas.Mapping{NameAttribute: "X"}}), controlplane.VerdictUnverified),
+		rec(6, "acme/removal", nil, controlplane.ReasonTombstone),
+		rec(7, "globex/consent", ev("globex", "g", 5, schemas.Control{Consent: &schemas.Consent{Given: true}}), controlplane.VerdictVerified),
 	}
 	applied := map[string]schemas.Status{"acme": {TenantID: "acme", Partition: schemas.ControlPartition, State: schemas.StateNoConsent,
 		StateReason: "gate.no_consent", RefusedControl: 3,

@@ -14,7 +14,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/enrichment/leadspace-enricher/processor"
+	"github.com/enrichment/leadspace-enricher/processor/controlplane"
 	"github.com/enrichment/leadspace-enricher/schemas"
 )
 
@@ -28,7 +28,7 @@ type tokenPolicyFlags struct {
 
 // bind adds --token-env-prefix and --token-dir to s.
 func (p *tokenPolicyFlags) bind(s *settings) {
-	s.StringVar(&p.envPrefix, "token-env-prefix", processor.DefaultTokenEnvPrefix,
+	s.StringVar(&p.envPrefix, "token-env-prefix", controlplane.DefaultTokenEnvPrefix,
 		"env:NAME token references are resolved only for names with this prefix (so an event cannot read HOME or the service's own settings)")
 	s.StringVar(&p.dir, "token-dir", "", "file:PATH token references are resolved only inside this directory (default: none, file references are refused)")
 }
@@ -36,13 +36,13 @@ func (p *tokenPolicyFlags) bind(s *settings) {
 var envPrefixPattern = regexp.MustCompile(`^[A-Z][A-Z0-9_]*_$`)
 
 // apply checks the settings and sets them on sources.
-func (p *tokenPolicyFlags) apply(sources *processor.TokenSources) error {
+func (p *tokenPolicyFlags) apply(sources *controlplane.TokenSources) error {
 	if p.envPrefix == "" {
-		p.envPrefix = processor.DefaultTokenEnvPrefix
+		p.envPrefix = controlplane.DefaultTokenEnvPrefix
 	}
 	switch {
 	case !envPrefixPattern.MatchString(p.envPrefix):
-		return fmt.Errorf("token-env-prefix: %q must be upper case letters, digits and '_', ending in '_' (e.g. %s)", p.envPrefix, processor.DefaultTokenEnvPrefix)
+		return fmt.Errorf("token-env-prefix: %q must be upper case letters, digits and '_', ending in '_' (e.g. %s)", p.envPrefix, controlplane.DefaultTokenEnvPrefix)
 	case strings.HasPrefix("ENRICHER_", p.envPrefix) || strings.HasPrefix(p.envPrefix, "ENRICHER_"):
 		return fmt.Errorf("token-env-prefix: %q would let a control event read the service's own ENRICHER_ settings", p.envPrefix)
 	}
@@ -141,11 +141,11 @@ func cmdControl(args []string) error {
 	if err != nil {
 		return err
 	}
-	records, err := processor.ReadControlLog(ctx, k.kafka(), k.topics.Control, codec, auth)
+	records, err := controlplane.ReadLog(ctx, k.kafka(), k.topics.Control, codec, auth)
 	if err != nil {
 		return err
 	}
-	applied, err := processor.ReadControlStatus(ctx, k.kafka(), k.topics.Status, codec)
+	applied, err := controlplane.ReadApplied(ctx, k.kafka(), k.topics.Status, codec)
 	if err != nil {
 		return err
 	}
@@ -199,7 +199,7 @@ func cmdControl(args []string) error {
 			issued = r.IssuedAt.Format(time.RFC3339)
 		}
 		signature := r.Signature
-		if r.KeyID != "" && r.Signature == processor.VerdictVerified {
+		if r.KeyID != "" && r.Signature == controlplane.VerdictVerified {
 			signature += " (" + r.KeyID + ")"
 		}
 		fmt.Fprintf(w, "%s\t%d\t%d\t%s\t%s\t%s\t%s\t%s\n", r.Key, r.Offset, r.Sequence, issued, orDash(r.IssuedBy), orDash(r.Summary), signature, r.Service)
@@ -210,7 +210,7 @@ func cmdControl(args []string) error {
 // buildControlView matches the control records with what the service says
 // it applied. A tenant row shows only applied events (or, before the
 // service reported on the tenant, verified ones marked so).
-func buildControlView(records []processor.ControlRecord, applied map[string]schemas.Status, only string, all bool) controlView {
+func buildControlView(records []controlplane.Record, applied map[string]schemas.Status, only string, all bool) controlView {
 	tenants := map[string]*controlTenantRow{}
 	row := func(id string) *controlTenantRow {
 		t := tenants[id]
@@ -239,14 +239,14 @@ func buildControlView(records []processor.ControlRecord, applied map[string]sche
 		if ev := rec.Event; ev != nil {
 			r.Sequence, r.EventID, r.IssuedAt, r.IssuedBy, r.KeyID, r.Summary = ev.Sequence, ev.EventID, ev.IssuedAt, ev.IssuedBy, ev.KeyID, summarize(*ev)
 			if ev.Connection != nil {
-				r.Detail = processor.RedactTokenRef(ev.Connection.TokenRef)
+				r.Detail = controlplane.RedactTokenRef(ev.Connection.TokenRef)
 			}
 		}
 		before := seen[rec.Key]
 		if rec.Event != nil && rec.Trusted() {
 			seen[rec.Key] = max(before, rec.Event.Sequence)
 		}
-		signedHere := rec.Verdict == processor.VerdictVerified || rec.Verdict == processor.VerdictUnverified
+		signedHere := rec.Verdict == controlplane.VerdictVerified || rec.Verdict == controlplane.VerdictUnverified
 		switch bar := max(before, s.ControlSequences[kind]); {
 		case !reported:
 			r.Service = "unknown (not reported)"
@@ -261,7 +261,7 @@ func buildControlView(records []processor.ControlRecord, applied map[string]sche
 			r.Service = "not applied"
 		case rec.Event.Sequence <= before || (i == last[rec.Key] && rec.Event.Sequence <= bar):
 			r.Service = fmt.Sprintf("refused (replay: sequence not above %d)", bar)
-		case i < last[rec.Key] && rec.Verdict == processor.VerdictVerified:
+		case i < last[rec.Key] && rec.Verdict == controlplane.VerdictVerified:
 			r.Service = "superseded"
 		default:
 			r.Service = "not applied (yet)"
@@ -280,7 +280,7 @@ func buildControlView(records []processor.ControlRecord, applied map[string]sche
 	// marked: never an unverified one as the tenant's state.
 	for key, i := range last {
 		tenant, kind, _ := strings.Cut(key, "/")
-		if rec := records[i]; rec.Event == nil || rec.Verdict != processor.VerdictVerified {
+		if rec := records[i]; rec.Event == nil || rec.Verdict != controlplane.VerdictVerified {
 			continue
 		}
 		if t := row(tenant); !t.Reported {

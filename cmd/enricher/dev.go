@@ -19,6 +19,7 @@ import (
 
 	"github.com/enrichment/leadspace-enricher/leadspace/simulator"
 	"github.com/enrichment/leadspace-enricher/processor"
+	"github.com/enrichment/leadspace-enricher/processor/controlplane"
 	"github.com/enrichment/leadspace-enricher/processor/embedded"
 	"github.com/enrichment/leadspace-enricher/schemas"
 )
@@ -91,7 +92,7 @@ func runDev(ctx context.Context, f devFlags, log *zap.Logger) error {
 	defer stack.Close()
 
 	adminKey := devAdminKey()
-	seeded, err := seedDev(ctx, stack, f, processor.ControlAuth{Key: []byte(adminKey)})
+	seeded, err := seedDev(ctx, stack, f, controlplane.Auth{Key: []byte(adminKey)})
 	if err != nil {
 		return err
 	}
@@ -244,7 +245,7 @@ func devEnv(stack *embedded.Stack, adminKey string) []string {
 // seedDev writes each tenant's connection, consent and mapping, then its
 // profiles and the bad events, like the admin and upstream would. It
 // returns the keys it wrote, each of which must get one output.
-func seedDev(ctx context.Context, stack *embedded.Stack, f devFlags, auth processor.ControlAuth) (map[string]bool, error) {
+func seedDev(ctx context.Context, stack *embedded.Stack, f devFlags, auth controlplane.Auth) (map[string]bool, error) {
 	prod, err := processor.NewProducer(stack.Kafka, stack.Codec)
 	if err != nil {
 		return nil, err

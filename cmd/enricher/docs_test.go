@@ -78,7 +78,6 @@ var markdownLink = regexp.MustCompile(`\]\(([^)\s]+)\)`)
 // they are missing. Once such a file exists, the test asks for its removal
 // here, so the list cannot hide a broken link for long.
 var pendingDocs = map[string]bool{
-	"docs/package-layout.md":  true,
 	"docs/security-crypto.md": true,
 }
 

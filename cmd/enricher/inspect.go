@@ -13,6 +13,8 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/enrichment/leadspace-enricher/processor"
+	"github.com/enrichment/leadspace-enricher/processor/controlplane"
+	"github.com/enrichment/leadspace-enricher/processor/statusview"
 )
 
 // cmdStatus shows each tenant as the product does: state (and why),
@@ -46,8 +48,8 @@ func cmdStatus(args []string) error {
 	if err != nil {
 		return err
 	}
-	table := processor.NewControlTable(func(string, string) (string, error) { return "unresolved", nil })
-	if err := processor.LoadControl(ctx, k.kafka(), k.topics, codec, auth, table); err != nil {
+	table := controlplane.NewTable(func(string, string) (string, error) { return "unresolved", nil })
+	if err := controlplane.Load(ctx, k.kafka(), k.topics, codec, auth, table); err != nil {
 		return err
 	}
 	records, err := processor.ReadStatus(ctx, k.kafka(), k.topics.Status, codec)
@@ -55,8 +57,8 @@ func cmdStatus(args []string) error {
 		return err
 	}
 	now := time.Now()
-	rows := []processor.TenantView{}
-	for _, v := range processor.ViewStatus(records, table.Snapshot(), now) {
+	rows := []statusview.Tenant{}
+	for _, v := range statusview.Tenants(records, table.Snapshot(), now) {
 		if tenant == "" || v.TenantID == tenant {
 			rows = append(rows, v)
 		}
@@ -77,7 +79,7 @@ func cmdStatus(args []string) error {
 		skipped := fmt.Sprint(v.Skipped)
 		if v.Skipped > 0 {
 			var top []string
-			for _, r := range processor.TopReasons(v.SkippedReasons, 3) {
+			for _, r := range statusview.TopReasons(v.SkippedReasons, 3) {
 				if r.Count > 0 {
 					top = append(top, fmt.Sprintf("%s %d", r.Reason, r.Count))
 				}

@@ -19,6 +19,8 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/enrichment/leadspace-enricher/processor"
+	"github.com/enrichment/leadspace-enricher/processor/controlplane"
+	"github.com/enrichment/leadspace-enricher/processor/statusview"
 	"github.com/enrichment/leadspace-enricher/schemas"
 )
 
@@ -187,17 +189,17 @@ func cmdRefreshCancel(args []string) error {
 // tenantInfo is what the control topic says about one tenant.
 type tenantInfo struct {
 	id    string
-	state processor.TenantState
+	state controlplane.TenantState
 	// refresh is the tenant's latest refresh event (a request or a cancel).
 	refresh *schemas.Control
 }
 
 // loadTenant reads the control topic as the service does (verifying
 // signatures when an admin key is given) and refuses a tenant it never saw.
-func loadTenant(ctx context.Context, k *kafkaFlags, codec *schemas.Codec, auth processor.ControlAuth, tenant string) (tenantInfo, error) {
+func loadTenant(ctx context.Context, k *kafkaFlags, codec *schemas.Codec, auth controlplane.Auth, tenant string) (tenantInfo, error) {
 	info := tenantInfo{id: tenant}
 	// Tokens are not needed here: references stay unresolved.
-	table := processor.NewControlTable(func(string, string) (string, error) { return "unresolved", nil })
+	table := controlplane.NewTable(func(string, string) (string, error) { return "unresolved", nil })
 	err := processor.ReadAll(ctx, k.kafka(), k.topics.Control, func(m kafka.Message) {
 		ev, err := table.ApplyRecord(codec, auth, m)
 		if err == nil && ev != nil && ev.TenantID == tenant && ev.Refresh != nil &&
@@ -230,29 +232,29 @@ func runAllowed(info tenantInfo) error {
 		return fmt.Errorf("refused: tenant %s is not connected to Leadspace (enricher connect --tenant %s ...)", info.id, info.id)
 	case st.State == schemas.StateNoConsent:
 		return fmt.Errorf("refused: tenant %s has no consent recorded, so no data may leave for Leadspace (enricher consent give --tenant %s)", info.id, info.id)
-	case strings.HasPrefix(st.Reason, processor.ReasonNoMapping):
+	case strings.HasPrefix(st.Reason, controlplane.ReasonNoMapping):
 		return fmt.Errorf("refused: tenant %s has no mapping (enricher map --tenant %s --name ATTRIBUTE ...)", info.id, info.id)
 	}
 	return fmt.Errorf("refused: tenant %s is %s (%s)", info.id, st.State, st.Reason)
 }
 
 // tenantView reads the status topic and returns the tenant's view.
-func tenantView(ctx context.Context, k *kafkaFlags, codec *schemas.Codec, info tenantInfo, now time.Time) (processor.TenantView, error) {
+func tenantView(ctx context.Context, k *kafkaFlags, codec *schemas.Codec, info tenantInfo, now time.Time) (statusview.Tenant, error) {
 	records, err := processor.ReadStatus(ctx, k.kafka(), k.topics.Status, codec)
 	if err != nil {
-		return processor.TenantView{}, err
+		return statusview.Tenant{}, err
 	}
-	for _, v := range processor.ViewStatus(records, []processor.TenantState{info.state}, now) {
+	for _, v := range statusview.Tenants(records, []controlplane.TenantState{info.state}, now) {
 		if v.TenantID == info.id {
 			return v, nil
 		}
 	}
-	return processor.TenantView{TenantID: info.id}, nil
+	return statusview.Tenant{TenantID: info.id}, nil
 }
 
 // pendingRun is a Run requested on the control topic that no partition
 // reports yet: the latest refresh event asks for a Run the status does not show.
-func pendingRun(info tenantInfo, view processor.TenantView) *schemas.Refresh {
+func pendingRun(info tenantInfo, view statusview.Tenant) *schemas.Refresh {
 	r := info.refresh
 	if r == nil || r.Refresh.Cancel || (view.Run != nil && view.Run.RunID == r.Refresh.RunID) {
 		return nil
@@ -323,7 +325,7 @@ type priorAnswer struct {
 }
 
 // previewTenant reads the tenant's current profiles and enrichments.
-func previewTenant(ctx context.Context, k *kafkaFlags, codec *schemas.Codec, state processor.TenantState, force bool, now time.Time) (runPreview, error) {
+func previewTenant(ctx context.Context, k *kafkaFlags, codec *schemas.Codec, state controlplane.TenantState, force bool, now time.Time) (runPreview, error) {
 	prefix := state.TenantID + "/"
 	latest, err := latestByKey(ctx, k.kafka(), k.topics.Profiles, prefix)
 	if err != nil {
@@ -349,7 +351,7 @@ func previewTenant(ctx context.Context, k *kafkaFlags, codec *schemas.Codec, sta
 // and validate (input errors), the gate, the mapping (skips), then the
 // dedupe by input fingerprint against the standing ENRICHED or NOT_MATCHED
 // answer, fresh within the mapping's refresh interval.
-func previewRun(state processor.TenantState, profiles []currentProfile, prior map[string]priorAnswer, force bool, now time.Time) runPreview {
+func previewRun(state controlplane.TenantState, profiles []currentProfile, prior map[string]priorAnswer, force bool, now time.Time) runPreview {
 	p := runPreview{TenantID: state.TenantID, Force: force, SkippedReasons: map[string]int{},
 		InputErrorReasons: map[string]int{}, InvalidReasons: map[string]int{}}
 	invalid := func(reason string) {
@@ -429,20 +431,20 @@ func previewRun(state processor.TenantState, profiles []currentProfile, prior ma
 
 // gateOf is why the gate lets nothing of this tenant leave: a skip reason,
 // or (dead) a reason its events go to the dead letter topic.
-func gateOf(st processor.TenantState) (reason string, dead bool) {
+func gateOf(st controlplane.TenantState) (reason string, dead bool) {
 	switch {
 	case st.State == schemas.StateActive:
 		return "", false
 	case st.State == schemas.StateNoConsent:
-		return processor.ReasonNoConsent, false
-	case strings.HasPrefix(st.Reason, processor.ReasonNoMapping):
-		return processor.ReasonNoMapping, false
+		return controlplane.ReasonNoConsent, false
+	case strings.HasPrefix(st.Reason, controlplane.ReasonNoMapping):
+		return controlplane.ReasonNoMapping, false
 	case st.State == schemas.StatePaused:
-		return processor.ReasonPaused, true
+		return controlplane.ReasonPaused, true
 	case st.State == schemas.StateRemoved:
-		return processor.ReasonRemoved, false
+		return controlplane.ReasonRemoved, false
 	}
-	return processor.ReasonNotConnected, false
+	return controlplane.ReasonNotConnected, false
 }
 
 // estimateRun turns the calls into records, transactions and time at the
@@ -539,8 +541,8 @@ func waitRun(ctx context.Context, k *kafkaFlags, codec *schemas.Codec, tenant, r
 		}
 		mu.Unlock()
 		now := time.Now()
-		var run *processor.RunView
-		for _, v := range processor.ViewStatus(records, nil, now) {
+		var run *statusview.Run
+		for _, v := range statusview.Tenants(records, nil, now) {
 			if v.TenantID == tenant && v.Run != nil && v.Run.RunID == runID {
 				run = v.Run
 			}
@@ -573,7 +575,7 @@ func waitRun(ctx context.Context, k *kafkaFlags, codec *schemas.Codec, tenant, r
 }
 
 // runLine is one line of a Run's progress.
-func runLine(r *processor.RunView, now time.Time) string {
+func runLine(r *statusview.Run, now time.Time) string {
 	if r.Scope < 0 {
 		return fmt.Sprintf("run %s: reading the tenant's current profiles...", r.RunID)
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/enrichment/leadspace-enricher/processor"
+	"github.com/enrichment/leadspace-enricher/processor/controlplane"
 	"github.com/enrichment/leadspace-enricher/processor/embedded"
 	"github.com/enrichment/leadspace-enricher/schemas"
 )
@@ -20,7 +21,7 @@ import (
 func TestPreviewRun(t *testing.T) {
 	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 	mapping := &schemas.Mapping{NameAttribute: demoNameAttr, WebsiteAttribute: demoWebsiteAttr, RefreshInterval: 24 * time.Hour}
-	active := processor.TenantState{TenantID: "acme", State: schemas.StateActive, Mapping: mapping}
+	active := controlplane.TenantState{TenantID: "acme", State: schemas.StateActive, Mapping: mapping}
 	p := func(id, name, site string) currentProfile {
 		return currentProfile{key: "acme/" + id, profile: company("acme", id, name, site)}
 	}
@@ -45,15 +46,15 @@ func TestPreviewRun(t *testing.T) {
 	}
 	cases := []struct {
 		name  string
-		state processor.TenantState
+		state controlplane.TenantState
 		force bool
 		want  runPreview
 	}{
 		{"stale-only", active, false, runPreview{Profiles: 7, WouldCall: 4, New: 2, Changed: 1, Stale: 1, Unchanged: 1, Skipped: 1, InputErrors: 1, Invalid: 2}},
 		{"force", active, true, runPreview{Profiles: 7, WouldCall: 5, New: 2, Changed: 1, Stale: 1, Forced: 1, Skipped: 1, InputErrors: 1, Invalid: 2}},
-		{"no consent: all skipped", processor.TenantState{TenantID: "acme", State: schemas.StateNoConsent, Mapping: mapping}, true,
+		{"no consent: all skipped", controlplane.TenantState{TenantID: "acme", State: schemas.StateNoConsent, Mapping: mapping}, true,
 			runPreview{Profiles: 7, Skipped: 7, Invalid: 2}},
-		{"paused: dead letters", processor.TenantState{TenantID: "acme", State: schemas.StatePaused, Reason: "gate.paused: leadspace.unauthorized", Mapping: mapping}, false,
+		{"paused: dead letters", controlplane.TenantState{TenantID: "acme", State: schemas.StatePaused, Reason: "gate.paused: leadspace.unauthorized", Mapping: mapping}, false,
 			runPreview{Profiles: 7, InputErrors: 7, Invalid: 2}},
 	}
 	for _, c := range cases {

@@ -14,6 +14,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/enrichment/leadspace-enricher/processor"
+	"github.com/enrichment/leadspace-enricher/processor/controlplane"
 	"github.com/enrichment/leadspace-enricher/schemas"
 )
 
@@ -111,7 +112,7 @@ func requireTenant(ctx context.Context, k *kafkaFlags, codec *schemas.Codec, c *
 	if tenant == "" || hasTenant(c, tenant) {
 		return nil
 	}
-	_, err := loadTenant(ctx, k, codec, processor.ControlAuth{}, tenant)
+	_, err := loadTenant(ctx, k, codec, controlplane.Auth{}, tenant)
 	return err
 }
 

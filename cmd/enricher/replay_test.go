@@ -10,7 +10,9 @@ import (
 
 	"github.com/enrichment/leadspace-enricher/leadspace/simulator"
 	"github.com/enrichment/leadspace-enricher/processor"
+	"github.com/enrichment/leadspace-enricher/processor/controlplane"
 	"github.com/enrichment/leadspace-enricher/processor/embedded"
+	"github.com/enrichment/leadspace-enricher/processor/statusview"
 	"github.com/enrichment/leadspace-enricher/schemas"
 )
 
@@ -191,7 +193,7 @@ func TestReplayLoopGuardRefusesAndReports(t *testing.T) {
 	}
 	profiles := len(records(t, stack, stack.Topics.Profiles))
 	s := replayJSON(t, stack, exitPartial, "replay", "--tenant", "loop", "--json")
-	if s.Replayed != 0 || len(s.LoopGuard) != 2 || s.LoopGuard[0].ReplayCount != 3 || s.LoopGuard[0].Reason != processor.ReasonPaused {
+	if s.Replayed != 0 || len(s.LoopGuard) != 2 || s.LoopGuard[0].ReplayCount != 3 || s.LoopGuard[0].Reason != controlplane.ReasonPaused {
 		t.Fatalf("at the limit: %+v", s)
 	}
 	if got := len(records(t, stack, stack.Topics.Profiles)); got != profiles {
@@ -237,9 +239,9 @@ func distinctDead(t *testing.T, stack *embedded.Stack, tenant string) int {
 }
 
 // statusOf is a tenant's `enricher status --json`.
-func statusOf(t *testing.T, stack *embedded.Stack, tenant string) processor.TenantView {
+func statusOf(t *testing.T, stack *embedded.Stack, tenant string) statusview.Tenant {
 	t.Helper()
-	var rows []processor.TenantView
+	var rows []statusview.Tenant
 	if err := json.Unmarshal([]byte(runOK(t, stack, "status", "--json", "--tenant", tenant)), &rows); err != nil || len(rows) != 1 {
 		t.Fatalf("status --json: %v %+v", err, rows)
 	}

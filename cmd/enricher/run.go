@@ -22,6 +22,7 @@ import (
 
 	"github.com/enrichment/leadspace-enricher/leadspace"
 	"github.com/enrichment/leadspace-enricher/processor"
+	"github.com/enrichment/leadspace-enricher/processor/controlplane"
 	"github.com/enrichment/leadspace-enricher/schemas"
 )
 
@@ -197,7 +198,7 @@ func (f *serviceFlags) tokenSealKey() (*ecdh.PrivateKey, error) {
 	case key == "":
 		return nil, nil
 	}
-	k, err := processor.ParseSealKey(key)
+	k, err := controlplane.ParseSealKey(key)
 	if err != nil {
 		return nil, fmt.Errorf("token-seal-key: %w", err)
 	}
@@ -212,7 +213,7 @@ type service struct {
 	log    *zap.Logger
 	flags  *serviceFlags
 	codec  *schemas.Codec
-	table  *processor.ControlTable
+	table  *controlplane.Table
 	server *http.Server
 }
 
@@ -241,14 +242,14 @@ func newService(ctx context.Context, f *serviceFlags, log *zap.Logger) (*service
 	if err != nil {
 		return nil, err
 	}
-	sources := processor.TokenSources{AllowPlaintext: f.allowPlaintextTokens}
+	sources := controlplane.TokenSources{AllowPlaintext: f.allowPlaintextTokens}
 	if sources.SealKey, err = f.tokenSealKey(); err != nil {
 		return nil, err
 	}
 	if err := f.tokenPolicy.apply(&sources); err != nil {
 		return nil, err
 	}
-	table := processor.NewControlTable(sources.Resolver())
+	table := controlplane.NewTable(sources.Resolver())
 	cfg := f.processorConfig(log, reg)
 	cfg.Auth = auth
 	proc, err := processor.New(cfg, codec, table, processor.LeadspaceEnricher{Client: ls})

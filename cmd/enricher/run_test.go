@@ -29,6 +29,7 @@ import (
 
 	"github.com/enrichment/leadspace-enricher/leadspace/simulator"
 	"github.com/enrichment/leadspace-enricher/processor"
+	"github.com/enrichment/leadspace-enricher/processor/controlplane"
 	"github.com/enrichment/leadspace-enricher/processor/embedded"
 )
 
@@ -84,7 +85,7 @@ func startAcme(t *testing.T, ctx context.Context, opts embedded.Options, n int) 
 	}
 	defer prod.Close()
 	now := time.Now().UTC().Truncate(time.Millisecond)
-	if err := publishControl(ctx, prod, stack.Topics.Control, processor.ControlAuth{}, tenantControl("acme", "env:LEADSPACE_TOKEN_ACME", true, now)); err != nil {
+	if err := publishControl(ctx, prod, stack.Topics.Control, controlplane.Auth{}, tenantControl("acme", "env:LEADSPACE_TOKEN_ACME", true, now)); err != nil {
 		t.Fatal(err)
 	}
 	seedProfiles(t, ctx, stack, n)

@@ -14,6 +14,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/enrichment/leadspace-enricher/processor"
+	"github.com/enrichment/leadspace-enricher/processor/controlplane"
 	"github.com/enrichment/leadspace-enricher/schemas"
 )
 
@@ -152,7 +153,7 @@ func tenantControl(tenant, tokenRef string, consent bool, now time.Time) []schem
 }
 
 // publishControl writes control events in order, signed when auth has a key.
-func publishControl(ctx context.Context, prod *processor.Producer, topic string, auth processor.ControlAuth, events []schemas.Control) error {
+func publishControl(ctx context.Context, prod *processor.Producer, topic string, auth controlplane.Auth, events []schemas.Control) error {
 	for _, ev := range events {
 		if auth.Enabled() {
 			// The signature covers the event id: set it before signing.

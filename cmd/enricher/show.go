@@ -18,6 +18,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/enrichment/leadspace-enricher/processor"
+	"github.com/enrichment/leadspace-enricher/processor/controlplane"
 	"github.com/enrichment/leadspace-enricher/schemas"
 )
 
@@ -56,7 +57,7 @@ func cmdShow(args []string) error {
 	if err != nil {
 		return err
 	}
-	if _, err := loadTenant(ctx, &k, codec, processor.ControlAuth{}, tenant); err != nil {
+	if _, err := loadTenant(ctx, &k, codec, controlplane.Auth{}, tenant); err != nil {
 		return err
 	}
 	current, err := currentEnrichments(ctx, k.kafka(), k.topics.Enriched, codec, tenant)

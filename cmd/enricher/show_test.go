@@ -17,6 +17,7 @@ import (
 
 	"github.com/enrichment/leadspace-enricher/leadspace/simulator"
 	"github.com/enrichment/leadspace-enricher/processor"
+	"github.com/enrichment/leadspace-enricher/processor/controlplane"
 	"github.com/enrichment/leadspace-enricher/processor/embedded"
 	"github.com/enrichment/leadspace-enricher/schemas"
 )
@@ -55,7 +56,7 @@ func publish(t *testing.T, stack *embedded.Stack, events ...schemas.Control) {
 		}
 	}
 	produce(t, stack, func(ctx context.Context, prod *processor.Producer) error {
-		return publishControl(ctx, prod, stack.Topics.Control, processor.ControlAuth{Key: []byte(cliEnv()["ENRICHER_ADMIN_KEY"])}, events)
+		return publishControl(ctx, prod, stack.Topics.Control, controlplane.Auth{Key: []byte(cliEnv()["ENRICHER_ADMIN_KEY"])}, events)
 	})
 }
 

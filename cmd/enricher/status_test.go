@@ -11,6 +11,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/enrichment/leadspace-enricher/processor"
+	"github.com/enrichment/leadspace-enricher/processor/statusview"
 	"github.com/enrichment/leadspace-enricher/schemas"
 )
 
@@ -57,12 +58,12 @@ func TestStatusShowsTheProductView(t *testing.T) {
 			t.Fatalf("status --json has the Go name %s:\n%s", goName, raw)
 		}
 	}
-	var views []processor.TenantView
+	var views []statusview.Tenant
 	if err := json.Unmarshal([]byte(raw), &views); err != nil || len(views) != 3 {
 		t.Fatalf("status --json: %v\n%s", err, raw)
 	}
 	acme, beta, quiet := views[0], views[1], views[2]
-	if acme.State != processor.StateNeedsAttention || !strings.Contains(acme.StateReason, "NoSuchField") || acme.Profiles != 5 {
+	if acme.State != statusview.StateNeedsAttention || !strings.Contains(acme.StateReason, "NoSuchField") || acme.Profiles != 5 {
 		t.Fatalf("acme: %+v", acme)
 	}
 	if beta.State != schemas.StateActive || beta.Enriched != 80 || beta.Profiles != 100 || beta.Run == nil || !beta.Run.Active() ||

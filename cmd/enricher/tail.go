@@ -15,6 +15,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/enrichment/leadspace-enricher/processor"
+	"github.com/enrichment/leadspace-enricher/processor/controlplane"
 	"github.com/enrichment/leadspace-enricher/schemas"
 )
 
@@ -52,7 +53,7 @@ func cmdTail(args []string) error {
 		return err
 	}
 	if tenant != "" {
-		if _, err := loadTenant(setup, &k, codec, processor.ControlAuth{}, tenant); err != nil {
+		if _, err := loadTenant(setup, &k, codec, controlplane.Auth{}, tenant); err != nil {
 			return err
 		}
 	}

@@ -1,0 +1,40 @@
+package processor
+
+import (
+	"sync"
+
+	"github.com/enrichment/leadspace-enricher/processor/controlplane"
+)
+
+// programs knows which Leadspace program each tenant's records call (its
+// credentials' key) and each program's share of the window: what a record
+// is accounted against before it is decoded (the key says the tenant).
+type programs struct {
+	control  *controlplane.Table
+	enricher Enricher
+	fallback int      // the share of a program not seen yet: the whole window
+	known    sync.Map // credentials key -> Program
+}
+
+// of is the program a tenant's records call now, "" if none.
+func (ps *programs) of(tenant string) string {
+	key, ok := ps.control.ProgramOf(tenant)
+	if !ok {
+		return ""
+	}
+	if _, known := ps.known.Load(key); !known {
+		if permit, denial := ps.control.Gate(tenant); denial == nil {
+			ps.known.Store(key, ps.enricher.Program(permit.Credentials))
+		}
+	}
+	return key
+}
+
+// share is a program's share of the window: what it needs in flight to
+// keep its admitted rate busy with full bulks.
+func (ps *programs) share(program string) int {
+	if prog, ok := ps.known.Load(program); ok {
+		return prog.(Program).Capacity()
+	}
+	return ps.fallback
+}

@@ -3,6 +3,8 @@
 SHELL   := /bin/bash
 GO      ?= go
 BROKER  := tools/kafka/broker.sh
+# staticcheck, pinned; `go run` fetches it into the module cache once.
+STATICCHECK ?= $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
 .PHONY: all help build test vet test-kafka smoke-kcat test-faults bench bench-leadspace bench-backlog dev fuzz clean check-deploy
 
@@ -16,7 +18,7 @@ all: build test
 
 help:
 	@echo "make build           build enricher and leadspace-sim into .build/bin"
-	@echo "make test            vet, gofmt, unit and integration tests on the in-process broker (-race)"
+	@echo "make test            vet, staticcheck, gofmt, unit and integration tests on the in-process broker (-race)"
 	@echo "make test-kafka      the integration suite against Apache Kafka 4.4.0 (Java 17, Maven)"
 	@echo "make smoke-kcat      kcat checks a real broker and a running enricher"
 	@echo "make test-faults     black-box fault suite on Apache Kafka 4.4.0: broker kill -9, Leadspace 503s,"
@@ -36,6 +38,7 @@ build:
 
 vet:
 	$(GO) vet ./...
+	$(STATICCHECK) ./...
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
 # Unit tests and the integration suite on the in-process broker (kfake),

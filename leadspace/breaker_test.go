@@ -8,6 +8,7 @@ import (
 
 	"github.com/sony/gobreaker/v2"
 
+	"github.com/enrichment/leadspace-enricher/leadspace/retry/retrytest"
 	"github.com/enrichment/leadspace-enricher/leadspace/simulator"
 )
 
@@ -104,7 +105,7 @@ func TestWaitOnOpenBreakerCountsTowardsGiveUp(t *testing.T) {
 	p := w.program()
 	first := make(chan Outcome, 1)
 	p.Submit(context.Background(), contoso("a"), func(o Outcome) { first <- o })
-	waitFor(t, 5*time.Second, "the breaker to open", func() bool { return p.cb.State() == gobreaker.StateOpen })
+	retrytest.Wait(t, 5*time.Second, "the breaker to open", func() bool { return p.cb.State() == gobreaker.StateOpen })
 	submitted := time.Now()
 	b := submitWait(t, p, context.Background(), contoso("b"))
 	a := <-first

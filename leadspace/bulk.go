@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/tidwall/gjson"
+
+	"github.com/enrichment/leadspace-enricher/leadspace/retry"
 )
 
 // bulkJob is an accepted bulk whose results are awaited.
@@ -125,12 +127,12 @@ func (p *Program) poll(b *bulkJob) {
 				if d <= 0 {
 					break
 				}
-				if sleep(ctx, d) != nil {
+				if retry.Sleep(ctx, d) != nil {
 					break
 				}
 			}
 		} else {
-			_ = sleep(ctx, due.Sub(p.now()))
+			_ = retry.Sleep(ctx, due.Sub(p.now()))
 		}
 		if ctx.Err() != nil {
 			p.settleBulk(b, nil, canceled(ctx.Err()))
@@ -148,7 +150,7 @@ func (p *Program) poll(b *bulkJob) {
 			if ctx.Err() == nil {
 				failures++
 				learn = false
-				due = p.now().Add(backoff(cfg.BackoffBase, cfg.BackoffMax, failures))
+				due = p.now().Add(cfg.retries().Delay(failures))
 			}
 			continue
 		}
@@ -163,7 +165,7 @@ func (p *Program) poll(b *bulkJob) {
 				// Results stay fetchable: ask again rather than pay again.
 				failures++
 				learn = false
-				due = p.now().Add(backoff(cfg.BackoffBase, cfg.BackoffMax, failures))
+				due = p.now().Add(cfg.retries().Delay(failures))
 				continue
 			}
 			cycle := p.now().Sub(b.dispatched)
@@ -187,7 +189,7 @@ func (p *Program) poll(b *bulkJob) {
 		case retryable(err):
 			failures++
 			learn = false
-			due = p.now().Add(backoff(cfg.BackoffBase, cfg.BackoffMax, failures))
+			due = p.now().Add(cfg.retries().Delay(failures))
 		default:
 			p.settleBulk(b, nil, err)
 			return

@@ -378,7 +378,7 @@ func (p *Program) settleLocked(r *record, res Result, err error, now time.Time) 
 		}
 		return p.completeLocked(r, Result{}, exhausted(err, r.out.Attempts, failing)), true
 	}
-	wait := backoff(cfg.BackoffBase, cfg.BackoffMax, r.failures)
+	wait := cfg.retries().Delay(r.failures)
 	if reason, _ := ReasonOf(err); reason == ReasonRateLimited {
 		wait = 0 // the limiter has slowed down already: that is the backoff
 	}

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/enrichment/leadspace-enricher/leadspace/retry/retrytest"
 	"github.com/enrichment/leadspace-enricher/leadspace/simulator"
 )
 
@@ -41,18 +42,6 @@ func (c *collector) get(id string) (Outcome, bool) {
 	defer c.mu.Unlock()
 	o, ok := c.outs[id]
 	return o, ok
-}
-
-// waitFor polls cond until it holds, or fails the test after limit.
-func waitFor(t testing.TB, limit time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(limit)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", limit, what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
 }
 
 // carried counts, per external id, the gateway requests that carried the
@@ -139,7 +128,7 @@ func TestCreditsEqualSimulatorCountUnderFaults(t *testing.T) {
 			time.Sleep(time.Millisecond)
 		}
 	}
-	waitFor(t, 60*time.Second, "every outcome", func() bool { return col.n.Load() == n })
+	retrytest.Wait(t, 60*time.Second, "every outcome", func() bool { return col.n.Load() == n })
 	close(stopFaults)
 	faults.Wait()
 
@@ -219,14 +208,14 @@ func TestCanceledTenantIsNeverSentAgainInBulkMode(t *testing.T) {
 		}
 	})
 	// Cancel once a quarter of the backlog left in bulks: the rest is queued.
-	waitFor(t, 60*time.Second, "a quarter of the records sent", func() bool { return p.recordsSent.Load() >= n/4 })
+	retrytest.Wait(t, 60*time.Second, "a quarter of the records sent", func() bool { return p.recordsSent.Load() >= n/4 })
 	cancelAt := time.Now()
 	cancelA()
 	atCancel := col.n.Load()
 	// Queued records finish at once; those inside a submit when its answer is in.
-	waitFor(t, 30*time.Second, "every outcome of the cancelled tenant", func() bool { return doneA.Load() == n/2 })
+	retrytest.Wait(t, 30*time.Second, "every outcome of the cancelled tenant", func() bool { return doneA.Load() == n/2 })
 	allDoneA := time.Now()
-	waitFor(t, 60*time.Second, "every outcome", func() bool { return col.n.Load() == n })
+	retrytest.Wait(t, 60*time.Second, "every outcome", func() bool { return col.n.Load() == n })
 	close(stopWatch)
 	watch.Wait()
 

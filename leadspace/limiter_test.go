@@ -43,7 +43,7 @@ func TestLimiterAIMD(t *testing.T) {
 
 func TestBackoffIsBoundedFullJitter(t *testing.T) {
 	for attempt := 1; attempt < 70; attempt++ {
-		d := backoff(100*time.Millisecond, time.Second, attempt)
+		d := (&Config{BackoffBase: 100 * time.Millisecond, BackoffMax: time.Second}).retries().Delay(attempt)
 		if d < 0 || d > time.Second || (attempt == 1 && d > 100*time.Millisecond) {
 			t.Fatalf("attempt %d: %s", attempt, d)
 		}

@@ -23,7 +23,6 @@ type record struct {
 	req  Request
 	ctx  context.Context
 	done func(Outcome)
-	stop func() bool // unregisters the ctx.AfterFunc
 
 	state recState
 	// canceled: ctx ended while the record was inside a request; its answer

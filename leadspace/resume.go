@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"sync"
 	"time"
+
+	"github.com/enrichment/leadspace-enricher/leadspace/retry"
 )
 
 // A bulk's answers are paid for when Leadspace accepts its submit, and they
@@ -103,7 +105,7 @@ func (p *Program) fetchResumed(b *resumed) {
 			} else if aerr == nil {
 				// 204: the bulk is still being processed.
 				failures = 0
-				if sleep(ctx, step) != nil {
+				if retry.Sleep(ctx, step) != nil {
 					err = canceled(ctx.Err())
 					break
 				}
@@ -124,7 +126,7 @@ func (p *Program) fetchResumed(b *resumed) {
 			break
 		}
 		failures++
-		if sleep(ctx, backoff(cfg.BackoffBase, cfg.BackoffMax, failures)) != nil {
+		if retry.Sleep(ctx, cfg.retries().Delay(failures)) != nil {
 			err = canceled(ctx.Err())
 			break
 		}

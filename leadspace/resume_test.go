@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/enrichment/leadspace-enricher/leadspace/retry/retrytest"
 	"github.com/enrichment/leadspace-enricher/leadspace/simulator"
 )
 
@@ -34,7 +35,7 @@ func TestResumeReadsAnEarlierBulkInsteadOfPayingAgain(t *testing.T) {
 	for _, r := range reqs {
 		first.Submit(ctx, r, func(Outcome) {})
 	}
-	waitFor(t, 10*time.Second, "the bulks to be accepted", func() bool {
+	retrytest.Wait(t, 10*time.Second, "the bulks to be accepted", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		got := 0
@@ -72,7 +73,7 @@ func TestResumeReadsAnEarlierBulkInsteadOfPayingAgain(t *testing.T) {
 	// A record of a bulk that is gone is sent again, as Submit would.
 	lost := Request{ExternalID: "ext-lost", Company: CompanyInput{Name: "Fabrikam"}}
 	prog.Resume(context.Background(), lost, "/v3/enrichment/results/no-such-bulk", col.done(lost.ExternalID))
-	waitFor(t, 10*time.Second, "every outcome", func() bool { return col.n.Load() == n+1 })
+	retrytest.Wait(t, 10*time.Second, "every outcome", func() bool { return col.n.Load() == n+1 })
 	for _, r := range reqs {
 		o, _ := col.get(r.ExternalID)
 		if o.Err != nil || o.Sent != 1 || o.ExternalID != r.ExternalID {

@@ -1,24 +1,18 @@
 package leadspace
 
 import (
-	"context"
 	"fmt"
-	"math/rand/v2"
 	"time"
+
+	"github.com/enrichment/leadspace-enricher/leadspace/retry"
 )
 
-// backoff is exponential with full jitter: uniform in [0, min(max, base·2^(n-1))].
-// Full jitter spreads the records of one failed bulk over the whole window,
-// so they come back in many later bulks instead of one synchronized wave.
-func backoff(base, maxWait time.Duration, attempt int) time.Duration {
-	d := maxWait
-	if attempt < 32 {
-		d = min(maxWait, base<<(attempt-1))
-	}
-	if d <= 0 {
-		return 0
-	}
-	return rand.N(d + 1)
+// retries is the schedule of a record's retries: exponential from
+// BackoffBase to BackoffMax with full jitter, which spreads the records of
+// one failed bulk over the whole window, so they come back in many later
+// bulks instead of one synchronized wave.
+func (c *Config) retries() retry.Schedule {
+	return retry.Schedule{First: c.BackoffBase, Max: c.BackoffMax, Jitter: retry.Full}
 }
 
 // exhausted is the error of a record that gave up: it keeps the status and
@@ -30,19 +24,4 @@ func exhausted(last error, attempts int, failingFor time.Duration) *Error {
 		e.StatusCode, e.TrackingID = le.StatusCode, le.TrackingID
 	}
 	return e
-}
-
-// sleep waits d or until ctx ends.
-func sleep(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return ctx.Err()
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/enrichment/leadspace-enricher/leadspace/retry/retrytest"
 	"github.com/enrichment/leadspace-enricher/leadspace/simulator"
 	"github.com/enrichment/leadspace-enricher/processor"
 	"github.com/enrichment/leadspace-enricher/processor/controlplane"
@@ -45,15 +46,6 @@ func (e *env) lastControl(key string) kafka.Message {
 		e.t.Fatalf("no record under %s on the control topic", key)
 	}
 	return *last
-}
-
-func waitFor(t testing.TB, within time.Duration, what string, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(within); !cond(); time.Sleep(100 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("not within %s: %s", within, what)
-		}
-	}
 }
 
 // compactControl compacts the control topic until done says it is. kfake
@@ -161,7 +153,7 @@ func (e *env) uncommitted() map[int]int64 {
 func (e *env) allCommitted(within time.Duration) {
 	e.t.Helper()
 	var last map[int]int64
-	waitFor(e.t, within, "every partition of the profiles topic committed to its end", func() bool {
+	retrytest.Wait(e.t, within, "every partition of the profiles topic committed to its end", func() bool {
 		last = e.uncommitted()
 		for _, n := range last {
 			if n != 0 {
@@ -192,12 +184,15 @@ func TestAWithdrawnConsentStaysWithdrawnThroughReplayCompactionAndRestarts(t *te
 	}
 	withdrawn := map[string]int{"acme": len(e.callsFor("acme")), "globex": len(e.callsFor("globex"))}
 
-	time.Sleep(2 * time.Second) // the replay of issue 12 came 2 s after the withdrawal
+	// The replay of issue 12 came 2 s after the withdrawal: it must be
+	// refused by its sequence, not let through by its later time.
+	withdrawnAt := time.Now()
+	retrytest.Wait(t, 10*time.Second, "2 s past the withdrawal", func() bool { return time.Since(withdrawnAt) >= 2*time.Second })
 	e.produceRaw(kafka.Message{Topic: e.stack.Topics.Control, Key: giveAcme.Key, Value: giveAcme.Value})
 	e.waitStatus("acme", 10*time.Second, func(s statusview.Tenant) bool {
 		return s.RefusedByReason[controlplane.ReasonReplayed] == 1 && s.State == schemas.StateNoConsent
 	})
-	waitFor(t, 10*time.Second, "the withdrawal written again after the replay", func() bool {
+	retrytest.Wait(t, 10*time.Second, "the withdrawal written again after the replay", func() bool {
 		ev, err := e.stack.Codec.DecodeControl(context.Background(), e.lastControl("acme/consent").Value)
 		return err == nil && !ev.Consent.Given
 	})
@@ -374,7 +369,7 @@ func TestControlPlaneRidesOutABrokerOutage(t *testing.T) {
 		t.Fatalf("after the outage: %+v, want connected and mapped, no consent yet", d)
 	}
 	publish(schemas.Control{TenantID: "acme", Consent: &schemas.Consent{Given: true}})
-	waitFor(t, 10*time.Second, "consent given after the outage applies", func() bool { _, d := table.Gate("acme"); return d == nil })
+	retrytest.Wait(t, 10*time.Second, "consent given after the outage applies", func() bool { _, d := table.Gate("acme"); return d == nil })
 	stop()
 	select {
 	case err := <-done:

@@ -12,6 +12,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/enrichment/leadspace-enricher/leadspace"
+	"github.com/enrichment/leadspace-enricher/leadspace/retry/retrytest"
 	"github.com/enrichment/leadspace-enricher/processor"
 	"github.com/enrichment/leadspace-enricher/processor/controlplane"
 	"github.com/enrichment/leadspace-enricher/processor/statusview"
@@ -31,11 +32,7 @@ func TestConsentWithdrawnMidRunStopsRequestsWithinASecond(t *testing.T) {
 	const n = 10_000
 	ps := companies(n, "acme")
 	e.produceProfiles(ps...)
-	for deadline := time.Now().Add(30 * time.Second); len(e.callsFor("acme")) < 20; time.Sleep(50 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("no requests started")
-		}
-	}
+	retrytest.Wait(t, 30*time.Second, "20 requests of acme at Leadspace", func() bool { return len(e.callsFor("acme")) >= 20 })
 
 	e.control(schemas.Control{TenantID: "acme", Consent: &schemas.Consent{Given: false}})
 	acked := time.Now()
@@ -123,7 +120,7 @@ func TestForgedOrReplayedControlEventsChangeNothing(t *testing.T) {
 	}
 	// The forged connection is no longer the last record under acme's key:
 	// the service wrote the genuine one again, which compaction keeps.
-	waitFor(t, 10*time.Second, "the genuine connection written again after the forgery", func() bool {
+	retrytest.Wait(t, 10*time.Second, "the genuine connection written again after the forgery", func() bool {
 		last := e.lastControl("acme/connection")
 		ev, err := e.stack.Codec.DecodeControl(context.Background(), last.Value)
 		return err == nil && ev.Connection.DisplayName == "acme"
@@ -162,7 +159,7 @@ func TestUnauthorizedTokenPausesOnlyItsTenantUntilANewConnection(t *testing.T) {
 
 	// A new connection event with a working token resumes the tenant.
 	e.control(schemas.Control{TenantID: "initech", Connection: &schemas.Connection{DisplayName: "rotated", TokenRef: "plain:" + initech.token}})
-	time.Sleep(500 * time.Millisecond)
+	e.waitStatus("initech", 10*time.Second, func(s statusview.Tenant) bool { return s.State == schemas.StateActive })
 	e.produceProfiles(profile("initech", 200, company(200)))
 	out = e.waitOutputs(30*time.Second, func(o outputs) bool { _, ok := o.enriched["initech/p0200"]; return ok })
 	if ev := out.enriched["initech/p0200"]; ev.Status == schemas.StatusSkipped {
@@ -265,8 +262,9 @@ func TestStatusCountsSurviveRestartsAndCrashes(t *testing.T) {
 	}
 
 	e.shutdown()
+	restarted := time.Now()
 	e.start()
-	time.Sleep(time.Second)
+	e.waitRewritten("acme", restarted, 30*time.Second)
 	again := e.status()["acme"]
 	if again.Profiles != st.Profiles || again.Enriched != st.Enriched || again.NotMatched != st.NotMatched ||
 		again.Skipped != st.Skipped || again.Failed != st.Failed || again.CreditsSpent != st.CreditsSpent {

@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/enrichment/leadspace-enricher/leadspace"
+	"github.com/enrichment/leadspace-enricher/leadspace/retry"
 	"github.com/enrichment/leadspace-enricher/processor/controlplane"
 	"github.com/enrichment/leadspace-enricher/processor/internal/table"
 	"github.com/enrichment/leadspace-enricher/schemas"
@@ -66,10 +67,6 @@ const (
 // panicked: a bug of ours, kept replayable for when it is fixed.
 const ReasonPanic = "internal.panic"
 
-// HeaderState is the header carrying a key's state on enriched-company
-// (see internal/table); the contract tests outside processor name it.
-const HeaderState = table.HeaderState
-
 // step is what one stage decided for an input: the messages to publish
 // (all acknowledged before the input counts as done), how the key's state
 // changes once they are, and what to count. call, when set, means Leadspace
@@ -106,7 +103,9 @@ type handler struct {
 	names   *table.Interner
 	// deadLetterLimit is the largest dead letter the DLQ topic accepts.
 	deadLetterLimit int
-	backoff         time.Duration
+	// registryRetry paces an input while the schema registry is down:
+	// from RetryBackoff, doubling six times at most, and never over 30s.
+	registryRetry retry.Schedule
 }
 
 // prepare is the first stage: decode, validate, gate, map, and check the
@@ -127,7 +126,7 @@ func (h *handler) prepare(j *job) step {
 		if se.replayable { // the registry is unreachable: the value may be fine
 			j.attempts++
 			h.log.Warn("schema registry unavailable; the input waits", zap.Error(err), zap.Int("attempt", j.attempts))
-			return step{retryAfter: min(h.backoff<<min(j.attempts-1, 6), 30*time.Second)}
+			return step{retryAfter: h.registryRetry.Step(j.attempts)}
 		}
 		return h.dead(j, se, schemas.Profile{})
 	}

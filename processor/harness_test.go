@@ -21,6 +21,7 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/enrichment/leadspace-enricher/leadspace"
+	"github.com/enrichment/leadspace-enricher/leadspace/retry/retrytest"
 	"github.com/enrichment/leadspace-enricher/leadspace/simulator"
 	"github.com/enrichment/leadspace-enricher/processor"
 	"github.com/enrichment/leadspace-enricher/processor/controlplane"
@@ -353,18 +354,13 @@ type outputs struct {
 // waitOutputs reads the output topics until cond holds or the time is up.
 func (e *env) waitOutputs(within time.Duration, cond func(outputs) bool) outputs {
 	e.t.Helper()
-	deadline := time.Now().Add(within)
-	for {
-		out := e.readOutputs()
-		if cond(out) {
-			return out
-		}
-		if time.Now().After(deadline) {
-			e.t.Fatalf("outputs did not reach the expected state within %s: %d enriched keys, %d tombstones, %d dead letters",
-				within, len(out.enriched), len(out.tombstones), len(out.dead))
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	var out outputs
+	retrytest.Until(e.t, within, func() (bool, string) {
+		out = e.readOutputs()
+		return cond(out), fmt.Sprintf("outputs: %d enriched keys, %d tombstones, %d dead letters",
+			len(out.enriched), len(out.tombstones), len(out.dead))
+	})
+	return out
 }
 
 // readOutputs reads both output topics from the start to their current end.
@@ -469,17 +465,36 @@ func (e *env) status() map[string]*statusview.Tenant {
 // waitStatus polls the status topic until cond holds for the tenant.
 func (e *env) waitStatus(tenant string, within time.Duration, cond func(statusview.Tenant) bool) statusview.Tenant {
 	e.t.Helper()
-	deadline := time.Now().Add(within)
-	for {
-		st := e.status()[tenant]
-		if st != nil && cond(*st) {
-			return *st
+	var st *statusview.Tenant
+	retrytest.Until(e.t, within, func() (bool, string) {
+		st = e.status()[tenant]
+		return st != nil && cond(*st), fmt.Sprintf("status of %s: %+v", tenant, st)
+	})
+	return *st
+}
+
+// waitRewritten waits until the instance wrote every partition status
+// record of tenant again since a time (a restarted instance restored the
+// partitions and committed): what a restart changes is then on the topic.
+func (e *env) waitRewritten(tenant string, since time.Time, within time.Duration) {
+	e.t.Helper()
+	since = since.Truncate(time.Millisecond)
+	retrytest.Until(e.t, within, func() (bool, string) {
+		records, err := processor.ReadStatus(e.ctx(), e.stack.Kafka, e.stack.Topics.Status, e.stack.Codec)
+		if err != nil {
+			e.t.Fatal(err)
 		}
-		if time.Now().After(deadline) {
-			e.t.Fatalf("status of %s did not reach the expected state within %s: %+v", tenant, within, st)
+		parts, fresh := 0, 0
+		for _, s := range records {
+			if s.TenantID == tenant && s.Partition >= 0 {
+				parts++
+				if !s.UpdatedAt.Before(since) {
+					fresh++
+				}
+			}
 		}
-		time.Sleep(200 * time.Millisecond)
-	}
+		return parts > 0 && fresh == parts, fmt.Sprintf("%d of %d partition status records of %s written since %s", fresh, parts, tenant, since.Format(time.TimeOnly))
+	})
 }
 
 // waitCommitted waits until the group has committed, over all partitions of
@@ -492,8 +507,7 @@ func (e *env) waitCommitted(within time.Duration, n int) {
 		e.t.Fatal(err)
 	}
 	defer processor.CloseClient(cl)
-	deadline := time.Now().Add(within)
-	for {
+	retrytest.Until(e.t, within, func() (bool, string) {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		res, err := cl.OffsetFetch(ctx, &kafka.OffsetFetchRequest{GroupID: e.group, Topics: map[string][]int{e.stack.Topics.Profiles: {0, 1, 2}}})
 		cancel()
@@ -503,14 +517,8 @@ func (e *env) waitCommitted(within time.Duration, n int) {
 				total += max(p.CommittedOffset, 0)
 			}
 		}
-		if total >= int64(n) {
-			return
-		}
-		if time.Now().After(deadline) {
-			e.t.Fatalf("the group committed %d of %d inputs within %s (last error %v)", total, n, within, err)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+		return total >= int64(n), fmt.Sprintf("the group committed %d of %d inputs (last error %v)", total, n, err)
+	})
 }
 
 // keysGoingBackwards lists keys whose outputs on enriched-company, in offset

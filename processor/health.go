@@ -13,10 +13,9 @@ import (
 // cannot reach. Each dependency reports under its own name; /readyz answers
 // 503 with the reasons while any is set.
 type health struct {
-	mu       sync.Mutex
-	failing  map[string]error
-	since    map[string]time.Time
-	reported map[string]bool
+	mu      sync.Mutex
+	failing map[string]error
+	since   map[string]time.Time
 }
 
 func newHealth() *health {

@@ -6,6 +6,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/enrichment/leadspace-enricher/processor/internal/kafkaio"
+	"github.com/enrichment/leadspace-enricher/processor/internal/table"
 )
 
 // What commands need of the Kafka plumbing (processor/internal/kafkaio):
@@ -20,6 +21,11 @@ type Topics = kafkaio.Topics
 
 // TopicLayout says how to create the topics.
 type TopicLayout = kafkaio.TopicLayout
+
+// HeaderState names the header on enriched-company and the DLQ that carries
+// a record's answer state (outcome, fingerprint, offsets): internal to the
+// enricher, but commands and contract tests read it.
+const HeaderState = table.HeaderState
 
 // CreateTopics creates any missing topic with the cleanup policy the design
 // gives it; existing topics are left as they are.

@@ -103,19 +103,13 @@ func (c *ownershipCollector) Collect(ch chan<- prometheus.Metric) {
 		stalled, deferred := w.stalled(now)
 		ch <- prometheus.MustNewConstMetric(descStall, prometheus.GaugeValue, stalled.Seconds(), label)
 		ch <- prometheus.MustNewConstMetric(descLag, prometheus.GaugeValue, float64(deferred), label)
-		if end := w.end.Load(); end >= 0 {
-			base, _ := w.tracker.CommitPoint()
-			ch <- prometheus.MustNewConstMetric(descConsumerLag, prometheus.GaugeValue, float64(max(end-base, 0)), label)
+		if lag, ok := w.lag(); ok {
+			ch <- prometheus.MustNewConstMetric(descConsumerLag, prometheus.GaugeValue, float64(lag), label)
 		}
 	}
 	scope, done := map[string]int64{}, map[string]int64{}
 	for _, w := range workers {
-		w.mu.Lock()
-		for tenant, r := range w.state.runs {
-			scope[tenant] += max(r.Scope, 0)
-			done[tenant] += r.Done
-		}
-		w.mu.Unlock()
+		w.addRuns(scope, done)
 	}
 	for tenant := range scope {
 		ch <- prometheus.MustNewConstMetric(descRunScope, prometheus.GaugeValue, float64(scope[tenant]), tenant)

@@ -594,3 +594,25 @@ func (w *partitionWorker) stalled(now time.Time) (time.Duration, int) {
 	_, deferred := w.tracker.Pending()
 	return w.tracker.SinceAdvance(now), deferred
 }
+
+// lag is how many records of the partition lie past its commit point, as of
+// the live reader's last fetch; false before one.
+func (w *partitionWorker) lag() (int64, bool) {
+	end := w.end.Load()
+	if end < 0 {
+		return 0, false
+	}
+	base, _ := w.tracker.CommitPoint()
+	return max(end-base, 0), true
+}
+
+// addRuns adds the scope and the finished records of each tenant's latest
+// Run on the partition.
+func (w *partitionWorker) addRuns(scope, done map[string]int64) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for tenant, r := range w.state.runs {
+		scope[tenant] += max(r.Scope, 0)
+		done[tenant] += r.Done
+	}
+}

@@ -27,6 +27,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/enrichment/leadspace-enricher/leadspace/retry"
 	"github.com/enrichment/leadspace-enricher/processor/controlplane"
 	"github.com/enrichment/leadspace-enricher/processor/internal/kafkaio"
 	"github.com/enrichment/leadspace-enricher/processor/internal/table"
@@ -102,7 +103,7 @@ func New(cfg Config, codec *schemas.Codec, control *controlplane.Table, enricher
 	p.programs = &programs{control: control, enricher: enricher, fallback: cfg.Window}
 	p.window = window.New(cfg.Window, cfg.MaxInFlightBytes, cfg.StallAfter, p.programs.share)
 	p.handler = &handler{codec: codec, control: control, topics: cfg.Topics, log: cfg.Logger, now: time.Now, names: p.names,
-		backoff: cfg.RetryBackoff}
+		registryRetry: retry.Schedule{First: cfg.RetryBackoff, Max: min(cfg.RetryBackoff<<6, 30*time.Second)}}
 	p.metrics = newMetrics(cfg.Registerer, p)
 	return p, nil
 }

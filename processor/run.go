@@ -71,7 +71,6 @@ type runPass struct {
 	open     map[int64]bool // admitted and not done
 	cost     map[int64]cost // calls and records of records beyond the cursor
 	resumed  bool           // an earlier pass of this Run did part of the partition
-	reason   string         // why it stopped early, if it did
 }
 
 // cost is what one Run record cost. It joins the Run's counts when the

@@ -9,6 +9,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/enrichment/leadspace-enricher/leadspace"
+	"github.com/enrichment/leadspace-enricher/leadspace/retry/retrytest"
 	"github.com/enrichment/leadspace-enricher/processor"
 	"github.com/enrichment/leadspace-enricher/processor/statusview"
 	"github.com/enrichment/leadspace-enricher/schemas"
@@ -55,26 +56,21 @@ func (e *env) refresh(tenant, runID string, force bool) time.Time {
 // the partitions' progress records.
 func (e *env) waitRun(tenant, runID string, within time.Duration) []schemas.RunProgress {
 	e.t.Helper()
-	deadline := time.Now().Add(within)
-	for {
+	var runs []schemas.RunProgress
+	retrytest.Until(e.t, within, func() (bool, string) {
 		records, err := processor.ReadStatus(e.ctx(), e.stack.Kafka, e.stack.Topics.Status, e.stack.Codec)
 		if err != nil {
 			e.t.Fatal(err)
 		}
-		var runs []schemas.RunProgress
+		runs = runs[:0]
 		for _, s := range records {
 			if s.TenantID == tenant && s.Partition >= 0 && s.Run != nil && s.Run.RunID == runID && s.Run.Outcome != "" {
 				runs = append(runs, *s.Run)
 			}
 		}
-		if len(runs) == 3 {
-			return runs
-		}
-		if time.Now().After(deadline) {
-			e.t.Fatalf("run %s of %s: %d of 3 partitions finished within %s", runID, tenant, len(runs), within)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+		return len(runs) == 3, fmt.Sprintf("run %s of %s: %d of 3 partitions finished", runID, tenant, len(runs))
+	})
+	return runs
 }
 
 func TestARunReEnrichesEveryCurrentProfileOnce(t *testing.T) {
@@ -165,13 +161,9 @@ func TestARunResumesAfterAStopAndCountsNothingTwice(t *testing.T) {
 	slow := func(_ *processor.Config, ls *leadspace.Config) { ls.TPS, ls.BulkThreshold = 100, 1<<30 }
 	e.start(slow)
 	e.refresh("acme", "force-2", true)
-	deadline := time.Now().Add(60 * time.Second)
-	for e.stack.Simulator.RecordsReceived("acme")-before < n/3 {
-		if time.Now().After(deadline) {
-			t.Fatal("the Run did not start")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	retrytest.Wait(t, 60*time.Second, "the Run's first third at Leadspace", func() bool {
+		return e.stack.Simulator.RecordsReceived("acme")-before >= n/3
+	})
 	e.shutdown()
 
 	e.start()

@@ -98,29 +98,35 @@ func (c *Codec) Encode(t Type, native map[string]any) ([]byte, error) {
 // Decode checks the frame, resolves the writer schema by id, refuses records
 // of another type, and returns the native value. Errors are *DecodeError.
 func (c *Codec) Decode(ctx context.Context, t Type, value []byte) (map[string]any, error) {
+	m, _, err := c.decode(ctx, t, value)
+	return m, err
+}
+
+// decode is Decode, also returning the writer's schema.
+func (c *Codec) decode(ctx context.Context, t Type, value []byte) (map[string]any, *goavro.Codec, error) {
 	id, body, err := unframe(value)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	r, err := c.reader(ctx, id)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if r.typ != t {
-		return nil, decodeErr(ReasonWrongType, fmt.Errorf("schema id %d is %s, expected %s", id, shortName(r.typ), shortName(t)))
+		return nil, nil, decodeErr(ReasonWrongType, fmt.Errorf("schema id %d is %s, expected %s", id, shortName(r.typ), shortName(t)))
 	}
 	native, rest, err := decodeSafely(r.codec, body)
 	if err != nil {
-		return nil, decodeErr(ReasonBadAvro, err)
+		return nil, nil, decodeErr(ReasonBadAvro, err)
 	}
 	if len(rest) != 0 {
-		return nil, decodeErr(ReasonBadAvro, fmt.Errorf("%d trailing bytes after the record", len(rest)))
+		return nil, nil, decodeErr(ReasonBadAvro, fmt.Errorf("%d trailing bytes after the record", len(rest)))
 	}
 	m, ok := native.(map[string]any)
 	if !ok {
-		return nil, decodeErr(ReasonWrongType, errors.New("value is not a record"))
+		return nil, nil, decodeErr(ReasonWrongType, errors.New("value is not a record"))
 	}
-	return m, nil
+	return m, r.codec, nil
 }
 
 // decodeSafely turns a panic deep in a decoder into an error: input is

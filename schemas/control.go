@@ -3,6 +3,7 @@ package schemas
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -66,6 +67,10 @@ type Control struct {
 	Sequence int64
 	// KeyID names the admin key that signed (ed25519:... or hmac:...).
 	KeyID string
+
+	// read is the signed form as written, for an event DecodeControl read
+	// with a bytes signature (see SignedForm).
+	read *readForm
 }
 
 // Kinds lists every control kind, in the order admins usually issue them.
@@ -145,7 +150,7 @@ func (c Control) Native() (map[string]any, error) {
 
 // DecodeControl decodes a framed ControlEvent value.
 func (c *Codec) DecodeControl(ctx context.Context, value []byte) (Control, error) {
-	m, err := c.Decode(ctx, ControlEvent, value)
+	m, writer, err := c.decode(ctx, ControlEvent, value)
 	if err != nil {
 		return Control{}, err
 	}
@@ -175,6 +180,9 @@ func (c *Codec) DecodeControl(ctx context.Context, value []byte) (Control, error
 	}
 	if r.err == nil && ev.Kind() == "" {
 		r.fail("payload", "a known control payload")
+	}
+	if r.err == nil && strings.HasPrefix(ev.Signature, BytesSignaturePrefix) {
+		ev.read = readSignedForm(ev, writer, m)
 	}
 	return ev, r.err
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
+	"github.com/enrichment/leadspace-enricher/leadspace/retry/retrytest"
 	"github.com/enrichment/leadspace-enricher/leadspace/simulator"
 	"github.com/enrichment/leadspace-enricher/processor"
 	"github.com/enrichment/leadspace-enricher/processor/controlplane"
@@ -144,7 +145,8 @@ func TestAdminCommandsAgainstARunningService(t *testing.T) {
 		t.Errorf("control show says %s %q (refused %d), status says %s %q (refused %d)",
 			acme.State, acme.StateReason, acme.Refused, st.State, st.StateReason, st.RefusedControlEvents)
 	}
-	if c := acme.Applied[schemas.KindConsent]; c == nil || c.Summary != "given" || c.IssuedBy != "alice@acme.example" || c.Signature != controlplane.VerdictVerified {
+	if c := acme.Applied[schemas.KindConsent]; c == nil || c.Summary != "given" || c.IssuedBy != "alice@acme.example" || c.Signature != controlplane.VerdictVerified ||
+		c.Signed != controlplane.SchemeBytes {
 		t.Errorf("control show's applied consent: %+v", c)
 	}
 	for _, r := range view.Records {
@@ -154,17 +156,24 @@ func TestAdminCommandsAgainstARunningService(t *testing.T) {
 	}
 	text, _ := run("control", "show")
 	for _, want := range []string{"ACTIVE", "env:LEADSPACE_TOKEN_ACME", "alice@acme.example", "name=CompanyName website=Website location=Location",
-		"verified (" + keyID + ")", "control.unknown_key 1"} {
+		"verified (" + keyID + ")", "control.unknown_key 1", "SIGNED"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("control show lacks %q:\n%s", want, text)
+		}
+	}
+	for _, line := range strings.Split(text, "\n") {
+		if strings.HasPrefix(line, "acme/") && !slices.Contains(strings.Fields(line), controlplane.SchemeBytes) {
+			t.Errorf("control show does not say the event is signed over its bytes: %s", line)
 		}
 	}
 
 	// A restart shows the same counts.
 	svc.stop(t)
+	restarted := time.Now().Truncate(time.Millisecond)
 	svc = startRun(t, stack, env)
-	time.Sleep(2 * time.Second) // several commit and status intervals
-	after := waitStatus(t, stack, env, func(statusview.Tenant) bool { return true })
+	// Once the restarted service wrote the tenant's status again, what a
+	// restart changes is on the topic.
+	after := waitStatus(t, stack, env, func(s statusview.Tenant) bool { return s.UpdatedAt != nil && !s.UpdatedAt.Before(restarted) })
 	if after.Profiles != before2.Profiles || after.Enriched != before2.Enriched || after.NotMatched != before2.NotMatched ||
 		after.Skipped != before2.Skipped || after.Failed != before2.Failed || after.CreditsSpent != before2.CreditsSpent ||
 		after.RefusedControlEvents != 1 {
@@ -183,8 +192,7 @@ func TestAdminCommandsAgainstARunningService(t *testing.T) {
 
 	// Removal with purge withdraws what was published.
 	run("remove", "--tenant", "acme", "--purge")
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	retrytest.Until(t, 30*time.Second, func() (bool, string) {
 		latest := map[string]bool{}
 		if err := processor.ReadAll(ctx, stack.Kafka, stack.Topics.Enriched, func(m kafka.Message) { latest[string(m.Key)] = m.Value != nil }); err != nil {
 			t.Fatal(err)
@@ -195,14 +203,8 @@ func TestAdminCommandsAgainstARunningService(t *testing.T) {
 				live++
 			}
 		}
-		if live == 0 && len(latest) == n {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d enrichments still published after remove --purge", live, len(latest))
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+		return live == 0 && len(latest) == n, fmt.Sprintf("%d of %d enrichments still published after remove --purge", live, len(latest))
+	})
 	svc.stop(t)
 	if strings.Contains(svc.logs.String(), token) {
 		t.Fatal("the token appears in the service's logs")
@@ -296,8 +298,8 @@ func seedProfiles(t *testing.T, ctx context.Context, stack *embedded.Stack, n in
 // waitStatus polls `enricher status --json` until cond holds for acme.
 func waitStatus(t *testing.T, stack *embedded.Stack, env map[string]string, cond func(statusview.Tenant) bool) statusview.Tenant {
 	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for {
+	var row statusview.Tenant
+	retrytest.Until(t, 60*time.Second, func() (bool, string) {
 		out, errOut, code := cli(t, stack, env, "status", "--json", "--tenant", "acme")
 		if code != 0 {
 			t.Fatalf("enricher status: exit %d: %s", code, errOut)
@@ -307,13 +309,12 @@ func waitStatus(t *testing.T, stack *embedded.Stack, env map[string]string, cond
 			t.Fatalf("enricher status --json: %v\n%s", err, out)
 		}
 		if len(rows) == 1 && cond(rows[0]) {
-			return rows[0]
+			row = rows[0]
+			return true, ""
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("status never reached the expected state; last: %s", out)
-		}
-		time.Sleep(300 * time.Millisecond)
-	}
+		return false, "status never reached the expected state; last: " + out
+	})
+	return row
 }
 
 // control show tells the applied event, its copies, history, a replay, a
@@ -324,8 +325,8 @@ func TestControlShowMatchesRecordsWithWhatTheServiceApplied(t *testing.T) {
 		c.TenantID, c.EventID, c.Sequence, c.IssuedAt, c.IssuedBy = tenant, id, seq, at, "admin"
 		return &c
 	}
-	give := ev("acme", "give", 2, schemas.Control{Consent: &schemas.Consent{Given: true}})
-	withdraw := ev("acme", "withdraw", 3, schemas.Control{Consent: &schemas.Consent{Given: false}})
+	give := ev("acme", "give", 2, schemas.Control{Consent: &schemas.Consent{Given: true}, Signature: "bytes:c2ln"})
+	withdraw := ev("acme", "withdraw", 3, schemas.Control{Consent: &schemas.Consent{Given: false}, Signature: "c2ln"})
 	rec := func(offset int64, key string, e *schemas.Control, verdict string) controlplane.Record {
 		return controlplane.Record{Key: key, Offset: offset, Event: e, Verdict: verdict, KeysHere: true}
 	}
@@ -346,9 +347,14 @@ func TestControlShowMatchesRecordsWithWhatTheServiceApplied(t *testing.T) {
 	view := buildControlView(records, applied, "", true)
 	want := []string{"applied", "superseded", "applied", "refused (replay: sequence not above 3)", "applied", "not applied", "refused",
 		"unknown (not reported)"}
+	// What each signature covers: the encoded event, or the legacy text.
+	signed := []string{"", "bytes", "canonical text (re-issue)", "bytes", "canonical text (re-issue)", "", "", ""}
 	for i, r := range view.Records {
 		if r.Service != want[i] {
 			t.Errorf("record %d (%s): %q, want %q", r.Offset, r.Key, r.Service, want[i])
+		}
+		if r.Signed != signed[i] {
+			t.Errorf("record %d (%s): signed %q, want %q", r.Offset, r.Key, r.Signed, signed[i])
 		}
 		if strings.Contains(r.Detail, "tok-SECRET") {
 			t.Errorf("record %d shows the token: %q", r.Offset, r.Detail)

@@ -79,6 +79,9 @@ type controlEventRow struct {
 	// reason the service refuses the record.
 	Signature string `json:"signature"`
 	Detail    string `json:"detail,omitempty"`
+	// Signed is what the signature covers: bytes (the encoded event), or
+	// "canonical text (re-issue)" for the legacy scheme. Empty: unsigned.
+	Signed string `json:"signed,omitempty"`
 	// Service is what the service did with it, from its control record:
 	// applied, refused, superseded, not applied (yet), or unknown.
 	Service string `json:"service"`
@@ -192,8 +195,12 @@ func cmdControl(args []string) error {
 	}
 	fmt.Println()
 	w = tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(w, "KEY\tOFFSET\tSEQUENCE\tISSUED\tBY\tEVENT\tSIGNATURE\tSERVICE")
+	fmt.Fprintln(w, "KEY\tOFFSET\tSEQUENCE\tISSUED\tBY\tEVENT\tSIGNATURE\tSIGNED\tSERVICE")
+	legacy := 0
 	for _, r := range view.Records {
+		if strings.HasPrefix(r.Signed, controlplane.SchemeCanonicalText) {
+			legacy++
+		}
 		issued := "-"
 		if !r.IssuedAt.IsZero() {
 			issued = r.IssuedAt.Format(time.RFC3339)
@@ -202,9 +209,15 @@ func cmdControl(args []string) error {
 		if r.KeyID != "" && r.Signature == controlplane.VerdictVerified {
 			signature += " (" + r.KeyID + ")"
 		}
-		fmt.Fprintf(w, "%s\t%d\t%d\t%s\t%s\t%s\t%s\t%s\n", r.Key, r.Offset, r.Sequence, issued, orDash(r.IssuedBy), orDash(r.Summary), signature, r.Service)
+		fmt.Fprintf(w, "%s\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Key, r.Offset, r.Sequence, issued, orDash(r.IssuedBy), orDash(r.Summary), signature, orDash(r.Signed), r.Service)
 	}
-	return w.Flush()
+	if err := w.Flush(); err != nil {
+		return err
+	}
+	if legacy > 0 {
+		fmt.Fprintf(os.Stderr, "note: %d listed events are signed over the legacy canonical text: re-issue them with the command that made them (docs/security-crypto.md)\n", legacy)
+	}
+	return nil
 }
 
 // buildControlView matches the control records with what the service says
@@ -238,6 +251,7 @@ func buildControlView(records []controlplane.Record, applied map[string]schemas.
 		s, reported := applied[tenant]
 		if ev := rec.Event; ev != nil {
 			r.Sequence, r.EventID, r.IssuedAt, r.IssuedBy, r.KeyID, r.Summary = ev.Sequence, ev.EventID, ev.IssuedAt, ev.IssuedBy, ev.KeyID, summarize(*ev)
+			r.Signed = controlplane.SchemeLabel(*ev)
 			if ev.Connection != nil {
 				r.Detail = controlplane.RedactTokenRef(ev.Connection.TokenRef)
 			}

@@ -21,6 +21,7 @@ import (
 	"github.com/segmentio/kafka-go"
 	"gopkg.in/yaml.v3"
 
+	"github.com/enrichment/leadspace-enricher/leadspace/retry/retrytest"
 	"github.com/enrichment/leadspace-enricher/leadspace/simulator"
 	"github.com/enrichment/leadspace-enricher/processor"
 	"github.com/enrichment/leadspace-enricher/schemas"
@@ -337,7 +338,7 @@ func TestAsyncAPIDashboardAndAlertsMatchARunningService(t *testing.T) {
 	svc := startRun(t, stack, env)
 	processedAll(t, stack, svc)
 	runOK(t, stack, "refresh", "--tenant", "acme", "--force")
-	eventually(t, 90*time.Second, func() (bool, string) {
+	retrytest.Until(t, 90*time.Second, func() (bool, string) {
 		v := statusOf(t, stack, "acme")
 		return v.Run != nil && v.Run.Outcome == schemas.RunCompleted, fmt.Sprintf("run %+v", v.Run)
 	})

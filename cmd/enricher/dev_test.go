@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/enrichment/leadspace-enricher/leadspace/retry/retrytest"
 )
 
 // cleanEnv is this process's environment without any ENRICHER_ setting, as
@@ -69,7 +71,7 @@ func TestDevPrintsCommandsThatWorkAsPrinted(t *testing.T) {
 		}
 		exited <- dev.Wait()
 	}()
-	eventually(t, 90*time.Second, func() (bool, string) {
+	retrytest.Until(t, 90*time.Second, func() (bool, string) {
 		return strings.Contains(out.String(), "enricher tail") && strings.Contains(errb.String(), "done: every seeded event (45) has its output"),
 			"dev printed:\n" + out.String() + errb.String()
 	})

@@ -77,9 +77,7 @@ var markdownLink = regexp.MustCompile(`\]\(([^)\s]+)\)`)
 // pendingDocs are files other branches add; links to them are allowed while
 // they are missing. Once such a file exists, the test asks for its removal
 // here, so the list cannot hide a broken link for long.
-var pendingDocs = map[string]bool{
-	"docs/security-crypto.md": true,
-}
+var pendingDocs = map[string]bool{}
 
 // Every relative link in README.md, docs/*.md and tools/faults/README.md must point to a file or
 // directory of the repository, and every #anchor to a heading of its file.

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/enrichment/leadspace-enricher/leadspace/retry/retrytest"
 	"github.com/enrichment/leadspace-enricher/schemas"
 )
 
@@ -40,7 +41,7 @@ func TestRunWithoutGroupInstanceIDWarnsAndRefusesASecondOne(t *testing.T) {
 		allowed[k] = v
 	}
 	second := startRun(t, stack, allowed)
-	eventually(t, 30*time.Second, func() (bool, string) {
+	retrytest.Until(t, 30*time.Second, func() (bool, string) {
 		select {
 		case err := <-second.exited:
 			t.Fatalf("with --allow-dynamic-membership the second instance exited (%v):\n%s", err, second.logs.String())

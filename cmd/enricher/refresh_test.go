@@ -12,6 +12,7 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
+	"github.com/enrichment/leadspace-enricher/leadspace/retry/retrytest"
 	"github.com/enrichment/leadspace-enricher/processor"
 	"github.com/enrichment/leadspace-enricher/processor/controlplane"
 	"github.com/enrichment/leadspace-enricher/processor/embedded"
@@ -282,7 +283,7 @@ func waitWithRunner(t *testing.T, stack *embedded.Stack, args []string, steps fu
 	t.Cleanup(func() { _ = cmd.Process.Kill() })
 	if steps != nil {
 		var ev *schemas.Control
-		eventually(t, 30*time.Second, func() (bool, string) {
+		retrytest.Until(t, 30*time.Second, func() (bool, string) {
 			ev = latestRefresh(t, stack, "acme")
 			return ev != nil && !ev.Refresh.Cancel && (prior == nil || ev.EventID != prior.EventID), "no new refresh event"
 		})
@@ -293,7 +294,7 @@ func waitWithRunner(t *testing.T, stack *embedded.Stack, args []string, steps fu
 			if step.scope >= 0 {
 				want = fmt.Sprintf("%d of %d profiles", 2*min(step.done, step.scope), 2*step.scope)
 			}
-			eventually(t, 30*time.Second, func() (bool, string) {
+			retrytest.Until(t, 30*time.Second, func() (bool, string) {
 				return strings.Contains(out.String(), want), fmt.Sprintf("refresh --wait never printed %q:\n%s", want, out.String())
 			})
 		}

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/enrichment/leadspace-enricher/leadspace/retry/retrytest"
 	"github.com/enrichment/leadspace-enricher/leadspace/simulator"
 	"github.com/enrichment/leadspace-enricher/processor"
 	"github.com/enrichment/leadspace-enricher/processor/controlplane"
@@ -111,7 +112,7 @@ func TestReplayOf401DeadLettersGivesOutputsOnce(t *testing.T) {
 	// The token works again; a new connection event lifts the pause.
 	stack.Simulator.Reset()
 	runOK(t, stack, "connect", "--tenant", "acme", "--token-ref", "env:LEADSPACE_TOKEN_ACME")
-	eventually(t, 30*time.Second, func() (bool, string) {
+	retrytest.Until(t, 30*time.Second, func() (bool, string) {
 		v := statusOf(t, stack, "acme")
 		return v.State == schemas.StateActive, "state " + v.State + " " + v.StateReason
 	})

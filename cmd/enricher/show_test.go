@@ -15,6 +15,7 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
+	"github.com/enrichment/leadspace-enricher/leadspace/retry/retrytest"
 	"github.com/enrichment/leadspace-enricher/leadspace/simulator"
 	"github.com/enrichment/leadspace-enricher/processor"
 	"github.com/enrichment/leadspace-enricher/processor/controlplane"
@@ -105,22 +106,6 @@ func writeProfiles(t *testing.T, stack *embedded.Stack, ps []schemas.Profile, to
 	produce(t, stack, func(ctx context.Context, prod *processor.Producer) error { return prod.Write(ctx, msgs...) })
 }
 
-// eventually waits for cond, failing with its last word after within.
-func eventually(t *testing.T, within time.Duration, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for {
-		ok, last := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("not reached within %s: %s", within, last)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-}
-
 // records reads a whole topic.
 func records(t *testing.T, stack *embedded.Stack, topic string) []kafka.Message {
 	t.Helper()
@@ -144,7 +129,7 @@ func processedAll(t *testing.T, stack *embedded.Stack, svc *runningService) {
 	defer processor.CloseClient(cl)
 	// A client's transport keeps polling metadata until closed.
 	defer cl.Transport.(*kafka.Transport).CloseIdleConnections()
-	eventually(t, 3*time.Minute, func() (bool, string) {
+	retrytest.Until(t, 3*time.Minute, func() (bool, string) {
 		select {
 		case err := <-svc.exited:
 			t.Fatalf("enricher run exited (%v):\n%s", err, svc.logs.String())

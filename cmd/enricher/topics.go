@@ -9,6 +9,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/enrichment/leadspace-enricher/leadspace/retry"
 	"github.com/enrichment/leadspace-enricher/processor"
 )
 
@@ -64,16 +65,16 @@ func cmdTopics(args []string) error {
 	layout := processor.TopicLayout{Partitions: f.partitions, ReplicationFactor: f.replicationFactor}
 	// Brokers that are still starting (a fresh compose stack) refuse or drop
 	// connections for a while: retry until the timeout.
-	for wait := 500 * time.Millisecond; ; wait = min(wait*2, 5*time.Second) {
+	pace := retry.Schedule{First: 500 * time.Millisecond, Max: 5 * time.Second, Jitter: retry.Equal}
+	for attempt := 1; ; attempt++ {
 		err := processor.CreateTopics(ctx, k, t, layout)
 		if err == nil {
 			break
 		}
-		fmt.Fprintf(os.Stderr, "enricher topics create: %v (retrying in %s)\n", err, wait)
-		select {
-		case <-ctx.Done():
+		wait := pace.Delay(attempt)
+		fmt.Fprintf(os.Stderr, "enricher topics create: %v (retrying in %s)\n", err, wait.Round(time.Millisecond))
+		if retry.Sleep(ctx, wait) != nil {
 			return fmt.Errorf("brokers %v: %w (gave up after %s)", []string(f.brokers), err, f.timeout)
-		case <-time.After(wait):
 		}
 	}
 	fmt.Printf("topics ready: %s, %s (1 partition), %s, %s, %s (%d partitions, replication factor %d)\n",

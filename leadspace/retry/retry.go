@@ -72,7 +72,7 @@ func (s Schedule) Do(ctx context.Context, what string, op func() error, retryabl
 			return nil
 		}
 		if ctx.Err() != nil {
-			return ctx.Err()
+			return stopped(ctx, what, n, err)
 		}
 		if retryable != nil && !retryable(err) {
 			return fmt.Errorf("%s: %w", what, err)
@@ -83,10 +83,16 @@ func (s Schedule) Do(ctx context.Context, what string, op func() error, retryabl
 		if onRetry != nil {
 			onRetry(err, n)
 		}
-		if err := s.Wait(ctx, n); err != nil {
-			return err
+		if s.Wait(ctx, n) != nil {
+			return stopped(ctx, what, n, err)
 		}
 	}
+}
+
+// stopped is Do's error when ctx ended: it wraps ctx's error (errors.Is
+// finds context.Canceled) and names the last failure.
+func stopped(ctx context.Context, what string, attempts int, last error) error {
+	return fmt.Errorf("%s: stopped after %d attempts (%w); last error: %v", what, attempts, ctx.Err(), last)
 }
 
 // Sleep waits d, or returns ctx's error if it ends first (at once for d <= 0

@@ -9,6 +9,7 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -66,7 +67,12 @@ func (h *harness) single(body string) (int, map[string]any) {
 }
 
 func TestOrderOfChecks(t *testing.T) {
-	h := newHarness(t, func(c *Config) { c.Programs[0].TPS = 1; c.Programs[0].Credits = 1 })
+	// The rate bucket runs on a clock the test moves: a refill costs no wall
+	// time and cannot come early or late.
+	var mu sync.Mutex
+	now := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	h := newHarness(t, func(c *Config) { c.Programs[0].TPS = 1; c.Programs[0].Credits = 1; c.Clock = clock })
 	type step struct {
 		name, method, path, auth, ctype, body string
 		want                                  int
@@ -99,7 +105,9 @@ func TestOrderOfChecks(t *testing.T) {
 			}
 		}
 	}
-	time.Sleep(1100 * time.Millisecond) // refill the bucket
+	mu.Lock()
+	now = now.Add(1100 * time.Millisecond) // the bucket refills
+	mu.Unlock()
 	if st, _ := h.single(`{}`); st != 427 {
 		t.Fatalf("credits are checked before validation: %d", st)
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
 
+	"github.com/enrichment/leadspace-enricher/leadspace/retry"
 	"github.com/enrichment/leadspace-enricher/processor/internal/kafkaio"
 	"github.com/enrichment/leadspace-enricher/schemas"
 )
@@ -91,6 +92,9 @@ type Plane struct {
 	once    sync.Once
 	records *prometheus.CounterVec
 	copies  prometheus.Counter
+	// backoff paces its reads and writes while the broker fails: from
+	// RetryBackoff, doubling up to 30s.
+	backoff retry.Schedule
 }
 
 // New checks cfg and builds a plane; Run starts it.
@@ -104,7 +108,8 @@ func New(cfg Config) (*Plane, error) {
 		return nil, err
 	}
 	c := &Plane{cfg: cfg, conn: conn, log: cfg.Logger.Named("control"), ready: make(chan struct{}),
-		w: conn.KeyedWriter(),
+		w:       conn.KeyedWriter(),
+		backoff: retry.Schedule{First: cfg.RetryBackoff, Max: 30 * time.Second, Jitter: retry.Equal},
 		records: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "enricher", Name: "control_records_total",
 			Help: "Control-topic records read, by result (applied, unchanged, refused) and reason."}, []string{"result", "reason"}),
 		copies: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "enricher", Name: "control_rewrites_total",
@@ -146,17 +151,16 @@ func (c *Plane) Run(ctx context.Context) error {
 	var writer sync.WaitGroup
 	writer.Go(func() { c.writeRecords(ctx, records) })
 	defer writer.Wait()
-	wait := c.cfg.RetryBackoff
-	for {
+	for failures := 1; ; failures++ {
 		err := kafkaio.FollowConn(ctx, c.conn, c.cfg.Topics.Control, c.apply, c.caughtUp, nil)
 		if ctx.Err() != nil {
 			return nil
 		}
+		wait := c.backoff.Delay(failures)
 		c.log.Warn("control topic not followed; reading it again from the start", zap.Error(err), zap.Duration("in", wait))
-		if !sleepCtx(ctx, wait) {
+		if retry.Sleep(ctx, wait) != nil {
 			return nil
 		}
-		wait = min(wait*2, 30*time.Second)
 	}
 }
 
@@ -230,8 +234,7 @@ func (c *Plane) emptyNotNull(msg kafka.Message) bool {
 // readRecords reads the tenants' control records back from the status
 // topic, retrying until it can or ctx ends.
 func (c *Plane) readRecords(ctx context.Context) ([]schemas.Status, error) {
-	wait := c.cfg.RetryBackoff
-	for {
+	for failures := 1; ; failures++ {
 		latest := map[string]*schemas.Status{}
 		err := kafkaio.ReadAll(ctx, c.cfg.Kafka, c.cfg.Topics.Status, func(m kafka.Message) {
 			tenant, ok := strings.CutSuffix(string(m.Key), "/control")
@@ -258,11 +261,11 @@ func (c *Plane) readRecords(ctx context.Context) ([]schemas.Status, error) {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
+		wait := c.backoff.Delay(failures)
 		c.log.Warn("control records not read back from the status topic; retrying", zap.Error(err), zap.Duration("in", wait))
-		if !sleepCtx(ctx, wait) {
-			return nil, ctx.Err()
+		if err := retry.Sleep(ctx, wait); err != nil {
+			return nil, err
 		}
-		wait = min(wait*2, 30*time.Second)
 	}
 }
 
@@ -280,17 +283,18 @@ func (c *Plane) writeRecords(ctx context.Context, restored []schemas.Status) {
 	}
 	tick := time.NewTicker(c.cfg.StatusInterval)
 	defer tick.Stop()
-	wait := c.cfg.RetryBackoff
+	failures := 0
 	for {
 		if err := c.flush(ctx, written); err != nil && ctx.Err() == nil {
+			failures++
+			wait := c.backoff.Delay(failures)
 			c.log.Warn("control records not written; retrying", zap.Error(err), zap.Duration("in", wait))
-			if !sleepCtx(ctx, wait) {
+			if retry.Sleep(ctx, wait) != nil {
 				return
 			}
-			wait = min(wait*2, 30*time.Second)
 			continue
 		}
-		wait = c.cfg.RetryBackoff
+		failures = 0
 		select {
 		case <-ctx.Done():
 			return
@@ -361,17 +365,4 @@ func safeKey(key []byte) string {
 		key = key[:limit]
 	}
 	return strings.ToValidUTF8(string(key), "?")
-}
-
-// sleepCtx waits d, or less when ctx ends first; it reports whether ctx is
-// still live.
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
 }

@@ -46,7 +46,11 @@ const (
 //     instance too) can sign.
 //
 // Every signed event carries a sequence and the id of its key; the
-// signature covers both.
+// signature covers both. Signatures cover the event's encoded bytes
+// (schemas.Control.SignedForm) and start with "bytes:", so a field added
+// to the schema is signed without anyone listing it; events signed before
+// that, over the canonical text, still verify until re-issued
+// (SignatureScheme).
 type Auth struct {
 	// Key is a shared HMAC-SHA256 key: it signs and verifies.
 	// Default: none.
@@ -83,7 +87,8 @@ func (a Auth) KeyIDs() []string {
 }
 
 // Sign names the key, sets a sequence when ev has none (NextSequence), and
-// signs ev: with the Ed25519 key when there is one, else with the HMAC key.
+// signs ev over its encoded bytes: with the Ed25519 key when there is one,
+// else with the HMAC key.
 func (a Auth) Sign(ev *schemas.Control) error {
 	if !a.CanSign() {
 		return errors.New("no admin key that signs: set an Ed25519 signing key or the HMAC admin key")
@@ -93,12 +98,55 @@ func (a Auth) Sign(ev *schemas.Control) error {
 	}
 	if a.SigningKey != nil {
 		ev.KeyID = Ed25519KeyID(a.SigningKey.Public().(ed25519.PublicKey))
-		ev.Signature = base64.StdEncoding.EncodeToString(ed25519.Sign(a.SigningKey, canonical(*ev)))
-		return nil
+	} else {
+		ev.KeyID = hmacKeyID(a.Key)
 	}
-	ev.KeyID = hmacKeyID(a.Key)
-	ev.Signature = base64.StdEncoding.EncodeToString(hmacOf(a.Key, canonical(*ev)))
+	form, err := ev.SigningForm()
+	if err != nil {
+		return fmt.Errorf("sign: %w", err)
+	}
+	msg := bytesMessage(form)
+	var sig []byte
+	if a.SigningKey != nil {
+		sig = ed25519.Sign(a.SigningKey, msg)
+	} else {
+		sig = hmacOf(a.Key, msg)
+	}
+	ev.Signature = schemas.BytesSignaturePrefix + base64.StdEncoding.EncodeToString(sig)
 	return nil
+}
+
+// Signature schemes, as SignatureScheme names them.
+const (
+	SchemeBytes         = "bytes"          // over the encoded event (written now)
+	SchemeCanonicalText = "canonical text" // legacy: over canonical(); re-issue the event
+)
+
+// SignatureScheme says what ev's signature covers: SchemeBytes,
+// SchemeCanonicalText, or "" when ev is unsigned.
+func SignatureScheme(ev schemas.Control) string {
+	switch {
+	case ev.Signature == "":
+		return ""
+	case strings.HasPrefix(ev.Signature, schemas.BytesSignaturePrefix):
+		return SchemeBytes
+	}
+	return SchemeCanonicalText
+}
+
+// SchemeLabel is how admin views (control show) name what ev's signature
+// covers: the scheme, and for the legacy one what to do about it.
+func SchemeLabel(ev schemas.Control) string {
+	if s := SignatureScheme(ev); s != SchemeCanonicalText {
+		return s
+	}
+	return SchemeCanonicalText + " (re-issue)"
+}
+
+// bytesMessage is what a bytes signature signs: a label that no canonical
+// text starts with, then the event's signed form.
+func bytesMessage(form []byte) []byte {
+	return append([]byte("leadspace-control/bytes\x00"), form...)
 }
 
 // RefusedError is why a control event was not applied.
@@ -129,11 +177,21 @@ func (a Auth) Verify(ev schemas.Control) error {
 	if ev.Signature == "" {
 		return refused(ReasonUnsigned, "event carries no signature")
 	}
-	sig, err := base64.StdEncoding.DecodeString(ev.Signature)
+	encoded, overBytes := strings.CutPrefix(ev.Signature, schemas.BytesSignaturePrefix)
+	sig, err := base64.StdEncoding.DecodeString(encoded)
 	if err != nil {
 		return refused(ReasonBadSignature, "signature is not base64")
 	}
-	msg := canonical(ev)
+	var msg []byte
+	if overBytes {
+		form, err := ev.SignedForm()
+		if err != nil {
+			return refused(ReasonBadSignature, "the event does not encode for its signature: %v", err)
+		}
+		msg = bytesMessage(form)
+	} else {
+		msg = canonical(ev) // legacy
+	}
 	switch scheme, _, _ := strings.Cut(ev.KeyID, ":"); scheme {
 	case "hmac":
 		if len(a.Key) == 0 || ev.KeyID != hmacKeyID(a.Key) {
@@ -170,10 +228,12 @@ func (a Auth) publicKey(id string) ed25519.PublicKey {
 	return nil
 }
 
-// canonical is the signed form of an event: every field but the signature,
-// in a fixed order, each value quoted, so no two events share a form and a
-// schema change cannot silently change what is signed. v2 added key_id and
-// sequence; v1 signatures no longer verify.
+// canonical is the legacy signed form of an event (SchemeCanonicalText),
+// verified only: every field but the signature, in a fixed order, each
+// value quoted, so no two events share a form. It names each field by
+// hand, so a field added to the schema is not in it; Sign now signs the
+// encoded bytes. v2 added key_id and sequence; v1 signatures no longer
+// verify.
 func canonical(ev schemas.Control) []byte {
 	var b bytes.Buffer
 	field := func(name, value string) { fmt.Fprintf(&b, "%s=%s\n", name, strconv.Quote(value)) }

@@ -241,6 +241,11 @@ func redactRef(ref string) string {
 	case "env", "file":
 		return ref
 	case "sealed":
+		// A known version is shown: it is not secret, and it tells admins
+		// which seals are legacy v1.
+		if v, _, _ := strings.Cut(ref[len("sealed:"):], "."); v == "v1" || v == "v2" {
+			return "sealed:" + v + ".[" + fmt.Sprint(len(ref)) + " bytes]"
+		}
 		return "sealed:[" + fmt.Sprint(len(ref)) + " bytes]"
 	case "plain":
 		return "plain:[redacted]"

@@ -14,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/sr"
 	"github.com/twmb/franz-go/pkg/sr/srfake"
 
+	"github.com/enrichment/leadspace-enricher/leadspace/retry"
 	"github.com/enrichment/leadspace-enricher/leadspace/simulator"
 	"github.com/enrichment/leadspace-enricher/processor"
 	"github.com/enrichment/leadspace-enricher/schemas"
@@ -87,16 +88,11 @@ func (s *Stack) start(ctx context.Context, o Options) (err error) {
 	s.Kafka = o.Security
 	s.Kafka.Brokers = brokers
 	// A broker that is busy or just started may refuse for a moment.
-	for wait := 100 * time.Millisecond; ; wait = min(2*wait, 2*time.Second) {
-		err := processor.CreateTopics(ctx, s.Kafka, s.Topics, processor.TopicLayout{Partitions: o.Partitions})
-		if err == nil {
-			break
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("create topics: %w", err)
-		case <-time.After(wait):
-		}
+	pace := retry.Schedule{First: 100 * time.Millisecond, Max: 2 * time.Second, Jitter: retry.Equal}
+	if err := pace.Do(ctx, "create topics", func() error {
+		return processor.CreateTopics(ctx, s.Kafka, s.Topics, processor.TopicLayout{Partitions: o.Partitions})
+	}, nil, nil); err != nil {
+		return err
 	}
 
 	reg := srfake.New()

@@ -94,12 +94,11 @@ func (r *Run) Succeeded() bool { return r != nil && r.Outcome == schemas.RunComp
 //     last plus the mapping's refresh interval (when one is set).
 func Tenants(records []schemas.Status, control []controlplane.TenantState, now time.Time) []Tenant {
 	type acc struct {
-		view     Tenant
-		control  *schemas.Status
-		parts    []schemas.Status
-		mapping  *schemas.Mapping
-		table    *controlplane.TenantState
-		interval time.Duration
+		view    Tenant
+		control *schemas.Status
+		parts   []schemas.Status
+		mapping *schemas.Mapping
+		table   *controlplane.TenantState
 	}
 	tenants := map[string]*acc{}
 	get := func(id string) *acc {

@@ -18,7 +18,6 @@ import (
 // flag (main.go) with the workload as its default.
 type suiteConfig struct {
 	repo, binDir, outDir string
-	scenarios            []string
 	reportOnly           bool
 	seed                 uint64
 
@@ -52,7 +51,6 @@ type suiteConfig struct {
 	instanceArgs, instanceEnv, simArgs []string
 	dynamic                            bool
 	adminKey                           string
-	keepLogs                           bool
 }
 
 // Tenants of the streaming scenarios: A and B on their own programs, C

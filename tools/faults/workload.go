@@ -12,6 +12,7 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
+	"github.com/enrichment/leadspace-enricher/leadspace/retry"
 	"github.com/enrichment/leadspace-enricher/schemas"
 )
 
@@ -197,7 +198,8 @@ func (w *writer) write(ctx context.Context, ins []*input) error {
 	for i, in := range ins {
 		msgs[i] = kafka.Message{Key: []byte(in.key), Value: in.value}
 	}
-	for backoff := 100 * time.Millisecond; ; backoff = min(backoff*2, 2*time.Second) {
+	pace := retry.Schedule{First: 100 * time.Millisecond, Max: 2 * time.Second, Jitter: retry.Equal}
+	for attempt := 1; ; attempt++ {
 		err := w.w.WriteMessages(ctx, msgs...)
 		if err == nil {
 			w.written.Add(int64(len(ins)))
@@ -226,10 +228,8 @@ func (w *writer) write(ctx context.Context, ins []*input) error {
 				return nil
 			}
 		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(backoff):
+		if err := pace.Wait(ctx, attempt); err != nil {
+			return err
 		}
 	}
 }

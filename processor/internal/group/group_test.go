@@ -3,6 +3,7 @@ package group
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -10,6 +11,7 @@ import (
 	"github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
 
+	"github.com/enrichment/leadspace-enricher/leadspace/retry/retrytest"
 	"github.com/enrichment/leadspace-enricher/processor/internal/kafkaio"
 	"github.com/enrichment/leadspace-enricher/processor/internal/testkit"
 )
@@ -107,17 +109,10 @@ func joinInBackground(t *testing.T, ctx context.Context, m *Member, owned []int)
 // rebalances, for at most 20 s.
 func hearsOfARebalance(t *testing.T, ctx context.Context, m *Member, a Assignment, who string) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
+	retrytest.Until(t, 20*time.Second, func() (bool, string) {
 		err := m.Heartbeat(ctx, a)
-		if errors.Is(err, kafka.RebalanceInProgress) {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s never heard of the rebalance; last heartbeat: %v", who, err)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+		return errors.Is(err, kafka.RebalanceInProgress), fmt.Sprintf("%s never heard of the rebalance; last heartbeat: %v", who, err)
+	})
 }
 
 // A member whose JoinGroup answered alone, but whose SyncGroup comes after
@@ -162,15 +157,9 @@ func TestASyncRefusedForANewRebalanceJoinsAgainAtOnce(t *testing.T) {
 // at most 20 s.
 func waitForGroupState(t *testing.T, ctx context.Context, m *Member, state string) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
+	retrytest.Until(t, 20*time.Second, func() (bool, string) {
 		res, err := m.client.DescribeGroups(ctx, &kafka.DescribeGroupsRequest{GroupIDs: []string{m.cfg.ID}})
-		if err == nil && len(res.Groups) == 1 && res.Groups[0].GroupState == state {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the group never reached state %s (last: %+v, %v)", state, res, err)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		ok := err == nil && len(res.Groups) == 1 && res.Groups[0].GroupState == state
+		return ok, fmt.Sprintf("the group never reached state %s (last: %+v, %v)", state, res, err)
+	})
 }

@@ -132,7 +132,7 @@ func (f *Fetcher) fill(ctx context.Context) error {
 		}
 		m := kafka.Message{Topic: f.topic, Partition: f.partition, Offset: r.Offset, Time: r.Time}
 		for _, h := range r.Headers {
-			m.Headers = append(m.Headers, kafka.Header{Key: h.Key, Value: h.Value})
+			m.Headers = append(m.Headers, kafka.Header(h))
 		}
 		m.Key, err = readBytes(r.Key)
 		switch {

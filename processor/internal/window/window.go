@@ -21,7 +21,7 @@ import (
 //
 // The share is what isolates tenants. A fetcher that meets a record of a
 // program at its share parks it (holds it in memory, within a budget of
-// maxBytes/4, see processor/partition.go) and goes on, so that records of other
+// maxBytes/8, see processor/partition.go) and goes on, so that records of other
 // programs behind it in the partition are not delayed by a big tenant's
 // backlog (issue 21); with the budget spent it waits while the program
 // makes progress (plain backpressure). A program that stopped making
@@ -39,7 +39,7 @@ type Window struct {
 	mu       sync.Mutex
 	events   int
 	bytes    int64
-	parked   int64 // bytes of parked records, within maxBytes/4
+	parked   int64 // bytes of parked records, within maxBytes/8
 	programs map[string]*programLoad
 	changed  chan struct{} // closed and replaced whenever room may have appeared
 }
@@ -137,11 +137,11 @@ func (w *Window) RoomChanged() <-chan struct{} {
 }
 
 // Park takes room for a parked record; false when the parking budget
-// (a quarter of the window's bytes) is spent.
+// (an eighth of the window's bytes) is spent.
 func (w *Window) Park(size int) bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.parked > 0 && w.parked+int64(size) > w.maxBytes/4 {
+	if w.parked > 0 && w.parked+int64(size) > w.maxBytes/8 {
 		return false
 	}
 	w.parked += int64(size)

@@ -26,7 +26,7 @@ help:
 	@echo "                     exits 1 when a check fails (FAULTS_FLAGS=\"--report-only\" to only report,"
 	@echo "                     --ci for the shorter CI preset, -h for every flag: .build/bin/faults suite -h)"
 	@echo "make bench-backlog   backlog benchmark on Apache Kafka 4.4.0: 100,000 and 1,000,000 profiles, naive"
-	@echo "                     loop, 1-2 programs, 1-2 instances, restart, replay, trickle latency (BENCH_FLAGS)"
+	@echo "                     loop, 1, 2 and 4 programs, 1-2 instances, fairness, restart, replay, trickle latency (BENCH_FLAGS)"
 	@echo "make bench           in-process benchmarks; make bench-leadspace: the Leadspace client alone"
 	@echo "make fuzz            fuzz the profile decoder for 30 s"
 	@echo "make dev             everything embedded, with demo data"

@@ -214,7 +214,7 @@ func (p *Program) bulkLive(b *bulkJob) bool {
 // 1100), goes back into the queue; code 1200 is ClassInput.
 func (p *Program) settleBulk(b *bulkJob, results map[string]bulkRecord, err error) {
 	now := p.now()
-	var out []delivery
+	out := make([]delivery, 0, len(b.recs)) // a delivery is large: no regrowing
 	requeued := false
 	p.mu.Lock()
 	for _, r := range b.recs {

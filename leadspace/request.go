@@ -1,6 +1,6 @@
 package leadspace
 
-import "encoding/json"
+import "unicode/utf8"
 
 // Address of a company, as mapped from the profile or returned by Leadspace.
 type Address struct {
@@ -67,14 +67,109 @@ func (r Request) wire() wireRecord {
 	return w
 }
 
-func singleBody(r Request) ([]byte, error) { return json.Marshal(r.wire()) }
+// Bodies are written by appendRecord, byte for byte what json.Marshal
+// writes for the wire shapes above (TestBodiesAreWhatJSONMarshalWrites):
+// its reflection cost about 2 us and 2 allocations per record of a bulk.
+
+func singleBody(r Request) ([]byte, error) { return appendRecord(nil, r), nil }
 
 func bulkBody(reqs []Request) ([]byte, error) {
-	b := wireBulk{Data: make([]wireRecord, len(reqs))}
+	b := make([]byte, 0, 16+len(reqs)*160)
+	b = append(b, `{"data":[`...)
 	for i, r := range reqs {
-		b.Data[i] = r.wire()
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendRecord(b, r)
 	}
-	return json.Marshal(b)
+	return append(b, "]}"...), nil
+}
+
+// appendRecord appends r's wireRecord as json.Marshal writes it.
+func appendRecord(b []byte, r Request) []byte {
+	b = append(b, `{"company":{`...)
+	n := 0
+	field := func(name, v string) {
+		if v == "" {
+			return
+		}
+		if n > 0 {
+			b = append(b, ',')
+		}
+		n++
+		b = append(append(append(b, '"'), name...), `":`...)
+		b = appendJSONString(b, v)
+	}
+	field("name", r.Company.Name)
+	field("website", r.Company.Website)
+	if a := r.Company.Address; a != nil && *a != (Address{}) {
+		if n > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, `"address":{`...)
+		n = 0
+		field("street", a.Street)
+		field("city", a.City)
+		field("state", a.State)
+		field("postalcode", a.PostalCode)
+		field("country", a.Country)
+		b = append(b, '}')
+	}
+	b = append(b, '}')
+	if r.ExternalID != "" {
+		b = append(b, `,"external_id":`...)
+		b = appendJSONString(b, r.ExternalID)
+	}
+	return append(b, '}')
+}
+
+// appendJSONString appends s quoted as encoding/json does: HTML
+// characters, controls, U+2028 and U+2029 escaped, invalid UTF-8 replaced.
+func appendJSONString(b []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		if c := s[i]; c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
+				i++
+				continue
+			}
+			b = append(b, s[start:i]...)
+			switch c {
+			case '\\', '"':
+				b = append(b, '\\', c)
+			case '\b':
+				b = append(b, '\\', 'b')
+			case '\f':
+				b = append(b, '\\', 'f')
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xF])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			b = append(append(b, s[start:i]...), `\ufffd`...)
+		case r == '\u2028' || r == '\u2029':
+			b = append(append(b, s[start:i]...), '\\', 'u', '2', '0', '2', hex[r&0xF])
+		default:
+			i += size
+			continue
+		}
+		i += size
+		start = i
+	}
+	return append(append(b, s[start:]...), '"')
 }
 
 // probeRequest is the harmless company Verify sends to check credentials.

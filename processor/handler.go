@@ -163,6 +163,9 @@ func (h *handler) prepare(j *job) step {
 		}
 		return step{outcome: outUnchanged, tenant: profile.TenantID, state: &next}
 	}
+	// The attributes are mapped: the call does not keep them (a map per
+	// record in flight, where tens of thousands are).
+	profile.Attributes = nil
 	return step{tenant: profile.TenantID, call: &callPlan{permit: permit, profile: profile, mapped: m,
 		req: leadspace.Request{ExternalID: enrichmentID(profile.TenantID, profile.ProfileID), Company: m.input}}}
 }
@@ -293,7 +296,7 @@ func (h *handler) output(j *job, p schemas.Profile, e schemas.Enriched, outcome,
 	e.EnrichedAt = now
 	e.Lineage = schemas.Lineage{SourceTopic: msg.Topic, SourcePartition: int32(msg.Partition), SourceOffset: msg.Offset,
 		SourceEventID: p.EventID, ProfileVersion: p.Version}
-	value, err := h.codec.Encode(schemas.EnrichedCompany, e.Native())
+	value, err := h.codec.EncodeEnriched(e)
 	if err != nil {
 		return h.dead(j, &stageError{stage: schemas.StageEncode, reason: "encode.failed", class: classInput, err: err}, p)
 	}
@@ -366,8 +369,11 @@ func firmographics(c leadspace.Company) *schemas.Firmographics {
 		NAICS: v(c.NAICS), NAICSDesc: v(c.NAICSDescription), EmployeesRange: v(c.EmployeesRange), RevenueRange: v(c.RevenueRange),
 		Phone: v(c.Phone), LinkedInURL: v(c.LinkedInURL), Ownership: v(c.Ownership),
 	}
-	for _, t := range c.Technologies {
-		f.Technologies = append(f.Technologies, v(t))
+	if len(c.Technologies) > 0 {
+		f.Technologies = make([]string, len(c.Technologies))
+		for i, t := range c.Technologies {
+			f.Technologies[i] = v(t)
+		}
 	}
 	if c.Employees > 0 {
 		n := c.Employees

@@ -10,16 +10,26 @@ import (
 // at-least-once delivery produces: the same input always yields the same id.
 
 func uuidOf(parts ...string) string {
-	h := sha256.New()
+	var arr [256]byte // one buffer, one hash, one string: ids are made several times per input
+	b := arr[:0]
 	for _, p := range parts {
-		h.Write([]byte(p))
-		h.Write([]byte{0})
+		b = append(append(b, p...), 0)
 	}
-	b := h.Sum(nil)[:16]
-	b[6] = b[6]&0x0f | 0x50 // version 5 layout (name-based, SHA)
-	b[8] = b[8]&0x3f | 0x80 // RFC 4122 variant
-	s := hex.EncodeToString(b)
-	return s[0:8] + "-" + s[8:12] + "-" + s[12:16] + "-" + s[16:20] + "-" + s[20:32]
+	sum := sha256.Sum256(b)
+	u := sum[:16]
+	u[6] = u[6]&0x0f | 0x50 // version 5 layout (name-based, SHA)
+	u[8] = u[8]&0x3f | 0x80 // RFC 4122 variant
+	var out [36]byte
+	hex.Encode(out[0:8], u[0:4])
+	out[8] = '-'
+	hex.Encode(out[9:13], u[4:6])
+	out[13] = '-'
+	hex.Encode(out[14:18], u[6:8])
+	out[18] = '-'
+	hex.Encode(out[19:23], u[8:10])
+	out[23] = '-'
+	hex.Encode(out[24:36], u[10:16])
+	return string(out[:])
 }
 
 // enrichmentID names one profile's enrichment by provider, type, tenant and profile.

@@ -116,13 +116,21 @@ func parseLocation(s string) *leadspace.Address {
 
 // fingerprint identifies the inputs sent; equal fingerprints mean a call
 // would ask Leadspace the same question again.
+// The text hashed is built in one buffer (fmt into a hash cost four
+// allocations per input).
 func fingerprint(in leadspace.CompanyInput) string {
-	h := sha256.New()
-	fmt.Fprintf(h, "name=%s\x00website=%s\x00", in.Name, in.Website)
+	var arr [512]byte
+	b := append(arr[:0], "name="...)
+	b = append(append(b, in.Name...), "\x00website="...)
+	b = append(append(b, in.Website...), '\x00')
 	if a := in.Address; a != nil {
-		fmt.Fprintf(h, "street=%s\x00city=%s\x00state=%s\x00postal=%s\x00country=%s\x00", a.Street, a.City, a.State, a.PostalCode, a.Country)
+		for _, f := range [...]struct{ k, v string }{{"street=", a.Street}, {"city=", a.City}, {"state=", a.State},
+			{"postal=", a.PostalCode}, {"country=", a.Country}} {
+			b = append(append(append(b, f.k...), f.v...), '\x00')
+		}
 	}
-	return hex.EncodeToString(h.Sum(nil))
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
 }
 
 func sentOf(in leadspace.CompanyInput) *schemas.Sent {

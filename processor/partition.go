@@ -90,6 +90,15 @@ type partitionWorker struct {
 	claims map[int64]string
 	// callCtxs: permit's context -> the calls' context under it (callCtx).
 	callCtxs map[context.Context]context.Context
+	// parked are fetched records of programs at their share, oldest first
+	// per program, held so that the fetcher goes on to other programs'
+	// records (see window.go); parkedKeys counts them per key, so that a
+	// key's later records go behind them.
+	parked     map[string][]*job
+	parkedKeys map[string]int
+	// admitting orders admissions (the live reader's and unparkAll's), so
+	// that a key's records enter the pipeline in offset order.
+	admitting sync.Mutex
 }
 
 // takeClaim returns, once, the journaled bulk an offset's answer rides in.
@@ -111,7 +120,7 @@ func newPartitionWorker(deps workerDeps, log *zap.Logger, st *partitionState, co
 		log: log.With(zap.String("topic", deps.topics.Profiles), zap.Int("partition", st.id)), claims: claims,
 		idle: make(chan struct{}, 1), keys: map[string][]*job{}, deferredKeys: map[string]int{},
 		deferredPrograms: map[string]int{}, credits: st.credits, runs: map[string]*runPass{},
-		callCtxs: map[context.Context]context.Context{}}
+		callCtxs: map[context.Context]context.Context{}, parked: map[string][]*job{}, parkedKeys: map[string]int{}}
 	w.ctx, w.cancel = context.WithCancel(context.Background())
 	w.fetchCtx, w.stopFetch = context.WithCancel(context.Background())
 	w.highWater.Store(committed)
@@ -137,6 +146,7 @@ func (w *partitionWorker) start() {
 			zap.Duration("took", time.Since(begin)))
 		w.metrics.restoreSeconds.Observe(time.Since(begin).Seconds())
 		w.readers.Go(w.readmit)
+		w.readers.Go(w.unparkLoop)
 		w.readers.Go(func() { w.background(purgesSeen) })
 		w.fetch()
 	})
@@ -172,31 +182,173 @@ func (w *partitionWorker) fetch() {
 	}
 }
 
-// offer admits one live record into the window, or defers it: its key has
-// deferred records (order per key), or its program is stalled.
+// offer admits one live record into the window, parks it, or defers it:
+// its key has deferred records (order per key), or its program is stalled.
+// It waits only while the window is full, or while its program is at its
+// share and the parking budget is spent; false when the reader stops.
 func (w *partitionWorker) offer(msg kafka.Message) bool {
 	key, program, size := w.classify(msg)
-	w.mu.Lock()
-	_, behind := w.deferredKeys[key]
-	w.mu.Unlock()
-	if !behind {
-		v, err := w.window.Admit(w.fetchCtx, program, size)
-		if err != nil {
-			return false
-		}
-		if v == window.Admitted {
-			w.tracker.Admitted(msg.Offset)
-			w.enqueue(&job{w: w, msg: msg, key: key, program: program, size: size})
+	j := &job{w: w, msg: msg, key: key, program: program, size: size}
+	for {
+		w.admitting.Lock()
+		placed := w.place(j)
+		changed := w.window.RoomChanged()
+		w.admitting.Unlock()
+		if placed {
 			return true
 		}
+		// Re-check at least every stallAfter/4: a busy program can become
+		// stalled without anything else happening.
+		t := time.NewTimer(max(w.window.StallAfter()/4, 50*time.Millisecond))
+		select {
+		case <-w.fetchCtx.Done():
+			t.Stop()
+			return false
+		case <-changed:
+		case <-t.C:
+		}
+		t.Stop()
 	}
-	w.tracker.DeferOffset(msg.Offset)
+}
+
+// place decides a live record's way without waiting: behind its key's
+// deferred records, behind its key's or its program's parked ones, into
+// the pipeline, deferred (stalled program) or parked (program at its
+// share); false: it must wait. Called with w.admitting held.
+func (w *partitionWorker) place(j *job) bool {
 	w.mu.Lock()
-	w.deferredKeys[key]++
-	w.deferredPrograms[program]++
+	_, behind := w.deferredKeys[j.key]
+	queued := w.parkedKeys[j.key] > 0 || len(w.parked[j.program]) > 0
+	w.mu.Unlock()
+	if behind {
+		w.deferJob(j)
+		return true
+	}
+	if !queued {
+		v, wait, atShare := w.window.Try(j.program, j.size)
+		switch {
+		case !wait && v == window.Admitted:
+			w.tracker.Admitted(j.msg.Offset)
+			w.enqueue(j)
+			return true
+		case !wait:
+			w.deferJob(j)
+			return true
+		case !atShare || j.program == "":
+			return false
+		}
+	}
+	if !w.window.Park(j.size) {
+		return false
+	}
+	w.tracker.Park(j.msg.Offset)
+	w.mu.Lock()
+	w.parked[j.program] = append(w.parked[j.program], j)
+	w.parkedKeys[j.key]++
+	w.mu.Unlock()
+	return true
+}
+
+// deferJob leaves a record for the re-reader (readmit).
+func (w *partitionWorker) deferJob(j *job) {
+	w.tracker.DeferOffset(j.msg.Offset)
+	w.mu.Lock()
+	w.deferredKeys[j.key]++
+	w.deferredPrograms[j.program]++
 	w.mu.Unlock()
 	w.metrics.deferred.Inc()
-	return true
+}
+
+// unparkLoop admits parked records as their programs get room. It looks
+// when the window's room changes, at most every 5 ms (every partition's
+// loop wakes at a release), and every 250 ms for a program that became
+// stalled.
+func (w *partitionWorker) unparkLoop() {
+	for {
+		changed := w.window.RoomChanged()
+		w.unparkAll()
+		t := time.NewTimer(250 * time.Millisecond)
+		select {
+		case <-w.fetchCtx.Done():
+			t.Stop()
+			return
+		case <-changed:
+		case <-t.C:
+		}
+		t.Stop()
+		select {
+		case <-w.fetchCtx.Done():
+			return
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+}
+
+// unparkAll admits (or defers, for a stalled program) each program's
+// parked records, oldest first, while the program has room.
+func (w *partitionWorker) unparkAll() {
+	w.admitting.Lock()
+	defer w.admitting.Unlock()
+	w.mu.Lock()
+	programs := make([]string, 0, len(w.parked))
+	for p, q := range w.parked {
+		if len(q) > 0 {
+			programs = append(programs, p)
+		}
+	}
+	w.mu.Unlock()
+	for _, program := range programs {
+		for {
+			w.mu.Lock()
+			q := w.parked[program]
+			if len(q) == 0 {
+				delete(w.parked, program)
+				w.mu.Unlock()
+				break
+			}
+			j := q[0]
+			_, behind := w.deferredKeys[j.key]
+			w.mu.Unlock()
+			v := window.Defer
+			if !behind {
+				var wait bool
+				if v, wait, _ = w.window.Try(program, j.size); wait {
+					break
+				}
+			}
+			w.mu.Lock()
+			q[0] = nil
+			w.parked[program] = q[1:]
+			if w.parkedKeys[j.key]--; w.parkedKeys[j.key] <= 0 {
+				delete(w.parkedKeys, j.key)
+			}
+			w.mu.Unlock()
+			w.window.Unpark(j.size)
+			if v == window.Admitted {
+				w.tracker.Admitted(j.msg.Offset)
+				w.enqueue(j)
+			} else {
+				w.deferJob(j)
+			}
+		}
+	}
+}
+
+// dropParked lets the parked records go when the partition is released:
+// they were never admitted, so the commit point is below them and the next
+// owner reads them again.
+func (w *partitionWorker) dropParked() {
+	w.admitting.Lock()
+	defer w.admitting.Unlock()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, q := range w.parked {
+		for _, j := range q {
+			w.window.Unpark(j.size)
+		}
+	}
+	clear(w.parked)
+	clear(w.parkedKeys)
 }
 
 // classify names a record's key, the program its tenant calls (before
@@ -325,6 +477,7 @@ func (w *partitionWorker) waitIdle(timeout time.Duration) bool {
 func (w *partitionWorker) drain(timeout time.Duration) {
 	w.stopFetch()
 	w.readers.Wait()
+	w.dropParked()
 	if !w.waitIdle(timeout) {
 		w.mu.Lock()
 		left := w.running

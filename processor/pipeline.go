@@ -30,16 +30,28 @@ type job struct {
 
 // pool runs the pipeline's CPU stages on a fixed number of goroutines.
 // Live input goes first: a Run's records only use what live traffic leaves.
+// Live work queues per lane (the record's Leadspace program) and lanes take
+// turns, one stage each: a 500-record bulk answer or a big tenant's backlog
+// of prepares does not hold up the stages of small tenants' records behind
+// it (issue 21).
 type pool struct {
-	mu         sync.Mutex
-	cond       *sync.Cond
-	live, runs []func()
-	closed     bool
-	wg         sync.WaitGroup
+	mu     sync.Mutex
+	cond   *sync.Cond
+	lanes  map[string]*lane // live work by lane; a lane is here while it has work
+	turns  []*lane          // lanes with work, in turn order
+	runs   []func()
+	closed bool
+	wg     sync.WaitGroup
+}
+
+// lane is one program's live work, oldest first.
+type lane struct {
+	name string
+	work []func()
 }
 
 func newPool(workers int) *pool {
-	p := &pool{}
+	p := &pool{lanes: map[string]*lane{}}
 	p.cond = sync.NewCond(&p.mu)
 	for range workers {
 		p.wg.Go(p.work)
@@ -47,12 +59,18 @@ func newPool(workers int) *pool {
 	return p
 }
 
-func (p *pool) submit(f func(), run bool) {
+func (p *pool) submit(f func(), run bool, name string) {
 	p.mu.Lock()
 	if run {
 		p.runs = append(p.runs, f)
 	} else {
-		p.live = append(p.live, f)
+		l := p.lanes[name]
+		if l == nil {
+			l = &lane{name: name}
+			p.lanes[name] = l
+			p.turns = append(p.turns, l)
+		}
+		l.work = append(l.work, f)
 	}
 	p.mu.Unlock()
 	p.cond.Signal()
@@ -61,14 +79,22 @@ func (p *pool) submit(f func(), run bool) {
 func (p *pool) work() {
 	for {
 		p.mu.Lock()
-		for len(p.live) == 0 && len(p.runs) == 0 && !p.closed {
+		for len(p.turns) == 0 && len(p.runs) == 0 && !p.closed {
 			p.cond.Wait()
 		}
 		var f func()
 		switch {
-		case len(p.live) > 0:
-			f, p.live[0] = p.live[0], nil
-			p.live = p.live[1:]
+		case len(p.turns) > 0:
+			l := p.turns[0]
+			p.turns[0] = nil
+			p.turns = p.turns[1:]
+			f, l.work[0] = l.work[0], nil
+			l.work = l.work[1:]
+			if len(l.work) > 0 {
+				p.turns = append(p.turns, l) // its next stage waits for the others' turn
+			} else {
+				delete(p.lanes, l.name)
+			}
 		case len(p.runs) > 0:
 			f, p.runs[0] = p.runs[0], nil
 			p.runs = p.runs[1:]
@@ -104,7 +130,7 @@ func (w *partitionWorker) proceed(j *job, st step) {
 				w.abandon(j)
 				return
 			}
-			w.pool.submit(func() { w.prepare(j) }, j.run != nil)
+			w.pool.submit(func() { w.prepare(j) }, j.run != nil, j.program)
 		})
 	case st.call != nil:
 		w.call(j, st.call)
@@ -126,7 +152,7 @@ func (w *partitionWorker) call(j *job, plan *callPlan) {
 	w.journal.calling(id, j)
 	done := func(o leadspace.Outcome) {
 		w.journal.answered(id, j)
-		w.pool.submit(func() { w.answered(j, plan, o) }, j.run != nil)
+		w.pool.submit(func() { w.answered(j, plan, o) }, j.run != nil, j.program)
 	}
 	if path, ok := w.takeClaim(j.msg.Offset); ok {
 		// This very input rode a bulk an instance that died had paid for.
@@ -180,7 +206,7 @@ func (w *partitionWorker) answered(j *job, plan *callPlan, o leadspace.Outcome) 
 
 // publish sends a step's outputs; the job finishes once they are acked.
 func (w *partitionWorker) publish(j *job, st step) {
-	w.pub.Send(w.ctx, st.out, func(err error) {
+	w.pub.SendIn(w.ctx, j.program, st.out, func(err error) {
 		if err != nil {
 			w.abandon(j)
 			return
@@ -267,7 +293,7 @@ func (w *partitionWorker) enqueue(j *job) {
 	w.running++
 	w.mu.Unlock()
 	if len(q) == 0 {
-		w.pool.submit(func() { w.prepare(j) }, j.run != nil)
+		w.pool.submit(func() { w.prepare(j) }, j.run != nil, j.program)
 	}
 }
 
@@ -289,7 +315,7 @@ func (w *partitionWorker) next(j *job) {
 	w.mu.Unlock()
 	if len(q) > 0 {
 		nj := q[0]
-		w.pool.submit(func() { w.prepare(nj) }, nj.run != nil)
+		w.pool.submit(func() { w.prepare(nj) }, nj.run != nil, nj.program)
 	}
 	if idle {
 		w.signalIdle()

@@ -19,6 +19,11 @@ import (
 type Codec struct {
 	registry *sr.Client
 	writers  map[Type]writer
+	// direct: EnrichedCompany is written by appendEnriched (direct.go),
+	// which reproduced goavro's bytes at start.
+	direct bool
+	// profileCanonical is our ProfileUnified schema's canonical form.
+	profileCanonical string
 
 	mu      sync.RWMutex
 	readers map[int]reader // schema id -> reader, filled lazily from the registry
@@ -34,6 +39,9 @@ type writer struct {
 type reader struct {
 	typ   Type
 	codec *goavro.Codec
+	// direct: a ProfileUnified writer schema identical to ours, read by
+	// decodeProfileDirect (direct.go).
+	direct bool
 }
 
 const maxUnknownIDs = 1024
@@ -43,6 +51,11 @@ const maxUnknownIDs = 1024
 // registry is unreachable or refuses a schema.
 func NewCodec(ctx context.Context, registry *sr.Client, subjects map[Type]string) (*Codec, error) {
 	c := &Codec{registry: registry, writers: map[Type]writer{}, readers: map[int]reader{}, unknown: map[int]error{}}
+	profile, err := compile(ProfileUnified)
+	if err != nil {
+		return nil, err
+	}
+	c.profileCanonical = profile.CanonicalSchema()
 	for t, subject := range subjects {
 		src, err := Source(t)
 		if err != nil {
@@ -57,8 +70,9 @@ func NewCodec(ctx context.Context, registry *sr.Client, subjects map[Type]string
 			return nil, fmt.Errorf("schema registry refused or could not take %s under subject %q: %w", shortName(t), subject, err)
 		}
 		c.writers[t] = writer{id: ss.ID, codec: codec, last: new(atomic.Int64)}
-		c.readers[ss.ID] = reader{typ: t, codec: codec}
+		c.readers[ss.ID] = reader{typ: t, codec: codec, direct: c.sameAsOurProfile(t, codec)}
 	}
+	c.direct = c.directMatches()
 	return c, nil
 }
 
@@ -160,10 +174,17 @@ func (c *Codec) reader(ctx context.Context, id int) (reader, error) {
 		return reader{}, decodeErr(ReasonWrongType, fmt.Errorf("schema id %d does not compile: %w", id, err))
 	}
 	r = reader{typ: Type(fullName(s.Schema)), codec: codec}
+	r.direct = c.sameAsOurProfile(r.typ, codec)
 	c.mu.Lock()
 	c.readers[id] = r
 	c.mu.Unlock()
 	return r, nil
+}
+
+// sameAsOurProfile says whether a writer schema is our ProfileUnified, in
+// canonical form (docs, defaults and spacing aside).
+func (c *Codec) sameAsOurProfile(t Type, codec *goavro.Codec) bool {
+	return t == ProfileUnified && codec.CanonicalSchema() == c.profileCanonical
 }
 
 // fullName reads namespace.name of a record schema.

@@ -14,7 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/sr/srfake"
 )
 
-func newTestCodec(t *testing.T) *Codec {
+func newTestCodec(t testing.TB) *Codec {
 	t.Helper()
 	reg := srfake.New()
 	t.Cleanup(reg.Close)

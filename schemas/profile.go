@@ -34,6 +34,11 @@ func (p Profile) Native() map[string]any {
 
 // DecodeProfile decodes a framed ProfileUnified value.
 func (c *Codec) DecodeProfile(ctx context.Context, value []byte) (Profile, error) {
+	if id, body, err := unframe(value); err == nil {
+		if r, err := c.reader(ctx, id); err == nil && r.direct {
+			return decodeProfileDirect(body)
+		}
+	}
 	m, err := c.Decode(ctx, ProfileUnified, value)
 	if err != nil {
 		return Profile{}, err

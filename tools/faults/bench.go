@@ -34,6 +34,7 @@ type benchConfig struct {
 	timeout              time.Duration
 	stagger              time.Duration
 	seed                 uint64
+	manyTenants          int
 }
 
 // backlogFigures is one backlog case's outcome.
@@ -45,23 +46,26 @@ type backlogFigures struct {
 	Seconds   float64 `json:"seconds"` // first instance ready -> last output record
 	EventsPS  float64 `json:"events_per_s"`
 	// FromStartEventsPS: from the first process start (includes loading).
-	FromStartEventsPS float64   `json:"events_per_s_from_start"`
-	Outputs           int64     `json:"outputs"`
-	Calls             int       `json:"calls"`
-	Singles           int       `json:"singles"`
-	Submits           int       `json:"bulk_submits"`
-	Polls             int       `json:"polls"`
-	RecordsPerBulk    float64   `json:"records_per_bulk"`
-	PollsPerBulk      float64   `json:"polls_per_bulk"`
-	Status429         int       `json:"status_429"`
-	Received          int       `json:"records_received"`
-	PeakRSSMiB        []int     `json:"peak_rss_mib"` // VmHWM of each enricher process
-	CPUMicrosPerEvent float64   `json:"cpu_us_per_event"`
-	ReadySeconds      []float64 `json:"ready_s"` // process start -> /readyz 200
-	Ceiling           float64   `json:"ceiling_events_per_s"`
-	OfCeiling         float64   `json:"share_of_ceiling"`
-	VsNaive           float64   `json:"x_naive"`
-	Note              string    `json:"note,omitempty"`
+	FromStartEventsPS float64 `json:"events_per_s_from_start"`
+	Outputs           int64   `json:"outputs"`
+	Calls             int     `json:"calls"`
+	Singles           int     `json:"singles"`
+	Submits           int     `json:"bulk_submits"`
+	Polls             int     `json:"polls"`
+	RecordsPerBulk    float64 `json:"records_per_bulk"`
+	PollsPerBulk      float64 `json:"polls_per_bulk"`
+	Status429         int     `json:"status_429"`
+	Received          int     `json:"records_received"`
+	PeakRSSMiB        []int   `json:"peak_rss_mib"` // VmHWM of each enricher process
+	CPUMicrosPerEvent float64 `json:"cpu_us_per_event"`
+	// CPUMicrosPerEventFromStart: all the instances' CPU from process
+	// start to the end of the drain (loading included), per event.
+	CPUMicrosPerEventFromStart float64   `json:"cpu_us_per_event_from_start"`
+	ReadySeconds               []float64 `json:"ready_s"` // process start -> /readyz 200
+	Ceiling                    float64   `json:"ceiling_events_per_s"`
+	OfCeiling                  float64   `json:"share_of_ceiling"`
+	VsNaive                    float64   `json:"x_naive"`
+	Note                       string    `json:"note,omitempty"`
 }
 
 type benchReport struct {
@@ -73,6 +77,8 @@ type benchReport struct {
 	Backlogs []*backlogFigures `json:"backlogs"`
 	Restart  map[string]any    `json:"restart_and_replay,omitempty"`
 	Trickle  map[string]any    `json:"trickle,omitempty"`
+	Fairness map[string]any    `json:"fairness,omitempty"`
+	Many     map[string]any    `json:"many_tenants,omitempty"`
 	Errors   []string          `json:"errors,omitempty"`
 }
 
@@ -85,7 +91,7 @@ func benchMain(ctx context.Context, args []string) int {
 	fs.StringVar(&c.binDir, "bin", ".build/bin", "folder with the enricher and leadspace-sim binaries")
 	fs.StringVar(&c.outDir, "out", ".build/bench", "folder for logs and bench.json")
 	fs.StringVar(&sizes, "sizes", "100000,1000000", "backlog sizes: the first runs every case, the largest adds the restart and the replay")
-	fs.StringVar(&cases, "cases", "naive,1p1i,2p1i,1p2i,large,trickle", "cases to run")
+	fs.StringVar(&cases, "cases", "naive,1p1i,2p1i,4p1i,1p2i,fair,large,trickle", "cases to run (4p1i: 4 programs; fair: 100 small tenants behind a large backlog, and without it; many: --many-tenants tenants: start-up and status)")
 	fs.DurationVar(&c.naiveFor, "naive-for", 60*time.Second, "how long the naive loop runs (its rate is measured, not its drain)")
 	fs.Float64Var(&c.trickleRate, "trickle-rate", 20, "trickle: events per second")
 	fs.DurationVar(&c.trickleFor, "trickle-for", 60*time.Second, "trickle: how long")
@@ -96,6 +102,7 @@ func benchMain(ctx context.Context, args []string) int {
 	fs.Float64Var(&c.minFreeGiB, "min-free-gib", 8, "refuse to write the largest backlog with less free disk than this")
 	fs.DurationVar(&c.timeout, "case-timeout", 45*time.Minute, "give up on a backlog that has not drained in this time")
 	fs.Uint64Var(&c.seed, "seed", 1, "seed of the profiles")
+	fs.IntVar(&c.manyTenants, "many-tenants", 500, "the many case: tenants, each with its own token and one profile")
 	fs.DurationVar(&c.stagger, "stagger", 0, "start each further instance this much after the one before (0: all at once); a late one joins a group at work, and partitions move to it")
 	fs.Var(&simArgs, "sim-arg", "extra argument for leadspace-sim (repeatable)")
 	fs.Var(&instArgs, "instance-arg", "extra argument for every `enricher run` (repeatable; the benchmark is meant for the shipped defaults)")
@@ -148,7 +155,7 @@ func benchMain(ctx context.Context, args []string) int {
 	for _, cs := range []struct {
 		name          string
 		programs, ins int
-	}{{"2p1i", 2, 1}, {"1p2i", 1, 2}} {
+	}{{"2p1i", 2, 1}, {"4p1i", 4, 1}, {"1p2i", 1, 2}} {
 		if c.cases[cs.name] && ctx.Err() == nil {
 			f, err := c.backlogCase(ctx, rep, cs.name, small, cs.programs, cs.ins, nil)
 			note(err)
@@ -156,6 +163,16 @@ func benchMain(ctx context.Context, args []string) int {
 				rep.Backlogs = append(rep.Backlogs, f)
 			}
 		}
+	}
+	if c.cases["fair"] && ctx.Err() == nil {
+		fr, err := c.fairnessCase(ctx)
+		note(err)
+		rep.Fairness = fr
+	}
+	if c.cases["many"] && ctx.Err() == nil {
+		m, err := c.manyTenantsCase(ctx)
+		note(err)
+		rep.Many = m
 	}
 	if c.cases["large"] && ctx.Err() == nil {
 		large := c.sizes[len(c.sizes)-1]
@@ -363,6 +380,7 @@ func (c *benchConfig) drainWith(ctx context.Context, st *stack, env []string, in
 		cpu1 += cpuSeconds(in.p.pid())
 		f.PeakRSSMiB = append(f.PeakRSSMiB, peakRSSMiB(in.p.pid()))
 	}
+	f.CPUMicrosPerEventFromStart = round1(cpu1 * 1e6 / float64(events))
 	last, outputs, err := lastOutput(ctx, st, ends0)
 	if err != nil {
 		return err
@@ -751,10 +769,16 @@ func printBench(rep *benchReport) {
 	if rep.Naive != nil {
 		fmt.Printf("naive loop: %v events in %vs = %v events/s (%v x 429)\n", rep.Naive["events"], rep.Naive["seconds"], rep.Naive["events_per_s"], rep.Naive["status_429"])
 	}
-	fmt.Printf("%-14s %9s %8s %9s %8s %6s %5s %12s %8s %8s %8s %7s %9s\n", "case", "events", "events/s", "rec/bulk", "polls/bk", "429s", "calls", "peak RSS MiB", "cpu us/e", "ready s", "x naive", "ceiling", "of ceil.")
+	fmt.Printf("%-14s %9s %8s %9s %8s %6s %5s %12s %8s %8s %8s %8s %7s %9s\n", "case", "events", "events/s", "rec/bulk", "polls/bk", "429s", "calls", "peak RSS MiB", "cpu us/e", "cpu all", "ready s", "x naive", "ceiling", "of ceil.")
 	for _, f := range rep.Backlogs {
-		fmt.Printf("%-14s %9d %8.0f %9.1f %8.2f %6d %5d %12v %8.1f %8v %8.1f %7.0f %8.0f%%\n", f.Case, f.Events, f.EventsPS, f.RecordsPerBulk, f.PollsPerBulk,
-			f.Status429, f.Calls, f.PeakRSSMiB, f.CPUMicrosPerEvent, f.ReadySeconds, f.VsNaive, f.Ceiling, f.OfCeiling*100)
+		fmt.Printf("%-14s %9d %8.0f %9.1f %8.2f %6d %5d %12v %8.1f %8.1f %8v %8.1f %7.0f %8.0f%%\n", f.Case, f.Events, f.EventsPS, f.RecordsPerBulk, f.PollsPerBulk,
+			f.Status429, f.Calls, f.PeakRSSMiB, f.CPUMicrosPerEvent, f.CPUMicrosPerEventFromStart, f.ReadySeconds, f.VsNaive, f.Ceiling, f.OfCeiling*100)
+	}
+	if rep.Fairness != nil {
+		fmt.Printf("fairness: %v\n", rep.Fairness)
+	}
+	if rep.Many != nil {
+		fmt.Printf("many tenants: %v\n", rep.Many)
 	}
 	if rep.Restart != nil {
 		fmt.Printf("restart + replay: %v\n", rep.Restart)

@@ -28,6 +28,7 @@ type Fetcher struct {
 	ask      int // what the next fetch asks for (see sized)
 	maxWait  time.Duration
 	batch    []kafka.Message
+	buf      []kafka.Message // batch's array, reused by the next fill
 	// skipValue, when set, says which records' values are not needed: they
 	// come back as an empty, non-nil slice (a null value stays nil), which
 	// saves copying a table's worth of values during a restore.
@@ -102,7 +103,8 @@ func (f *Fetcher) fill(ctx context.Context) error {
 	if res.LastStableOffset >= 0 && res.LastStableOffset < f.End {
 		f.End = res.LastStableOffset
 	}
-	f.batch = nil
+	f.buf = f.buf[:0] // fetch zeroed what it handed out
+	f.batch = f.buf
 	if res.Records == nil {
 		return nil
 	}
@@ -145,6 +147,7 @@ func (f *Fetcher) fill(ctx context.Context) error {
 			return fmt.Errorf("read %s/%d at %d: %w", f.topic, f.partition, r.Offset, err)
 		}
 		f.batch = append(f.batch, m)
+		f.buf = f.batch
 	}
 }
 

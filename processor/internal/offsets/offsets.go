@@ -20,6 +20,7 @@ type Tracker struct {
 	states   []uint8 // states[i] is offset base+i
 	inFlight int
 	deferred int
+	parked   int // held in memory behind its program's share (processor/partition.go)
 	// committed is the last offset handed to a successful commit.
 	committed int64
 	// advanced is when base last moved (or the partition was caught up),
@@ -34,6 +35,7 @@ const (
 	stateInFlight
 	stateDone
 	stateDeferred
+	stateParked
 )
 
 // Base is the next offset to commit: everything below it is done.
@@ -66,8 +68,11 @@ func (t *Tracker) Admitted(offset int64) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if i := t.slot(offset); i >= 0 {
-		if t.states[i] == stateDeferred {
+		switch t.states[i] {
+		case stateDeferred:
 			t.deferred--
+		case stateParked:
+			t.parked--
 		}
 		t.states[i] = stateInFlight
 		t.inFlight++
@@ -79,11 +84,25 @@ func (t *Tracker) DeferOffset(offset int64) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if i := t.slot(offset); i >= 0 && t.states[i] != stateDeferred {
-		if t.states[i] == stateInFlight {
+		switch t.states[i] {
+		case stateInFlight:
 			t.inFlight--
+		case stateParked:
+			t.parked--
 		}
 		t.states[i] = stateDeferred
 		t.deferred++
+	}
+}
+
+// Park records that an offset was fetched and is held in memory until its
+// program has room; like a deferred one it holds the commit point.
+func (t *Tracker) Park(offset int64) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if i := t.slot(offset); i >= 0 && t.states[i] == stateGap {
+		t.states[i] = stateParked
+		t.parked++
 	}
 }
 
@@ -164,11 +183,12 @@ func (t *Tracker) CommittedTo(offset int64) {
 	t.committed = max(t.committed, offset)
 }
 
-// Pending is the number of offsets in flight or deferred.
+// Pending is the number of offsets in flight, and of those fetched but
+// not yet admitted (deferred or parked).
 func (t *Tracker) Pending() (inFlight, deferred int) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return t.inFlight, t.deferred
+	return t.inFlight, t.deferred + t.parked
 }
 
 // CaughtUp marks the partition as advancing although nothing moved: it has
@@ -176,7 +196,7 @@ func (t *Tracker) Pending() (inFlight, deferred int) {
 func (t *Tracker) CaughtUp() {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.inFlight == 0 && t.deferred == 0 {
+	if t.inFlight == 0 && t.deferred == 0 && t.parked == 0 {
 		t.advanced = time.Now()
 	}
 }
@@ -185,7 +205,7 @@ func (t *Tracker) CaughtUp() {
 func (t *Tracker) SinceAdvance(now time.Time) time.Duration {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.inFlight == 0 && t.deferred == 0 {
+	if t.inFlight == 0 && t.deferred == 0 && t.parked == 0 {
 		return 0
 	}
 	return now.Sub(t.advanced)

@@ -20,11 +20,14 @@ import (
 //     it, see leadspace.Program.Capacity), and no more.
 //
 // The share is what isolates tenants. A fetcher that meets a record of a
-// program at its share waits while the program makes progress (plain
-// backpressure); a program that stopped making progress — its breaker is
-// open, its calls hang — is stalled, and its further records are deferred
-// (re-read later, see partition.go) so that other programs' tenants keep
-// their throughput.
+// program at its share parks it (holds it in memory, within a budget of
+// maxBytes/8, see processor/partition.go) and goes on, so that records of other
+// programs behind it in the partition are not delayed by a big tenant's
+// backlog (issue 21); with the budget spent it waits while the program
+// makes progress (plain backpressure). A program that stopped making
+// progress — its breaker is open, its calls hang — is stalled, and its
+// further records are deferred (re-read later, see partition.go) so that
+// other programs' tenants keep their throughput.
 type Window struct {
 	maxEvents int
 	maxBytes  int64
@@ -36,6 +39,7 @@ type Window struct {
 	mu       sync.Mutex
 	events   int
 	bytes    int64
+	parked   int64 // bytes of parked records, within maxBytes/8
 	programs map[string]*programLoad
 	changed  chan struct{} // closed and replaced whenever room may have appeared
 }
@@ -114,6 +118,46 @@ func (w *Window) tryLocked(program string, size int) (v Verdict, wait bool) {
 	w.bytes += int64(size)
 	return Admitted, false
 }
+
+// Try is Admit without the wait: wait says the record must wait, and
+// atShare that it waits for its program's share, not for the window.
+func (w *Window) Try(program string, size int) (v Verdict, wait, atShare bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	v, wait = w.tryLocked(program, size)
+	full := w.events > 0 && (w.events >= w.maxEvents || w.bytes+int64(size) > w.maxBytes)
+	return v, wait, wait && !full
+}
+
+// RoomChanged is closed at the next release.
+func (w *Window) RoomChanged() <-chan struct{} {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.changed
+}
+
+// Park takes room for a parked record; false when the parking budget
+// (an eighth of the window's bytes) is spent.
+func (w *Window) Park(size int) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.parked > 0 && w.parked+int64(size) > w.maxBytes/8 {
+		return false
+	}
+	w.parked += int64(size)
+	return true
+}
+
+// Unpark gives back a parked record's room.
+func (w *Window) Unpark(size int) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.parked -= int64(size)
+}
+
+// StallAfter is how long a busy program may finish nothing before it
+// counts as stalled.
+func (w *Window) StallAfter() time.Duration { return w.stallAfter }
 
 // stalled says whether a program has work in flight but finished nothing
 // for stallAfter.

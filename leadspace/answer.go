@@ -24,7 +24,7 @@ import (
 // wrong type leaves its field empty, and only a body that is not a JSON
 // object is an error.
 //
-// UNCERTAIN(leadspace-api.md §3): the outer shape and the field names are
+// UNCERTAIN(docs/leadspace.md §3): the outer shape and the field names are
 // from a third-party profile cross-checked with one adapter; sizes and
 // revenue come under two names (employees|size, revenue_dollar|revenue);
 // the names of the fields carrying a bulk record's error code are not

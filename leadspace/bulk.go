@@ -109,7 +109,7 @@ func (p *Program) refusedBulk(recs []*record, requests int) {
 // up to BulkPollMax). Transient failures and an open breaker only delay the
 // next poll: the results are paid for, so giving up early would mean paying
 // again. Unless FreePolls, each poll waits for a limiter token like any
-// transaction. UNCERTAIN(leadspace-api.md §7): whether polls count.
+// transaction. UNCERTAIN(docs/leadspace.md §7): whether polls count.
 func (p *Program) poll(b *bulkJob) {
 	cfg := &p.c.cfg
 	ctx := p.c.ctx
@@ -181,7 +181,7 @@ func (p *Program) poll(b *bulkJob) {
 			due = p.now().Add(step)
 			step = min(2*step, cfg.BulkPollMax)
 		case errors.As(err, &e) && e.StatusCode == http.StatusNotFound:
-			// UNCERTAIN(leadspace-api.md §3): 404 means the id is unknown;
+			// UNCERTAIN(docs/leadspace.md §3): 404 means the id is unknown;
 			// the records are resubmitted.
 			p.settleBulk(b, nil, &Error{Class: ClassRetryable, Reason: ReasonBulkNotFound, StatusCode: e.StatusCode,
 				TrackingID: e.TrackingID, Err: e.Err})
@@ -226,7 +226,7 @@ func (p *Program) settleBulk(b *bulkJob, results map[string]bulkRecord, err erro
 			rec, ok := results[r.req.ExternalID]
 			switch {
 			case !ok:
-				// UNCERTAIN(leadspace-api.md §7): a bulk that ran out of
+				// UNCERTAIN(docs/leadspace.md §7): a bulk that ran out of
 				// credits returns partial results; a resubmit then gets 427.
 				rerr = newError(ClassRetryable, ReasonRecordFailed, errors.New("record missing from bulk results"))
 			case rec.err != nil:
@@ -250,7 +250,7 @@ func (p *Program) settleBulk(b *bulkJob, results map[string]bulkRecord, err erro
 
 // parseBulkAccepted reads the 202 answer {"id": "/v3/enrichment/results/<id>"}
 // into the path to poll. A bare id is accepted too.
-// UNCERTAIN(leadspace-api.md §3): the id-is-a-path shape is from a
+// UNCERTAIN(docs/leadspace.md §3): the id-is-a-path shape is from a
 // third-party profile.
 func parseBulkAccepted(body []byte) (string, error) {
 	var a struct {
@@ -285,7 +285,7 @@ type bulkRecord struct {
 	err    error
 }
 
-// Record-level failure codes inside a successful bulk (leadspace-api.md §3).
+// Record-level failure codes inside a successful bulk (docs/leadspace.md §3).
 const (
 	recordInternalError = 1100 // retriable
 	recordInvalidInput  = 1200

@@ -129,5 +129,5 @@ func littleCapacity(rate float64, bulk int, polls float64, cycle time.Duration) 
 
 // MaxBacklogRecords caps Capacity: Leadspace holds at most 100,000 leads in
 // its processing backlog per program, so more in flight cannot help.
-// UNCERTAIN(leadspace-api.md §4): the figure is from a third-party profile.
+// UNCERTAIN(docs/leadspace.md §4): the figure is from a third-party profile.
 const MaxBacklogRecords = 100_000

@@ -26,7 +26,7 @@ type Config struct {
 	// submit is one transaction. It is the program's rate across the whole
 	// fleet: Client.SetShare(s) makes an instance pace at TPS × s.
 	// Default: 30 (the published tier).
-	// UNCERTAIN(leadspace-api.md §4): whether 30 is a default or one tier.
+	// UNCERTAIN(docs/leadspace.md §4): whether 30 is a default or one tier.
 	TPS float64
 	// Burst of the per-program limiter. Keeping it at 1 spaces requests evenly,
 	// so Leadspace's own bucket never sees a burst it would answer with 429.
@@ -72,7 +72,7 @@ type Config struct {
 	// FreePolls says polls do not count against the program's TPS: when
 	// true they are not paced by the limiter. Default: false (each poll is
 	// paced like a transaction).
-	// UNCERTAIN(leadspace-api.md §7): whether polls count against the TPS.
+	// UNCERTAIN(docs/leadspace.md §7): whether polls count against the TPS.
 	FreePolls bool
 
 	// Breaker settings, one breaker per program.
@@ -110,7 +110,7 @@ type BreakerConfig struct {
 // DefaultBaseURL is Leadspace's API gateway, the same for v3 and v4.
 const DefaultBaseURL = "https://apigw.leadspace.com"
 
-// MaxBulkRecords is Leadspace's limit per bulk submit (leadspace-api.md §4).
+// MaxBulkRecords is Leadspace's limit per bulk submit (docs/leadspace.md §4).
 const MaxBulkRecords = 500
 
 func (c *Config) setDefaults() {

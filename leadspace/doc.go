@@ -39,7 +39,7 @@
 // never aborts a bulk others share, and every answer that arrives is booked,
 // so the Sent of all outcomes adds up to what Leadspace received.
 //
-// Facts about the API rest on research notes (shared/leadspace-api.md) that
+// Facts about the API rest on research notes (docs/leadspace.md) that
 // were never checked against the live service; code that depends on an
 // uncertain fact is marked UNCERTAIN with the section it comes from.
 //

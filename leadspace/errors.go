@@ -180,7 +180,7 @@ func canceled(err error) *Error {
 
 // errorForStatus classifies a non-success HTTP answer. env is the parsed
 // error envelope, possibly empty.
-// UNCERTAIN(leadspace-api.md §4): the status table comes from a third-party
+// UNCERTAIN(docs/leadspace.md §4): the status table comes from a third-party
 // profile; 427 is the non-standard "insufficient credits".
 func errorForStatus(status int, env envelope) *Error {
 	e := &Error{StatusCode: status, TrackingID: env.TrackingID.String()}

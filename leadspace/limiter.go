@@ -17,7 +17,7 @@ import (
 // the group's leader splits it among the instances that share the token),
 // so a fleet stays within the budget together; AIMD works below it.
 //
-// UNCERTAIN(leadspace-api.md §4): no rate-limit headers or Retry-After are
+// UNCERTAIN(docs/leadspace.md §4): no rate-limit headers or Retry-After are
 // documented; the 30 TPS budget is assumed to be per program (per token).
 type limiter struct {
 	lim  *rate.Limiter

@@ -17,7 +17,7 @@ type tokenSource interface {
 }
 
 // staticToken is a perpetual API key. Leadspace rotates these by email;
-// there is no endpoint to renew one (leadspace-api.md §1).
+// there is no endpoint to renew one (docs/leadspace.md §1).
 type staticToken string
 
 func (s staticToken) token(context.Context) (string, error) { return string(s), nil }
@@ -27,7 +27,7 @@ func (staticToken) renew(string) bool                       { return false }
 // /oauth/authorize for a token, PUT with the refresh token shortly before it
 // expires, and a fresh POST when a refresh fails or a call gets a 401.
 //
-// UNCERTAIN(leadspace-api.md §1): the refresh body {user, refreshToken} and
+// UNCERTAIN(docs/leadspace.md §1): the refresh body {user, refreshToken} and
 // its answer having the issue answer's shape come from a third-party profile.
 type oauthSource struct {
 	p     *Program
@@ -107,7 +107,7 @@ type authorizeAnswer struct {
 }
 
 // fetch issues or refreshes the token. It costs one limiter token.
-// UNCERTAIN(leadspace-api.md §7): whether OAuth calls count against the TPS.
+// UNCERTAIN(docs/leadspace.md §7): whether OAuth calls count against the TPS.
 func (s *oauthSource) fetch(ctx context.Context, method string, body any) error {
 	b, err := json.Marshal(body)
 	if err != nil {

@@ -27,8 +27,8 @@ type Request struct {
 	Company    CompanyInput
 }
 
-// The wire shapes below follow the v4 field names (leadspace-api.md §2).
-// UNCERTAIN(leadspace-api.md §2): v3 is expected to ignore the v4-only
+// The wire shapes below follow the v4 field names (docs/leadspace.md §2).
+// UNCERTAIN(docs/leadspace.md §2): v3 is expected to ignore the v4-only
 // address keys (street, postalcode); only name and website are confirmed.
 
 type wireAddress struct {

@@ -46,7 +46,7 @@ type Result struct {
 	Company Company
 }
 
-// notEnriched is the no-match status (leadspace-api.md §3): HTTP 200, not 404.
+// notEnriched is the no-match status (docs/leadspace.md §3): HTTP 200, not 404.
 const notEnriched = "not enriched"
 
 var errNotJSONObject = errors.New("response is not a JSON object")
@@ -142,7 +142,7 @@ func (f *flexInt) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// envelope is Leadspace's error body (leadspace-api.md §4). It may be absent
+// envelope is Leadspace's error body (docs/leadspace.md §4). It may be absent
 // or not JSON at all; then it stays empty.
 type envelope struct {
 	Error            flexString `json:"error"`

@@ -17,7 +17,7 @@ import (
 // (Config.BulkAccepted), the owner writes that down somewhere durable, and
 // whoever redoes a record from such a bulk asks with Resume first.
 //
-// UNCERTAIN(leadspace-api.md §3): how long Leadspace keeps a bulk's results
+// UNCERTAIN(docs/leadspace.md §3): how long Leadspace keeps a bulk's results
 // fetchable is not documented. A bulk that is gone (404) or no longer has
 // the record sends the record again, as Submit would.
 

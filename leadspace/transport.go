@@ -176,7 +176,7 @@ func (p *Program) send(ctx context.Context, method, path string, body []byte, be
 	}
 	if bearer != "" {
 		// Bearer only: some articles say "Basic", every example shows Bearer
-		// (leadspace-api.md §1).
+		// (docs/leadspace.md §1).
 		req.Header.Set("Authorization", "Bearer "+bearer)
 	}
 	res, err := p.c.http.Do(req)

@@ -20,7 +20,7 @@ import (
 //
 //	throughput <= min(TPS x records per transaction, in-flight / latency, pipeline CPU)
 //
-// The real-broker figures of the README come from `make bench-backlog`.
+// The real-broker figures of docs/performance.md come from `make bench-backlog`.
 
 func BenchmarkPipeline(b *testing.B) {
 	cases := []struct {

@@ -90,7 +90,7 @@ func mapProfile(p schemas.Profile, m schemas.Mapping) (mapped, string, error) {
 // parseLocation reads a free-text company location, most specific part first:
 // "City, State, Country", "City, Country" or "Country". Leadspace takes a
 // structured address; how it weighs each part in matching is not published
-// (UNCERTAIN, leadspace-api.md §2), so we send only what the text says.
+// (UNCERTAIN, docs/leadspace.md §2), so we send only what the text says.
 func parseLocation(s string) *leadspace.Address {
 	if s == "" {
 		return nil

@@ -5,7 +5,7 @@ import (
 	"net/http"
 )
 
-// authorize serves the OAuth endpoints (leadspace-api.md §1): POST with
+// authorize serves the OAuth endpoints (docs/leadspace.md §1): POST with
 // {user, pass, audience:"API_GATEWAY"} issues a token; PUT with
 // {user, refreshToken} exchanges a refresh token (single use) for a new
 // pair. Wrong credentials get a bare 401. OAuth calls count against the

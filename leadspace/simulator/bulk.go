@@ -36,14 +36,14 @@ func (s *Simulator) readyLocked(j *job) bool {
 	return !s.now().Before(j.submitted.Add(s.cfg.BulkReadyAfter))
 }
 
-// Record-level failure codes inside a bulk (leadspace-api.md §3).
+// Record-level failure codes inside a bulk (docs/leadspace.md §3).
 const (
 	codeInternalError = 1100
 	codeInvalidInput  = 1200
 )
 
 // recordFailure is the shape of a failed record in a bulk's results.
-// UNCERTAIN(leadspace-api.md §3): the real field names are unknown; they
+// UNCERTAIN(docs/leadspace.md §3): the real field names are unknown; they
 // live only here so they are easy to change.
 func recordFailure(externalID any, code int, msg string) map[string]any {
 	status := "Internal Error"

@@ -33,7 +33,7 @@ type Config struct {
 	BulkReadyAfterPolls int
 	// FreePolls: polls take no token from the program's bucket. Default:
 	// false, polls count as transactions.
-	// UNCERTAIN(leadspace-api.md §7): whether polls count against the TPS;
+	// UNCERTAIN(docs/leadspace.md §7): whether polls count against the TPS;
 	// both cases can be measured with this switch.
 	FreePolls bool
 	// CallLogLimit keeps only the newest calls in the call log, so long

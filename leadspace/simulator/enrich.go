@@ -7,7 +7,7 @@ import (
 )
 
 // single answers POST /enrichment/enrich/single: 200 with one result, for a
-// match and for "Not Enriched" alike (leadspace-api.md §3).
+// match and for "Not Enriched" alike (docs/leadspace.md §3).
 func (s *Simulator) single(c *exchange) {
 	if !c.hasCredits() {
 		return
@@ -43,7 +43,7 @@ func (s *Simulator) latency() time.Duration {
 	return max(0, s.cfg.Latency+time.Duration(frac*float64(j)))
 }
 
-// validate applies the input rules (leadspace-api.md §2): company enrichment
+// validate applies the input rules (docs/leadspace.md §2): company enrichment
 // needs company.name (or, when allowed, a website); person enrichment needs
 // first and last name plus one of company name, email or website.
 func (s *Simulator) validate(rec map[string]any) string {

@@ -1,6 +1,6 @@
 // Package simulator is a deterministic local fake of the Leadspace
 // enrichment gateway, for tests and `enricher dev`. It implements the
-// contract proposed in shared/leadspace-api.md §7: the same endpoints,
+// contract proposed in docs/leadspace.md §7: the same endpoints,
 // authentication, status codes and order of checks as the research found,
 // generated but self-consistent firmographics, a per-program token bucket,
 // credits, bulk jobs ready after a time (or a number of polls), and test
@@ -143,7 +143,7 @@ func (s *Simulator) Close() error {
 	return nil
 }
 
-// Gateway paths (leadspace-api.md §1).
+// Gateway paths (docs/leadspace.md §1).
 const (
 	pathAuthorize = "/oauth/authorize"
 	pathSingle    = "/enrichment/enrich/single"

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/csv"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -79,7 +78,7 @@ func cmdShow(args []string) error {
 		enc.SetIndent("", "  ")
 		return enc.Encode(rows)
 	case "csv":
-		return writeEnrichedCSV(os.Stdout, rows)
+		return admin.WriteEnrichedCSV(os.Stdout, rows)
 	}
 	if err := writeEnrichedTable(os.Stdout, rows); err != nil {
 		return err
@@ -121,44 +120,6 @@ func writeEnrichedTable(out io.Writer, rows []schemas.Enriched) error {
 			cell(industry, 30), employees, revenue, cell(location, 30), e.EnrichedAt.UTC().Format(time.RFC3339))
 	}
 	return w.Flush()
-}
-
-var enrichedCSVHeader = []string{"tenant_id", "profile_id", "status", "skip_reason", "confidence", "leadspace_company_id", "name",
-	"website", "industry", "sub_industry", "sic", "naics", "employees", "employees_range", "revenue_usd", "revenue_range",
-	"city", "state", "country", "sent_name", "sent_website", "input_fingerprint", "enriched_at", "event_id"}
-
-func writeEnrichedCSV(out io.Writer, rows []schemas.Enriched) error {
-	w := csv.NewWriter(out)
-	if err := w.Write(enrichedCSVHeader); err != nil {
-		return err
-	}
-	for _, e := range rows {
-		var c schemas.Firmographics
-		if e.Company != nil {
-			c = *e.Company
-		}
-		var a schemas.Address
-		if c.Address != nil {
-			a = *c.Address
-		}
-		var sent schemas.Sent
-		if e.Sent != nil {
-			sent = *e.Sent
-		}
-		num := func(p *int64) string {
-			if p == nil {
-				return ""
-			}
-			return strconv.FormatInt(*p, 10)
-		}
-		if err := w.Write([]string{e.TenantID, e.ProfileID, e.Status, e.SkipReason, e.Confidence, c.LeadspaceID, c.Name,
-			c.Website, c.Industry, c.SubIndustry, c.SIC, c.NAICS, num(c.Employees), c.EmployeesRange, num(c.RevenueUSD), c.RevenueRange,
-			a.City, a.State, a.Country, sent.Name, sent.Website, e.InputFingerprint, e.EnrichedAt.UTC().Format(time.RFC3339Nano), e.EventID}); err != nil {
-			return err
-		}
-	}
-	w.Flush()
-	return w.Error()
 }
 
 // cell keeps a table cell to n runes and on one line.

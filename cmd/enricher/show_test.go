@@ -18,6 +18,7 @@ import (
 	"github.com/enrichment/leadspace-enricher/leadspace/retry/retrytest"
 	"github.com/enrichment/leadspace-enricher/leadspace/simulator"
 	"github.com/enrichment/leadspace-enricher/processor"
+	"github.com/enrichment/leadspace-enricher/processor/admin"
 	"github.com/enrichment/leadspace-enricher/processor/controlplane"
 	"github.com/enrichment/leadspace-enricher/processor/embedded"
 	"github.com/enrichment/leadspace-enricher/schemas"
@@ -188,7 +189,7 @@ func TestShowTailAndDLQListThroughTheBinary(t *testing.T) {
 	// show: the current enrichments, in every format.
 	out := runOK(t, stack, "show", "--tenant", "acme", "--format", "csv", "--limit", "0")
 	rows, err := csv.NewReader(strings.NewReader(out)).ReadAll()
-	if err != nil || len(rows) != 1+29 || strings.Join(rows[0], ",") != strings.Join(enrichedCSVHeader, ",") {
+	if err != nil || len(rows) != 1+29 || strings.Join(rows[0], ",") != strings.Join(admin.EnrichedCSVHeader, ",") {
 		t.Fatalf("show --format csv: %d rows (want header + 29), %v:\n%s", len(rows), err, out)
 	}
 	var skipped []schemas.Enriched

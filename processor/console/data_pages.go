@@ -1,13 +1,11 @@
 package console
 
 import (
-	"encoding/csv"
 	"errors"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
-	"time"
 
 	"go.uber.org/zap"
 
@@ -94,11 +92,6 @@ func (s *Server) dataPage(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
 	s.render(w, r, http.StatusOK, "data", rc, "View enriched data", data)
 }
 
-// enrichedCSVHeader are the columns of `enricher show --csv`.
-var enrichedCSVHeader = []string{"tenant_id", "profile_id", "status", "skip_reason", "confidence", "leadspace_company_id", "name",
-	"website", "industry", "sub_industry", "sic", "naics", "employees", "employees_range", "revenue_usd", "revenue_range",
-	"city", "state", "country", "sent_name", "sent_website", "input_fingerprint", "enriched_at", "event_id"}
-
 // dataCSV downloads the filtered enrichments (every page) as CSV. Cells
 // that a spreadsheet would run as a formula are quoted with a leading '.
 func (s *Server) dataCSV(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
@@ -116,45 +109,9 @@ func (s *Server) dataCSV(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
 	}
 	w.Header().Set("Content-Type", "text/csv; charset=utf-8")
 	w.Header().Set("Content-Disposition", `attachment; filename="enrichments-`+safeFileName(rc.tenant)+`.csv"`)
-	cw := csv.NewWriter(w)
-	_ = cw.Write(enrichedCSVHeader)
-	for _, e := range records {
-		var c schemas.Firmographics
-		if e.Company != nil {
-			c = *e.Company
-		}
-		var a schemas.Address
-		if c.Address != nil {
-			a = *c.Address
-		}
-		var sent schemas.Sent
-		if e.Sent != nil {
-			sent = *e.Sent
-		}
-		n := func(p *int64) string {
-			if p == nil {
-				return ""
-			}
-			return strconv.FormatInt(*p, 10)
-		}
-		rec := []string{e.TenantID, e.ProfileID, e.Status, e.SkipReason, e.Confidence, c.LeadspaceID, c.Name,
-			c.Website, c.Industry, c.SubIndustry, c.SIC, c.NAICS, n(c.Employees), c.EmployeesRange, n(c.RevenueUSD), c.RevenueRange,
-			a.City, a.State, a.Country, sent.Name, sent.Website, e.InputFingerprint, e.EnrichedAt.UTC().Format(time.RFC3339Nano), e.EventID}
-		for i, v := range rec {
-			rec[i] = csvSafe(v)
-		}
-		_ = cw.Write(rec)
+	if err := admin.WriteEnrichedCSV(w, records); err != nil {
+		s.log.Warn("console: csv", zap.Error(err))
 	}
-	cw.Flush()
-}
-
-// csvSafe defuses a cell a spreadsheet would evaluate (=, +, -, @): the
-// values come from profiles and Leadspace, neither of which we trust.
-func csvSafe(v string) string {
-	if v != "" && strings.ContainsRune("=+-@\t\r", rune(v[0])) {
-		return "'" + v
-	}
-	return v
 }
 
 func safeFileName(s string) string {

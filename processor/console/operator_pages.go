@@ -27,9 +27,7 @@ func operatorRoutes(s *Server) []route {
 // since, until) of a query or form.
 func filterOf(v url.Values) (admin.Filter, error) {
 	f := admin.Filter{Tenant: strings.TrimSpace(v.Get("tenant")), Stage: v.Get("stage"), Class: v.Get("class")}
-	for _, r := range strings.FieldsFunc(v.Get("reason"), func(r rune) bool { return r == ',' || r == ' ' }) {
-		f.Reasons = append(f.Reasons, r)
-	}
+	f.Reasons = strings.FieldsFunc(v.Get("reason"), func(r rune) bool { return r == ',' || r == ' ' })
 	for _, t := range []struct {
 		key string
 		at  *time.Time

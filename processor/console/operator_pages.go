@@ -154,16 +154,7 @@ func (s *Server) receipts(f admin.Filter) int {
 // waitReceipts waits (briefly) until the views hold want receipts, so the
 // dry run after the redirect does not offer a replayed letter again.
 func (s *Server) waitReceipts(ctx context.Context, f admin.Filter, want int) {
-	deadline := time.After(5 * time.Second)
-	for s.receipts(f) < want {
-		select {
-		case <-ctx.Done():
-			return
-		case <-deadline:
-			return
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
+	awaitView(ctx, func() bool { return s.receipts(f) >= want })
 }
 
 // controlPage is `enricher control show`: each tenant as the service

@@ -94,18 +94,25 @@ var funcs = template.FuncMap{
 	"list":     func(s ...string) []string { return s },
 }
 
-// when formats an optional time the same way on every page (UTC).
-func when(t any) string {
-	var tt time.Time
+// timeOf reads the time a template passes, a time.Time or a *time.Time;
+// ok is false for anything else.
+func timeOf(t any) (tt time.Time, ok bool) {
 	switch v := t.(type) {
 	case time.Time:
-		tt = v
+		return v, true
 	case *time.Time:
-		if v == nil {
-			return "never"
+		if v != nil {
+			return *v, true
 		}
-		tt = *v
-	default:
+		return time.Time{}, true
+	}
+	return time.Time{}, false
+}
+
+// when formats an optional time the same way on every page (UTC).
+func when(t any) string {
+	tt, ok := timeOf(t)
+	if !ok {
 		return ""
 	}
 	if tt.IsZero() {
@@ -116,16 +123,7 @@ func when(t any) string {
 
 // ago is a rough "3 min ago" for a time (UTC format in the title).
 func ago(t any) string {
-	var tt time.Time
-	switch v := t.(type) {
-	case time.Time:
-		tt = v
-	case *time.Time:
-		if v == nil {
-			return ""
-		}
-		tt = *v
-	}
+	tt, _ := timeOf(t)
 	if tt.IsZero() {
 		return ""
 	}

@@ -137,21 +137,11 @@ func (s *Server) startRun(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
 // waitRuns waits (briefly) until the views show the Run just requested
 // (pending or started), so the page after the redirect shows its progress.
 func (s *Server) waitRuns(ctx context.Context, tenant, runID string) {
-	deadline := time.After(5 * time.Second)
-	for {
+	awaitView(ctx, func() bool {
 		v, _ := s.tenantStatus(tenant)
 		p := s.views.PendingRun(tenant)
-		if (p != nil && p.RunID == runID) || (v.Run != nil && v.Run.RunID == runID) {
-			return
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-deadline:
-			return
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
+		return (p != nil && p.RunID == runID) || (v.Run != nil && v.Run.RunID == runID)
+	})
 }
 
 func (s *Server) cancelRun(w http.ResponseWriter, r *http.Request, rc *reqCtx) {

@@ -353,16 +353,20 @@ func mapError(err error) string {
 // waitView waits (briefly) until the views show a change just published,
 // so the page after the redirect shows it.
 func (s *Server) waitView(ctx context.Context, tenant string, ok func(statusview.Tenant) bool) {
-	deadline := time.After(5 * time.Second)
-	for {
+	awaitView(ctx, func() bool {
 		v, _ := s.tenantStatus(tenant)
-		if ok(v) {
-			return
-		}
+		return ok(v)
+	})
+}
+
+// awaitView polls the followed views until done, for at most 5 s: a change
+// the console publishes reaches them through the topics a moment later.
+func awaitView(ctx context.Context, done func() bool) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	for !done() {
 		select {
 		case <-ctx.Done():
-			return
-		case <-deadline:
 			return
 		case <-time.After(50 * time.Millisecond):
 		}

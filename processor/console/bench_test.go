@@ -13,6 +13,7 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
+	"github.com/enrichment/leadspace-enricher/leadspace/retry/retrytest"
 	"github.com/enrichment/leadspace-enricher/schemas"
 )
 
@@ -28,7 +29,7 @@ func BenchmarkConsolePages(b *testing.B) {
 	e.setUp(tenantA, tokenA)
 	e.writeEnrichments(tenantA, n)
 	c := e.signIn(admins(tenantA))
-	eventually(b, 2*time.Minute, "the console to follow 100,000 enrichments", func() bool {
+	retrytest.Wait(b, 2*time.Minute, "the console to follow 100,000 enrichments", func() bool {
 		return strings.Contains(c.get("/t/"+tenantA+"/data").body, `id="matched">100,000<`)
 	})
 	h := e.console.Handler()
@@ -122,7 +123,7 @@ func BenchmarkConsoleRunPreview(b *testing.B) {
 	e.setUp(tenantA, tokenA)
 	e.writeEnrichments(tenantA, n)
 	c := e.signIn(admins(tenantA))
-	eventually(b, 2*time.Minute, "the console to follow 100,000 enrichments", func() bool {
+	retrytest.Wait(b, 2*time.Minute, "the console to follow 100,000 enrichments", func() bool {
 		return strings.Contains(c.get("/t/"+tenantA+"/data").body, `id="matched">100,000<`)
 	})
 	var took []time.Duration

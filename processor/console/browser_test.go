@@ -14,6 +14,7 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/segmentio/kafka-go"
 
+	"github.com/enrichment/leadspace-enricher/leadspace/retry/retrytest"
 	"github.com/enrichment/leadspace-enricher/leadspace/simulator"
 	"github.com/enrichment/leadspace-enricher/processor"
 	"github.com/enrichment/leadspace-enricher/processor/admin"
@@ -156,7 +157,7 @@ func TestConsoleBrowserFlow(t *testing.T) {
 	e.setUp(tenantB, tokenB)
 	e.stack.Simulator.InjectFault(simulator.Fault{Program: tenantB, Status: 401, Count: -1})
 	e.seedProfiles(3, nil, tenantB)
-	eventually(t, 60*time.Second, "tenant B's dead letters", func() bool {
+	retrytest.Wait(t, 60*time.Second, "tenant B's dead letters", func() bool {
 		l, err := e.admin.DeadLetters(ctx, admin.Filter{Tenant: tenantB})
 		return err == nil && len(l.Letters) == 3
 	})
@@ -164,7 +165,7 @@ func TestConsoleBrowserFlow(t *testing.T) {
 	if _, err := e.admin.Connect(ctx, admin.ConnectRequest{Tenant: tenantB, Token: tokenB, By: "setup"}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 30*time.Second, "tenant B active again", func() bool {
+	retrytest.Wait(t, 30*time.Second, "tenant B active again", func() bool {
 		v, err := e.admin.Status(ctx, tenantB)
 		return err == nil && v[0].State == schemas.StateActive
 	})
@@ -235,7 +236,7 @@ func TestConsoleBrowserFlow(t *testing.T) {
 		chromedp.SetValue(chromedp.CSS("#role1"), "location"), chromedp.SendKeys(chromedp.CSS("#attr1"), "Location"),
 		chromedp.Click(chromedp.CSS("#apply")), chromedp.WaitVisible(chromedp.CSS("#form-done")))
 	b.shot("map")
-	eventually(t, 30*time.Second, "tenant A active", func() bool {
+	retrytest.Wait(t, 30*time.Second, "tenant A active", func() bool {
 		v, err := e.admin.Status(ctx, tenantA)
 		return err == nil && v[0].State == schemas.StateActive
 	})
@@ -253,13 +254,10 @@ func TestConsoleBrowserFlow(t *testing.T) {
 	b.shot("run-preview")
 	b.do("start the Run", chromedp.Click(chromedp.CSS("#run")), chromedp.WaitVisible(chromedp.CSS("#run-bar")))
 	b.shot("run-progress")
-	deadline := time.Now().Add(90 * time.Second)
-	for eval[float64](b, `(document.getElementById("run-bar")||{}).value || 0`) < 100 || b.text("#run-state") != "Successful" {
-		if time.Now().After(deadline) {
-			t.Fatalf("the bar did not reach 100 %%: %s, %s", b.text("#run-state"), b.text(".progress-meta"))
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	retrytest.Until(t, 90*time.Second, func() (bool, string) {
+		done := eval[float64](b, `(document.getElementById("run-bar")||{}).value || 0`) >= 100 && b.text("#run-state") == "Successful"
+		return done, "the bar at 100 %: " + b.text("#run-state") + ", " + b.text(".progress-meta")
+	})
 	if got := b.text("#run-done") + " of " + b.text("#run-scope"); got != fmt.Sprintf("%d of %d", profiles, profiles) {
 		t.Fatalf("finished Run shows %s", got)
 	}
@@ -313,7 +311,7 @@ func TestConsoleBrowserFlow(t *testing.T) {
 	}
 	b.shot("replay")
 	b.do("replay", chromedp.Click(chromedp.CSS("#replay")), chromedp.WaitVisible(chromedp.CSS("#replay-done")))
-	eventually(t, 60*time.Second, "tenant B's replayed profiles answered", func() bool { return len(e.outputs(tenantB)) == 3 })
+	retrytest.Wait(t, 60*time.Second, "tenant B's replayed profiles answered", func() bool { return len(e.outputs(tenantB)) == 3 })
 	for key, n := range e.outputs(tenantB) {
 		if n != 1 {
 			t.Fatalf("%s has %d outputs after the replay, want 1", key, n)
@@ -392,7 +390,7 @@ func (e *env) waitConsumed() {
 	for p := range ends {
 		parts = append(parts, p)
 	}
-	eventually(e.t, 60*time.Second, "the service to commit the profiles", func() bool {
+	retrytest.Wait(e.t, 60*time.Second, "the service to commit the profiles", func() bool {
 		resp, err := cl.OffsetFetch(context.Background(), &kafka.OffsetFetchRequest{GroupID: e.group, Topics: map[string][]int{e.stack.Topics.Profiles: parts}})
 		if err != nil || resp.Error != nil {
 			return false

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/enrichment/leadspace-enricher/leadspace/retry/retrytest"
 	"github.com/enrichment/leadspace-enricher/processor/console"
 	"github.com/enrichment/leadspace-enricher/schemas"
 )
@@ -350,12 +351,12 @@ func TestConsoleEscapesUntrustedData(t *testing.T) {
 	e.seedProfiles(2, func(i int) map[string]string {
 		return map[string]string{"CompanyName": evil + " Ltd", "Website": "contoso.com", evil: "x"}
 	}, tenantA)
-	eventually(t, 30*time.Second, "the profiles enriched", func() bool {
+	retrytest.Wait(t, 30*time.Second, "the profiles enriched", func() bool {
 		v, err := e.admin.Status(context.Background(), tenantA)
 		return err == nil && len(v) == 1 && v[0].Enriched+v[0].NotMatched+v[0].Skipped >= 2
 	})
 	c := e.signIn(admins(tenantA))
-	eventually(t, 10*time.Second, "the console's views", func() bool {
+	retrytest.Wait(t, 10*time.Second, "the console's views", func() bool {
 		return strings.Contains(c.get("/t/"+tenantA+"/data").body, "p0001")
 	})
 	for _, p := range []string{"/t/" + tenantA + "/data", "/t/" + tenantA + "/data/p0001", "/t/" + tenantA + "/map"} {
@@ -382,7 +383,7 @@ func TestConsoleCSVDownload(t *testing.T) {
 		return map[string]string{"CompanyName": "=HYPERLINK(\"http://x\") " + string(rune('A'+i)), "Website": "contoso.com"}
 	}, tenantA)
 	c := e.signIn(admins(tenantA))
-	eventually(t, 30*time.Second, "four enrichments in the console", func() bool {
+	retrytest.Wait(t, 30*time.Second, "four enrichments in the console", func() bool {
 		return strings.Count(c.get("/t/"+tenantA+"/data.csv").body, "\n") == 5
 	})
 	a := c.get("/t/" + tenantA + "/data.csv?status=ENRICHED")

@@ -249,18 +249,6 @@ func (c *client) post(path string, form url.Values) answer {
 	return c.do(req)
 }
 
-// eventually waits for cond, failing after timeout.
-func eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // topicEnds is the end offset of every partition of every topic.
 func (e *env) topicEnds() map[string]int64 {
 	e.t.Helper()

@@ -125,7 +125,7 @@ func TestCreditsEqualSimulatorCountUnderFaults(t *testing.T) {
 		}
 		cancel()
 		if i%25 == 0 {
-			time.Sleep(time.Millisecond)
+			time.Sleep(time.Millisecond) // pacing: callers give up over time, not all at once
 		}
 	}
 	retrytest.Wait(t, 60*time.Second, "every outcome", func() bool { return col.n.Load() == n })

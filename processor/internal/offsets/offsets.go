@@ -63,19 +63,31 @@ func (t *Tracker) slot(offset int64) int {
 	return int(i)
 }
 
+// move sets slot i to state s, keeping the counts of the states that hold
+// the commit point (in flight, deferred, parked).
+func (t *Tracker) move(i int, s uint8) {
+	t.count(t.states[i], -1)
+	t.states[i] = s
+	t.count(s, +1)
+}
+
+func (t *Tracker) count(s uint8, by int) {
+	switch s {
+	case stateInFlight:
+		t.inFlight += by
+	case stateDeferred:
+		t.deferred += by
+	case stateParked:
+		t.parked += by
+	}
+}
+
 // Admitted records that an offset entered the pipeline.
 func (t *Tracker) Admitted(offset int64) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if i := t.slot(offset); i >= 0 {
-		switch t.states[i] {
-		case stateDeferred:
-			t.deferred--
-		case stateParked:
-			t.parked--
-		}
-		t.states[i] = stateInFlight
-		t.inFlight++
+		t.move(i, stateInFlight)
 	}
 }
 
@@ -84,14 +96,7 @@ func (t *Tracker) DeferOffset(offset int64) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if i := t.slot(offset); i >= 0 && t.states[i] != stateDeferred {
-		switch t.states[i] {
-		case stateInFlight:
-			t.inFlight--
-		case stateParked:
-			t.parked--
-		}
-		t.states[i] = stateDeferred
-		t.deferred++
+		t.move(i, stateDeferred)
 	}
 }
 
@@ -101,8 +106,7 @@ func (t *Tracker) Park(offset int64) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if i := t.slot(offset); i >= 0 && t.states[i] == stateGap {
-		t.states[i] = stateParked
-		t.parked++
+		t.move(i, stateParked)
 	}
 }
 
@@ -115,8 +119,7 @@ func (t *Tracker) Done(offset int64) {
 	if i < 0 || t.states[i] != stateInFlight {
 		return
 	}
-	t.states[i] = stateDone
-	t.inFlight--
+	t.move(i, stateDone)
 	n := 0
 	for n < len(t.states) && (t.states[n] == stateDone || t.states[n] == stateGap) {
 		n++
@@ -139,9 +142,7 @@ func (t *Tracker) Abandon(offset int64) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if i := t.slot(offset); i >= 0 && t.states[i] == stateInFlight {
-		t.states[i] = stateDeferred
-		t.inFlight--
-		t.deferred++
+		t.move(i, stateDeferred)
 	}
 }
 

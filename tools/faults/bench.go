@@ -402,16 +402,7 @@ func writeCallLog(path string, calls []simCall) {
 	var b strings.Builder
 	b.WriteString("time\tkind\tstatus\trecords\n")
 	for _, cl := range calls {
-		kind := "other"
-		switch {
-		case cl.isSingle():
-			kind = "single"
-		case cl.isSubmit():
-			kind = "submit"
-		case cl.isPoll():
-			kind = "poll"
-		}
-		fmt.Fprintf(&b, "%s\t%s\t%d\t%d\n", cl.Time.Format("15:04:05.000"), kind, cl.Status, len(cl.Records))
+		fmt.Fprintf(&b, "%s\t%s\t%d\t%d\n", cl.Time.Format("15:04:05.000"), cl.kind(), cl.Status, len(cl.Records))
 	}
 	_ = os.WriteFile(path, []byte(b.String()), 0o644)
 }

@@ -162,6 +162,19 @@ func (c simCall) isSingle() bool { return c.Path == "/enrichment/enrich/single" 
 func (c simCall) isSubmit() bool { return c.Path == "/enrichment/enrich/bulk" }
 func (c simCall) isPoll() bool   { return strings.HasPrefix(c.Path, "/v3/enrichment/results/") }
 
+// kind names the call for the call logs: single, submit, poll or other.
+func (c simCall) kind() string {
+	switch {
+	case c.isSingle():
+		return "single"
+	case c.isSubmit():
+		return "submit"
+	case c.isPoll():
+		return "poll"
+	}
+	return "other"
+}
+
 // received is how many records the simulator took for enrichment (and so
 // counted as received, what the program's owner pays for): a single call
 // that reached enrichment (200, or 0 when the client gave up during the

@@ -132,16 +132,7 @@ func (c *benchConfig) fairnessRun(ctx context.Context, name string, withLarge bo
 		b.WriteString("time\tprogram\tkind\tstatus\trecords\n")
 		first, lastCall := map[string]time.Time{}, map[string]time.Time{}
 		for _, cl := range calls {
-			kind := "other"
-			switch {
-			case cl.isSingle():
-				kind = "single"
-			case cl.isSubmit():
-				kind = "submit"
-			case cl.isPoll():
-				kind = "poll"
-			}
-			fmt.Fprintf(&b, "%.3f\t%s\t%s\t%d\t%d\n", cl.Time.Sub(ready).Seconds(), cl.Program, kind, cl.Status, len(cl.Records))
+			fmt.Fprintf(&b, "%.3f\t%s\t%s\t%d\t%d\n", cl.Time.Sub(ready).Seconds(), cl.Program, cl.kind(), cl.Status, len(cl.Records))
 			if _, ok := first[cl.Program]; !ok {
 				first[cl.Program] = cl.Time
 			}

@@ -255,8 +255,23 @@ func TestConsoleBrowserFlow(t *testing.T) {
 	b.do("start the Run", chromedp.Click(chromedp.CSS("#run")), chromedp.WaitVisible(chromedp.CSS("#run-bar")))
 	b.shot("run-progress")
 	retrytest.Until(t, 90*time.Second, func() (bool, string) {
-		done := eval[float64](b, `(document.getElementById("run-bar")||{}).value || 0`) >= 100 && b.text("#run-state") == "Successful"
-		return done, "the bar at 100 %: " + b.text("#run-state") + ", " + b.text(".progress-meta")
+		// One read of the bar, the state and the counts. While the page
+		// reloads (the script reloads it when the Run ends) the read fails:
+		// that is "not yet", not a failure.
+		type progressBar struct {
+			Value       float64
+			State, Meta string
+		}
+		ctx, cancel := context.WithTimeout(b.ctx, 5*time.Second)
+		defer cancel()
+		bar, err := chromedp.Run(ctx, chromedp.Evaluate[progressBar](`(() => {
+			const text = s => ((document.querySelector(s) || {}).textContent || "").trim();
+			return {Value: (document.getElementById("run-bar") || {}).value || 0, State: text("#run-state"), Meta: text(".progress-meta")};
+		})()`))
+		if err != nil {
+			return false, "the bar at 100 %: " + err.Error()
+		}
+		return bar.Value >= 100 && bar.State == "Successful", fmt.Sprintf("the bar at 100 %%: %.0f %%, %s, %s", bar.Value, bar.State, bar.Meta)
 	})
 	if got := b.text("#run-done") + " of " + b.text("#run-scope"); got != fmt.Sprintf("%d of %d", profiles, profiles) {
 		t.Fatalf("finished Run shows %s", got)

@@ -69,8 +69,8 @@ func (p *Program) sendBulk(recs []*record, done func(error)) {
 	var out []delivery
 	p.mu.Lock()
 	for _, r := range recs {
-		r.out.Attempts += n
-		r.out.Sent++
+		r.tally.Attempts += n
+		r.tally.Sent++
 		switch {
 		case r.state == stDone:
 		case r.canceled || r.ctx.Err() != nil:
@@ -93,7 +93,7 @@ func (p *Program) refusedBulk(recs []*record, requests int) {
 	var out []delivery
 	p.mu.Lock()
 	for _, r := range recs {
-		r.out.Attempts += requests
+		r.tally.Attempts += requests
 		if d, ok := p.requeueSingleLocked(r); ok {
 			out = append(out, d)
 		}

@@ -162,12 +162,12 @@ func (p *Program) awaitBreaker(ctx context.Context) {
 		if r.state != stReady && r.state != stDelayed {
 			return
 		}
-		if r.out.FirstFailure.IsZero() {
-			r.out.FirstFailure = now
+		if r.tally.FirstFailure.IsZero() {
+			r.tally.FirstFailure = now
 		}
-		r.out.LastFailure = now
-		if failing := now.Sub(r.out.FirstFailure); failing >= cfg.GiveUpAfter {
-			out = append(out, p.completeLocked(r, Result{}, exhausted(errBreakerWait, r.out.Attempts, failing)))
+		r.tally.LastFailure = now
+		if failing := now.Sub(r.tally.FirstFailure); failing >= cfg.GiveUpAfter {
+			out = append(out, p.completeLocked(r, Result{}, exhausted(errBreakerWait, r.tally.Attempts, failing)))
 		}
 	}
 	p.ready.each(wait)
@@ -324,9 +324,9 @@ func (p *Program) settle(recs []*record, requests int, accepted bool, of func(*r
 	requeued := false
 	p.mu.Lock()
 	for _, r := range recs {
-		r.out.Attempts += requests
+		r.tally.Attempts += requests
 		if accepted {
-			r.out.Sent++
+			r.tally.Sent++
 		}
 		res, rerr := Result{}, err
 		if of != nil {
@@ -366,17 +366,17 @@ func (p *Program) settleLocked(r *record, res Result, err error, now time.Time) 
 	case !retryable(err):
 		return p.completeLocked(r, Result{}, err), true
 	}
-	if r.out.FirstFailure.IsZero() {
-		r.out.FirstFailure = now
+	if r.tally.FirstFailure.IsZero() {
+		r.tally.FirstFailure = now
 	}
-	r.out.LastFailure = now
+	r.tally.LastFailure = now
 	r.failures++
-	failing := now.Sub(r.out.FirstFailure)
-	if failing >= cfg.GiveUpAfter || (cfg.MaxAttempts > 0 && r.out.Attempts >= cfg.MaxAttempts) {
+	failing := now.Sub(r.tally.FirstFailure)
+	if failing >= cfg.GiveUpAfter || (cfg.MaxAttempts > 0 && r.tally.Attempts >= cfg.MaxAttempts) {
 		if errors.Is(err, ErrBreakerOpen) {
 			err = errBreakerWait
 		}
-		return p.completeLocked(r, Result{}, exhausted(err, r.out.Attempts, failing)), true
+		return p.completeLocked(r, Result{}, exhausted(err, r.tally.Attempts, failing)), true
 	}
 	wait := cfg.retries().Delay(r.failures)
 	if reason, _ := ReasonOf(err); reason == ReasonRateLimited {
@@ -432,13 +432,13 @@ func (p *Program) completeLocked(r *record, res Result, err error) delivery {
 			}
 		}
 	}
-	o := r.out
 	if err != nil {
 		res = Result{}
 	}
-	o.Result, o.Err = res, err
-	o.Result.ExternalID = r.req.ExternalID
-	return delivery{r: r, o: o}
+	res.ExternalID = r.req.ExternalID
+	t := r.tally
+	return delivery{r: r, o: Outcome{Result: res, Err: err, Sent: t.Sent, Attempts: t.Attempts,
+		FirstFailure: t.FirstFailure, LastFailure: t.LastFailure}}
 }
 
 // deliver calls done callbacks; never with p.mu held, since a callback may

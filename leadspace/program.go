@@ -178,7 +178,7 @@ func (p *Program) enqueue(ctx context.Context, reqs []Request, dones []func(Outc
 			r.done = func(Outcome) {}
 		}
 		if p.breakerWait {
-			r.out.FirstFailure, r.out.LastFailure = now, now
+			r.tally.FirstFailure, r.tally.LastFailure = now, now
 		}
 		if g != nil {
 			g.recs[r] = struct{}{}

@@ -34,7 +34,16 @@ type record struct {
 	notBefore time.Time
 	failures  int // retryable failures so far, for the backoff
 	heapIdx   int
-	out       Outcome // Sent, Attempts and failure times accumulate here
+	tally     tally
+}
+
+// tally is what a record's requests add up to until it completes. It is
+// kept apart from the Outcome, which carries a whole answer: tens of
+// thousands of records wait in the queue, and each would carry an empty
+// answer's worth of pointers for the GC to scan (issue 21).
+type tally struct {
+	Sent, Attempts            int
+	FirstFailure, LastFailure time.Time
 }
 
 // bulkable says the record may ride in a bulk: results find their records

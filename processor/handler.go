@@ -120,7 +120,7 @@ func (h *handler) prepare(j *job) step {
 		return h.dead(j, &stageError{stage: schemas.StageDecode, reason: schemas.ReasonEmptyValue, class: classInput,
 			err: errors.New("the value is empty (0 bytes); only a null value is a tombstone")}, schemas.Profile{})
 	}
-	profile, err := h.codec.DecodeProfile(context.Background(), msg.Value)
+	profile, err := h.codec.DecodeProfileInPlace(context.Background(), msg.Value)
 	if err != nil {
 		se := decodeFailure(err)
 		if se.replayable { // the registry is unreachable: the value may be fine

@@ -144,8 +144,14 @@ func sentOf(in leadspace.CompanyInput) *schemas.Sent {
 // splitKey reads a tenant/profile key. A key that is not valid UTF-8, or
 // has no '/', names no tenant: it never creates one in status.
 func splitKey(key []byte) (tenant, profile string, ok bool) {
-	tenant, profile, ok = strings.Cut(string(key), "/")
-	if !ok || tenant == "" || profile == "" || !utf8.Valid(key) {
+	return cutKey(string(key))
+}
+
+// cutKey is splitKey of a key already made a string: its parts are
+// substrings, nothing is copied.
+func cutKey(key string) (tenant, profile string, ok bool) {
+	tenant, profile, ok = strings.Cut(key, "/")
+	if !ok || tenant == "" || profile == "" || !utf8.ValidString(key) {
 		return "", "", false
 	}
 	return tenant, profile, true

@@ -358,7 +358,7 @@ func (w *partitionWorker) classify(msg kafka.Message) (key, program string, size
 	if msg.Key == nil {
 		key = "\x00" + strconv.FormatInt(msg.Offset, 10) // no key, no order to keep
 	}
-	if tenant, _, ok := splitKey(msg.Key); ok {
+	if tenant, _, ok := cutKey(key); ok {
 		program = w.programs.of(tenant)
 	}
 	return key, program, jobSize(msg)

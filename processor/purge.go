@@ -76,7 +76,7 @@ func (w *partitionWorker) checkPurges(seen *string) {
 		return
 	}
 	for key, at := range latest {
-		tenant, _, _ := splitKey([]byte(key))
+		tenant, _, _ := cutKey(key)
 		if at >= 0 && at < rules[tenant].UnixMilli() {
 			keys = append(keys, key)
 		}

@@ -2,8 +2,7 @@ package processor
 
 import (
 	"context"
-	"encoding/hex"
-	"strings"
+	"strconv"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -159,13 +158,9 @@ func fingerprintBits(fp string) uint64 {
 	if len(fp) < 16 {
 		return 0
 	}
-	b, err := hex.DecodeString(strings.ToLower(fp[:16]))
+	v, err := strconv.ParseUint(fp[:16], 16, 64) // no allocation, either case of hex digit
 	if err != nil {
 		return 0
-	}
-	var v uint64
-	for _, x := range b {
-		v = v<<8 | uint64(x)
 	}
 	return v
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"time"
+	"unsafe"
 )
 
 // The direct encoder writes EnrichedCompany's Avro binary straight from the
@@ -176,8 +177,8 @@ var profileKinds = [...]string{"UNKNOWN", "ACCOUNT", "CONTACT"}
 
 // decodeProfileDirect reads one ProfileUnified body; errors are
 // *DecodeError with ReasonBadAvro, as goavro's are.
-func decodeProfileDirect(body []byte) (Profile, error) {
-	d := avroReader{b: body}
+func decodeProfileDirect(body []byte, inPlace bool) (Profile, error) {
+	d := avroReader{b: body, inPlace: inPlace}
 	p := Profile{EventID: d.str(), TenantID: d.str(), ProfileID: d.str()}
 	if k := d.long(); d.err == nil {
 		if k < 0 || k >= int64(len(profileKinds)) {
@@ -204,6 +205,8 @@ func decodeProfileDirect(body []byte) (Profile, error) {
 type avroReader struct {
 	b   []byte
 	err error
+	// inPlace: strings share b's bytes (DecodeProfileInPlace).
+	inPlace bool
 }
 
 func (d *avroReader) fail(err error) {
@@ -241,7 +244,13 @@ func (d *avroReader) str() string {
 		d.fail(fmt.Errorf("cannot decode binary string: buffer underflow: %d > %d", n, len(d.b)))
 		return ""
 	}
-	s := string(d.b[:n])
+	var s string
+	switch {
+	case d.inPlace && n > 0:
+		s = unsafe.String(&d.b[0], n)
+	default:
+		s = string(d.b[:n])
+	}
 	d.b = d.b[n:]
 	return s
 }

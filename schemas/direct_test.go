@@ -152,6 +152,10 @@ func TestDirectDecoderReadsWhatGoavroReads(t *testing.T) {
 		}
 		want, werr := goavroProfile(value)
 		got, gerr := c.DecodeProfile(context.Background(), value)
+		inPlace, ierr := c.DecodeProfileInPlace(context.Background(), value)
+		if (ierr == nil) != (gerr == nil) || !reflect.DeepEqual(inPlace, got) {
+			t.Fatalf("value %d: read in place %+v (%v), copied %+v (%v)", i, inPlace, ierr, got, gerr)
+		}
 		if (werr == nil) != (gerr == nil) {
 			t.Fatalf("value %d (% x): goavro error %v, direct error %v", i, value, werr, gerr)
 		}
@@ -182,6 +186,14 @@ func BenchmarkDecodeProfile(b *testing.B) {
 		b.ReportAllocs()
 		for range b.N {
 			if _, err := c.DecodeProfile(context.Background(), value); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("in-place", func(b *testing.B) {
+		b.ReportAllocs()
+		for range b.N {
+			if _, err := c.DecodeProfileInPlace(context.Background(), value); err != nil {
 				b.Fatal(err)
 			}
 		}

@@ -34,9 +34,22 @@ func (p Profile) Native() map[string]any {
 
 // DecodeProfile decodes a framed ProfileUnified value.
 func (c *Codec) DecodeProfile(ctx context.Context, value []byte) (Profile, error) {
+	return c.decodeProfile(ctx, value, false)
+}
+
+// DecodeProfileInPlace is DecodeProfile for the pipeline's hot path: the
+// strings it returns share value's bytes instead of copying them (one
+// allocation per string saved, a dozen per input), so value must not be
+// changed while they live. The pipeline holds each input's value until it
+// is done anyway, for its dead letter.
+func (c *Codec) DecodeProfileInPlace(ctx context.Context, value []byte) (Profile, error) {
+	return c.decodeProfile(ctx, value, true)
+}
+
+func (c *Codec) decodeProfile(ctx context.Context, value []byte, inPlace bool) (Profile, error) {
 	if id, body, err := unframe(value); err == nil {
 		if r, err := c.reader(ctx, id); err == nil && r.direct {
-			return decodeProfileDirect(body)
+			return decodeProfileDirect(body, inPlace)
 		}
 	}
 	m, err := c.Decode(ctx, ProfileUnified, value)

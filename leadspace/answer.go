@@ -1,23 +1,16 @@
 package leadspace
 
 import (
-	"errors"
 	"math"
 	"strconv"
 	"strings"
-	"unicode/utf8"
-	"unsafe"
-
-	"github.com/tidwall/gjson"
 )
 
 // Answers carrying companies (a single call's, a bulk's results) are read
-// with gjson: it scans the bytes and builds no tree. encoding/json's
-// reflection cost 15.5 µs per record of a 500-record bulk answer
-// (BenchmarkParseBulkResults), 19% of the instance's CPU with two programs;
-// this reads one in 6.5 to 9 µs. A tree parser (fastjson) read one in 4.5 µs
-// alone, but its tree of about 4 MB per answer made the instance's heap
-// grow whenever several polls answered at once.
+// in one pass by jsonReader (see jsonread.go), which builds no tree and
+// copies no string without escapes. encoding/json's reflection cost 15.5 µs
+// per record of a 500-record bulk answer; gjson, which came next, 5.3 µs
+// (BenchmarkParseBulkResults).
 //
 // Reading is lenient, as the research could not pin the shapes down: keys
 // match case-insensitively (the last of duplicates wins), a value of the
@@ -31,18 +24,17 @@ import (
 // known: we read error_code, code, or error.code, and a status of
 // "Invalid Input". The simulator emits error_code and error.
 
-// readAnswer checks that body is one valid JSON object and returns it.
-// The result reads body in place (ParseBytes would copy it, 44 MB of a
-// two-program backlog's allocations): body must not change while it is
-// read, and every field kept is a copy (text).
-func readAnswer(body []byte) (gjson.Result, error) {
+// readAnswer reads body, which must be one valid JSON object, calling f
+// with a reader at the object. The strings read share body's bytes: body
+// must not change while they live (its records' outputs are published
+// before the answer is dropped).
+func readAnswer(body []byte, f func(r *jsonReader)) error {
 	if !isObject(body) {
-		return gjson.Result{}, errNotJSONObject
+		return errNotJSONObject
 	}
-	if !gjson.ValidBytes(body) {
-		return gjson.Result{}, errors.New("response is not valid JSON")
-	}
-	return gjson.Parse(unsafe.String(unsafe.SliceData(body), len(body))), nil
+	r := &jsonReader{b: body}
+	f(r)
+	return r.end()
 }
 
 // answer is one record's answer as Leadspace shaped it.
@@ -50,45 +42,49 @@ type answer struct {
 	status, externalID string
 	hasData            bool
 	enrichmentStatus   string
-	company            gjson.Result // an object, or anything (then no company)
+	hasCompany         bool // data.company is an object
+	company            Company
+	confidence         string // matching_confidence.level, upper-cased
 	// a bulk record's failure
 	errorCode, code, errCode int64
 	errMessage               string
 }
 
 // readRecord reads a single call's body or one element of a bulk's results.
-func readRecord(v gjson.Result) (a answer) {
-	eachField(v, func(key []byte, v gjson.Result) {
+func readRecord(r *jsonReader) (a answer) {
+	r.fields(func(key []byte) {
 		switch string(key) {
 		case "status":
-			a.status = text(v)
+			a.status = r.text()
 		case "external_id":
-			a.externalID = text(v)
+			a.externalID = r.text()
 		case "error_code":
-			a.errorCode = integer(v)
+			a.errorCode = r.integer()
 		case "code":
-			a.code = integer(v)
+			a.code = r.integer()
 		case "error":
-			if !v.IsObject() {
-				a.errMessage = text(v) // an error given as a plain string is its message
+			if r.peek() != '{' {
+				a.errMessage = r.text() // an error given as a plain string is its message
 				return
 			}
-			eachField(v, func(key []byte, v gjson.Result) {
+			r.fields(func(key []byte) {
 				switch string(key) {
 				case "code":
-					a.errCode = integer(v)
+					a.errCode = r.integer()
 				case "message":
-					a.errMessage = text(v)
+					a.errMessage = r.text()
 				}
 			})
 		case "data":
-			a.hasData, a.company, a.enrichmentStatus = v.IsObject(), gjson.Result{}, ""
-			eachField(v, func(key []byte, v gjson.Result) {
+			a.hasCompany, a.company, a.confidence, a.enrichmentStatus = false, Company{}, "", ""
+			a.hasData = r.fields(func(key []byte) {
 				switch string(key) {
 				case "enrichment_status":
-					a.enrichmentStatus = text(v)
+					a.enrichmentStatus = r.text()
 				case "company":
-					a.company = v
+					a.company, a.confidence = Company{}, ""
+					a.hasCompany = r.peek() == '{'
+					a.company, a.confidence = readCompany(r)
 				}
 			})
 		}
@@ -99,10 +95,10 @@ func readRecord(v gjson.Result) (a answer) {
 // result turns a record's answer into its Result.
 func (a *answer) result() Result {
 	res := Result{ExternalID: a.externalID, Status: a.enrichmentStatus}
-	if !a.company.IsObject() {
+	if !a.hasCompany {
 		return res
 	}
-	res.Company, res.Confidence = readCompany(a.company)
+	res.Company, res.Confidence = a.company, a.confidence
 	res.Matched = !strings.EqualFold(strings.TrimSpace(res.Status), notEnriched) &&
 		(res.Company.ID != "" || res.Company.Name != "" || res.Company.Website != "")
 	if !res.Matched {
@@ -115,80 +111,84 @@ func (a *answer) result() Result {
 
 // readCompany reads data.company and its matching_confidence.level,
 // upper-cased.
-func readCompany(v gjson.Result) (c Company, confidence string) {
+func readCompany(r *jsonReader) (c Company, confidence string) {
 	var ugID, lsID, street, address, zip, postal string
 	var employees, size, revenueDollar, revenue exactRange
-	eachField(v, func(key []byte, v gjson.Result) {
+	r.fields(func(key []byte) {
 		switch string(key) {
 		case "ug_company_id":
-			ugID = text(v)
+			ugID = r.text()
 		case "ls_id":
-			lsID = text(v)
+			lsID = r.text()
 		case "name":
-			c.Name = text(v)
+			c.Name = r.text()
 		case "website":
-			c.Website = text(v)
+			c.Website = r.text()
 		case "description":
-			c.Description = text(v)
+			c.Description = r.text()
 		case "industry":
-			c.Industry = text(v)
+			c.Industry = r.text()
 		case "sub_industry":
-			c.SubIndustry = text(v)
+			c.SubIndustry = r.text()
 		case "sic":
-			c.SIC = text(v)
+			c.SIC = r.text()
 		case "sicdescription":
-			c.SICDescription = text(v)
+			c.SICDescription = r.text()
 		case "naics":
-			c.NAICS = text(v)
+			c.NAICS = r.text()
 		case "naicsdescription":
-			c.NAICSDescription = text(v)
+			c.NAICSDescription = r.text()
 		case "employees":
-			employees = readExactRange(v)
+			employees = readExactRange(r)
 		case "size":
-			size = readExactRange(v)
+			size = readExactRange(r)
 		case "revenue_dollar":
-			revenueDollar = readExactRange(v)
+			revenueDollar = readExactRange(r)
 		case "revenue":
-			revenue = readExactRange(v)
+			revenue = readExactRange(r)
 		case "phone":
-			c.Phone = text(v)
+			c.Phone = r.text()
 		case "linkedin_profile":
-			c.LinkedInURL = text(v)
+			c.LinkedInURL = r.text()
 		case "ownership":
-			c.Ownership = text(v)
+			c.Ownership = r.text()
 		case "matching_confidence":
 			// documented as {level}; a bare string is accepted too
-			confidence = text(v)
-			eachField(v, func(key []byte, v gjson.Result) {
+			if r.peek() != '{' {
+				confidence = r.text()
+				return
+			}
+			confidence = ""
+			r.fields(func(key []byte) {
 				if string(key) == "level" {
-					confidence = text(v)
+					confidence = r.text()
 				}
 			})
 		case "analytics":
-			eachField(v, func(key []byte, v gjson.Result) {
+			r.fields(func(key []byte) {
 				if string(key) == "installed_base_technologies" {
-					c.Technologies = texts(v)
+					c.Technologies = r.texts()
 				}
 			})
 		case "address":
 			c.Address = Address{}
 			street, address, zip, postal = "", "", "", ""
-			eachField(v, func(key []byte, v gjson.Result) {
+			r.fields(func(key []byte) {
 				switch string(key) {
 				case "street":
-					street = text(v)
+					street = r.text()
 				case "address":
-					address = text(v)
+					address = r.text()
 				case "city":
-					c.Address.City = text(v)
+					c.Address.City = r.text()
 				case "state":
-					c.Address.State = text(v)
+					c.Address.State = r.text()
 				case "zipcode":
-					zip = text(v)
+					zip = r.text()
 				case "postalcode":
-					postal = text(v)
+					postal = r.text()
 				case "country":
-					c.Address.Country = text(v)
+					c.Address.Country = r.text()
 				}
 			})
 		}
@@ -215,98 +215,16 @@ type exactRange struct {
 
 func (e exactRange) empty() bool { return e.exact == 0 && e.rng == "" }
 
-func readExactRange(v gjson.Result) (e exactRange) {
-	eachField(v, func(key []byte, v gjson.Result) {
+func readExactRange(r *jsonReader) (e exactRange) {
+	r.fields(func(key []byte) {
 		switch string(key) {
 		case "exact":
-			e.exact = integer(v)
+			e.exact = r.integer()
 		case "range":
-			e.rng = text(v)
+			e.rng = r.text()
 		}
 	})
 	return e
-}
-
-// eachField calls f for each key of an object, lower-cased (only for
-// comparing: the bytes are reused, and f must not change them); anything
-// but an object has no fields. A key already in lower case is passed as it
-// is, without a copy.
-func eachField(v gjson.Result, f func(key []byte, v gjson.Result)) {
-	if !v.IsObject() {
-		return
-	}
-	var buf []byte
-	v.ForEach(func(key, v gjson.Result) bool {
-		if !hasUpper(key.Str) {
-			f(unsafe.Slice(unsafe.StringData(key.Str), len(key.Str)), v)
-			return true
-		}
-		buf = append(buf[:0], key.Str...)
-		for i, c := range buf {
-			if 'A' <= c && c <= 'Z' {
-				buf[i] = c + 'a' - 'A'
-			}
-		}
-		f(buf, v)
-		return true
-	})
-}
-
-func hasUpper(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if 'A' <= s[i] && s[i] <= 'Z' {
-			return true
-		}
-	}
-	return false
-}
-
-// text reads a string, number or bool as text (a string trimmed, a number
-// or bool as written); anything else reads as "". The text shares the
-// answer's bytes (readAnswer reads them in place): a copy per field was 30
-// allocations per record, and the answer lives only until its records'
-// outputs are published. Invalid UTF-8 is replaced, as encoding/json did,
-// so outputs stay valid Avro strings.
-func text(v gjson.Result) string {
-	switch v.Type {
-	case gjson.String:
-		s := strings.TrimSpace(v.Str)
-		if !utf8.ValidString(s) {
-			return strings.ToValidUTF8(s, "\uFFFD")
-		}
-		return s
-	case gjson.Number, gjson.True, gjson.False:
-		return v.Raw
-	}
-	return ""
-}
-
-// texts reads an array of scalars, dropping empty ones; anything else reads
-// as nil.
-func texts(v gjson.Result) []string {
-	if !v.IsArray() {
-		return nil
-	}
-	var out []string
-	v.ForEach(func(_, x gjson.Result) bool {
-		if s := text(x); s != "" {
-			out = append(out, s)
-		}
-		return true
-	})
-	return out
-}
-
-// integer reads a number or a numeric string ("1,200"), clamped to int64;
-// anything else reads as 0.
-func integer(v gjson.Result) int64 {
-	switch v.Type {
-	case gjson.Number:
-		return clampInt(v.Raw)
-	case gjson.String:
-		return clampInt(strings.ReplaceAll(strings.TrimSpace(v.Str), ",", ""))
-	}
-	return 0
 }
 
 // clampInt parses a decimal number, clamped to int64; unreadable is 0.

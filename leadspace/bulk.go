@@ -8,8 +8,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/tidwall/gjson"
-
 	"github.com/enrichment/leadspace-enricher/leadspace/retry"
 )
 
@@ -212,7 +210,7 @@ func (p *Program) bulkLive(b *bulkJob) bool {
 // settleBulk hands each waiting record its result from results, or err.
 // A record missing from the results, or failed inside Leadspace (code
 // 1100), goes back into the queue; code 1200 is ClassInput.
-func (p *Program) settleBulk(b *bulkJob, results map[string]bulkRecord, err error) {
+func (p *Program) settleBulk(b *bulkJob, results *bulkResults, err error) {
 	now := p.now()
 	out := make([]delivery, 0, len(b.recs)) // a delivery is large: no regrowing
 	requeued := false
@@ -223,7 +221,7 @@ func (p *Program) settleBulk(b *bulkJob, results map[string]bulkRecord, err erro
 		}
 		res, rerr := Result{}, err
 		if results != nil {
-			rec, ok := results[r.req.ExternalID]
+			rec, ok := results.lookup(r.req.ExternalID)
 			switch {
 			case !ok:
 				// UNCERTAIN(docs/leadspace.md §7): a bulk that ran out of
@@ -293,27 +291,52 @@ const (
 
 // parseBulkResults reads {"results": [...]} into records keyed by external
 // id (see answer.go).
-func parseBulkResults(body []byte) (map[string]bulkRecord, error) {
-	v, err := readAnswer(body)
+func parseBulkResults(body []byte) (*bulkResults, error) {
+	out := &bulkResults{recs: make([]bulkRecord, 0, 500), index: make(map[string]int, 500)}
+	err := readAnswer(body, func(r *jsonReader) {
+		r.fields(func(key []byte) {
+			if string(key) != "results" {
+				return
+			}
+			out.recs, out.index = out.recs[:0], make(map[string]int, 500) // the last of duplicate keys wins
+			r.elements(func() {
+				if a := readRecord(r); a.externalID != "" {
+					out.put(a.externalID, a.outcome())
+				}
+			})
+		})
+	})
 	if err != nil {
 		return nil, &Error{Class: ClassRetryable, Reason: ReasonBadResponse, StatusCode: http.StatusOK, Err: err}
 	}
-	var results gjson.Result
-	eachField(v, func(key []byte, v gjson.Result) {
-		if string(key) == "results" {
-			results = v
-		}
-	})
-	out := make(map[string]bulkRecord, 500)
-	if results.IsArray() {
-		results.ForEach(func(_, r gjson.Result) bool {
-			if a := readRecord(r); a.externalID != "" {
-				out[a.externalID] = a.outcome()
-			}
-			return true
-		})
-	}
 	return out, nil
+}
+
+// bulkResults are a bulk's records by external id, in one slice with an
+// index: a map of the records themselves (440 bytes each) would allocate
+// every one apart.
+type bulkResults struct {
+	recs  []bulkRecord
+	index map[string]int
+}
+
+// put adds a record; a later one with the same id wins.
+func (b *bulkResults) put(id string, rec bulkRecord) {
+	if i, ok := b.index[id]; ok {
+		b.recs[i] = rec
+		return
+	}
+	b.index[id] = len(b.recs)
+	b.recs = append(b.recs, rec)
+}
+
+// lookup is the record of an external id.
+func (b *bulkResults) lookup(id string) (*bulkRecord, bool) {
+	i, ok := b.index[id]
+	if !ok {
+		return nil, false
+	}
+	return &b.recs[i], true
 }
 
 func (a *answer) outcome() bulkRecord {

@@ -112,8 +112,7 @@ var ErrBreakerOpen = errors.New("circuit breaker open")
 
 // ClassOf returns the class of the first *Error in err's chain.
 func ClassOf(err error) (Class, bool) {
-	var e *Error
-	if errors.As(err, &e) {
+	if e, ok := errors.AsType[*Error](err); ok { // AsType: no allocation, unlike As (once per record)
 		return e.Class, true
 	}
 	return 0, false
@@ -121,8 +120,7 @@ func ClassOf(err error) (Class, bool) {
 
 // ReasonOf returns the reason code of the first *Error in err's chain.
 func ReasonOf(err error) (string, bool) {
-	var e *Error
-	if errors.As(err, &e) {
+	if e, ok := errors.AsType[*Error](err); ok {
 		return e.Reason, true
 	}
 	return "", false

@@ -55,11 +55,10 @@ var errNotJSONObject = errors.New("response is not a JSON object")
 // answer.go). It never panics; only a body that is not a JSON object, or has
 // no data, is an error.
 func parseSingleResponse(body []byte) (Result, error) {
-	v, err := readAnswer(body)
-	if err != nil {
+	var a answer
+	if err := readAnswer(body, func(r *jsonReader) { a = readRecord(r) }); err != nil {
 		return Result{}, err
 	}
-	a := readRecord(v)
 	if !a.hasData {
 		return Result{}, errors.New("response has no data object")
 	}

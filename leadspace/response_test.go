@@ -90,15 +90,16 @@ func TestParseBulkRecordCodes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r := recs["a"]; r.err != nil || !r.result.Matched {
+	got := recs.byID()
+	if r := got["a"]; r.err != nil || !r.result.Matched {
 		t.Fatalf("a: %+v", r)
 	}
-	wantReason(t, recs["b"].err, ClassInput, ReasonInputRejected)
-	wantReason(t, recs["c"].err, ClassRetryable, ReasonRecordFailed)
-	wantReason(t, recs["d"].err, ClassInput, ReasonInputRejected)
-	wantReason(t, recs["e"].err, ClassRetryable, ReasonRecordFailed)
-	if len(recs) != 5 {
-		t.Fatalf("records = %d", len(recs))
+	wantReason(t, got["b"].err, ClassInput, ReasonInputRejected)
+	wantReason(t, got["c"].err, ClassRetryable, ReasonRecordFailed)
+	wantReason(t, got["d"].err, ClassInput, ReasonInputRejected)
+	wantReason(t, got["e"].err, ClassRetryable, ReasonRecordFailed)
+	if len(got) != 5 {
+		t.Fatalf("records = %d", len(got))
 	}
 }
 
@@ -150,10 +151,9 @@ func FuzzParseSingleResponse(f *testing.F) {
 	})
 }
 
-// BenchmarkParseBulkResults parses a 500-record answer as the simulator
-// shapes it: the client's main CPU cost per record in bulk mode.
-func BenchmarkParseBulkResults(b *testing.B) {
-	rec := `{"external_id":"r-%d","status":"success","data":{"enrichment_status":"Company Enriched","company":{
+// benchRecord is one record of a bulk answer as the simulator shapes it;
+// %d is its number.
+const benchRecord = `{"external_id":"r-%d","status":"success","data":{"enrichment_status":"Company Enriched","company":{
 		"ug_company_id":"0f3c2a9e-1b7d-4c55-9a0e-7d2b1c3e4f50","ls_id":"0f3c2a9e-1b7d-4c55-9a0e-7d2b1c3e4f50","name":"Company %d",
 		"website":"company%d.com","description":"Company %d makes software.","industry":"Computer Software","sub_industry":"Enterprise Software",
 		"sic":"7372","sicDescription":"Prepackaged Software","naics":"513210","naicsDescription":"Software Publishers",
@@ -161,6 +161,11 @@ func BenchmarkParseBulkResults(b *testing.B) {
 		"address":{"country":"US","state":"MA","city":"Boston","zipcode":"02110"},"phone":"+1 617 555 0100",
 		"linkedin_profile":"https://www.linkedin.com/company/company","ownership":"Private","matching_confidence":{"level":"HIGH"},
 		"analytics":{"installed_base_technologies":["AWS","Salesforce","Slack","Zendesk","HubSpot"]}}}}`
+
+// BenchmarkParseBulkResults parses a 500-record answer as the simulator
+// shapes it: the client's main CPU cost per record in bulk mode.
+func BenchmarkParseBulkResults(b *testing.B) {
+	rec := benchRecord
 	var sb strings.Builder
 	sb.WriteString(`{"bulkStatus":"COMPLETED","results":[`)
 	for i := range 500 {
@@ -175,8 +180,8 @@ func BenchmarkParseBulkResults(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		recs, err := parseBulkResults(body)
-		if err != nil || len(recs) != 500 || !recs["r-7"].result.Matched {
-			b.Fatalf("%v %d", err, len(recs))
+		if r, ok := recs.lookup("r-7"); err != nil || len(recs.recs) != 500 || !ok || !r.result.Matched {
+			b.Fatalf("%v %d", err, len(recs.recs))
 		}
 	}
 	b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N)/500, "µs/record")

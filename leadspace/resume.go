@@ -25,8 +25,8 @@ import (
 type resumed struct {
 	path    string
 	waiting []resumer
-	results map[string]bulkRecord // once fetched
-	err     error                 // the bulk could not be read
+	results *bulkResults // once fetched
+	err     error        // the bulk could not be read
 	done    bool
 }
 
@@ -90,7 +90,7 @@ func (p *Program) fetchResumed(b *resumed) {
 	ctx := p.c.ctx
 	begin := p.now()
 	step := cfg.BulkPollMin
-	var results map[string]bulkRecord
+	var results *bulkResults
 	var err error
 	for failures := 0; ; {
 		done, aerr := p.admit(ctx, epPoll, !cfg.FreePolls)
@@ -149,9 +149,9 @@ func (p *Program) fetchResumed(b *resumed) {
 
 // answerResumer gives a resumer its answer from the earlier bulk, or
 // submits its record.
-func (p *Program) answerResumer(r resumer, results map[string]bulkRecord, err error) {
+func (p *Program) answerResumer(r resumer, results *bulkResults, err error) {
 	if err == nil {
-		if rec, ok := results[r.req.ExternalID]; ok && rec.err == nil {
+		if rec, ok := results.lookup(r.req.ExternalID); ok && rec.err == nil {
 			res := rec.result
 			res.ExternalID = r.req.ExternalID
 			r.fn(Outcome{Result: res, Sent: 1, Attempts: 1})

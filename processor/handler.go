@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -191,7 +192,8 @@ func (h *handler) answered(j *job, plan *callPlan, o leadspace.Outcome) step {
 			st, held := j.w.table.Get(j.key)
 			return h.denied(j, p, denial, st, held)
 		}
-		e := schemas.Enriched{Sent: sentOf(plan.mapped.input), InputFingerprint: plan.mapped.fingerprint, Confidence: o.Confidence}
+		e := schemas.Enriched{Sent: sentOf(plan.mapped.input), InputFingerprint: plan.mapped.fingerprint, Confidence: o.Confidence,
+			EnrichmentID: plan.req.ExternalID}
 		outcome, code := outEnriched, table.OutcomeEnriched
 		if !o.Matched || belowConfidence(o.Confidence, plan.permit.Mapping.MinConfidence) {
 			e.Status, outcome, code = schemas.StatusNotMatched, outNotMatched, table.OutcomeNotMatched
@@ -288,7 +290,9 @@ func (h *handler) output(j *job, p schemas.Profile, e schemas.Enriched, outcome,
 	msg := j.msg
 	now := h.now().UTC().Truncate(time.Millisecond)
 	e.EventID = outputEventID(p.EventID)
-	e.EnrichmentID = enrichmentID(p.TenantID, p.ProfileID)
+	if e.EnrichmentID == "" { // the call's external id, when there was one
+		e.EnrichmentID = enrichmentID(p.TenantID, p.ProfileID)
+	}
 	e.TenantID, e.ProfileID = p.TenantID, p.ProfileID
 	if e.InputFingerprint == "" {
 		e.InputFingerprint = "-"
@@ -361,30 +365,43 @@ func belowConfidence(level, minimum string) bool {
 
 // firmographics copies Leadspace's company into the contract, keeping only
 // valid UTF-8 (a malformed answer must not make our output undecodable).
+// The company, its address and its numbers are one allocation, and the
+// technologies are shared unless one needs mending: this runs once per
+// answered record.
 func firmographics(c leadspace.Company) *schemas.Firmographics {
 	v := func(s string) string { return strings.ToValidUTF8(s, "\uFFFD") }
-	f := &schemas.Firmographics{
+	box := &struct {
+		f                   schemas.Firmographics
+		address             schemas.Address
+		employees, revenues int64
+	}{}
+	f := &box.f
+	*f = schemas.Firmographics{
 		LeadspaceID: v(c.ID), Name: v(c.Name), Website: v(c.Website), Description: v(c.Description),
 		Industry: v(c.Industry), SubIndustry: v(c.SubIndustry), SIC: v(c.SIC), SICDesc: v(c.SICDescription),
 		NAICS: v(c.NAICS), NAICSDesc: v(c.NAICSDescription), EmployeesRange: v(c.EmployeesRange), RevenueRange: v(c.RevenueRange),
-		Phone: v(c.Phone), LinkedInURL: v(c.LinkedInURL), Ownership: v(c.Ownership),
+		Phone: v(c.Phone), LinkedInURL: v(c.LinkedInURL), Ownership: v(c.Ownership), Technologies: c.Technologies,
 	}
-	if len(c.Technologies) > 0 {
+	if slices.ContainsFunc(c.Technologies, func(t string) bool { return !utf8.ValidString(t) }) {
 		f.Technologies = make([]string, len(c.Technologies))
 		for i, t := range c.Technologies {
 			f.Technologies[i] = v(t)
 		}
 	}
 	if c.Employees > 0 {
-		n := c.Employees
-		f.Employees = &n
+		box.employees = c.Employees
+		f.Employees = &box.employees
 	}
 	if c.Revenue > 0 {
-		n := c.Revenue
-		f.RevenueUSD = &n
+		box.revenues = c.Revenue
+		f.RevenueUSD = &box.revenues
 	}
 	if a := c.Address; a != (leadspace.Address{}) {
-		f.Address = &schemas.Address{Street: v(a.Street), City: v(a.City), State: v(a.State), PostalCode: v(a.PostalCode), Country: v(a.Country)}
+		box.address = schemas.Address{Street: v(a.Street), City: v(a.City), State: v(a.State), PostalCode: v(a.PostalCode), Country: v(a.Country)}
+		f.Address = &box.address
+	}
+	if len(f.Technologies) == 0 {
+		f.Technologies = nil
 	}
 	return f
 }

@@ -133,12 +133,18 @@ func fingerprint(in leadspace.CompanyInput) string {
 	return hex.EncodeToString(sum[:])
 }
 
+// sentOf is what was sent, as the contract has it (with its location in
+// the same allocation).
 func sentOf(in leadspace.CompanyInput) *schemas.Sent {
-	s := &schemas.Sent{Name: in.Name, Website: in.Website}
+	box := &struct {
+		sent     schemas.Sent
+		location schemas.Address
+	}{sent: schemas.Sent{Name: in.Name, Website: in.Website}}
 	if a := in.Address; a != nil {
-		s.Location = &schemas.Address{Street: a.Street, City: a.City, State: a.State, PostalCode: a.PostalCode, Country: a.Country}
+		box.location = schemas.Address{Street: a.Street, City: a.City, State: a.State, PostalCode: a.PostalCode, Country: a.Country}
+		box.sent.Location = &box.location
 	}
-	return s
+	return &box.sent
 }
 
 // splitKey reads a tenant/profile key. A key that is not valid UTF-8, or

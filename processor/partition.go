@@ -78,7 +78,7 @@ type partitionWorker struct {
 	idle      chan struct{}
 
 	mu               sync.Mutex
-	keys             map[string][]*job // per key, in offset order; the head is running
+	keys             map[string]keyQueue // per key, in offset order; the head is running
 	running          int
 	fenced           bool // released: late callbacks change nothing
 	deferredKeys     map[string]int
@@ -118,7 +118,7 @@ func (w *partitionWorker) takeClaim(offset int64) (string, bool) {
 func newPartitionWorker(deps workerDeps, log *zap.Logger, st *partitionState, committed int64, claims map[int64]string) *partitionWorker {
 	w := &partitionWorker{workerDeps: deps, id: st.id, state: st, table: st.table, tracker: offsets.NewTracker(committed),
 		log: log.With(zap.String("topic", deps.topics.Profiles), zap.Int("partition", st.id)), claims: claims,
-		idle: make(chan struct{}, 1), keys: map[string][]*job{}, deferredKeys: map[string]int{},
+		idle: make(chan struct{}, 1), keys: map[string]keyQueue{}, deferredKeys: map[string]int{},
 		deferredPrograms: map[string]int{}, credits: st.credits, runs: map[string]*runPass{},
 		callCtxs: map[context.Context]context.Context{}, parked: map[string][]*job{}, parkedKeys: map[string]int{}}
 	w.ctx, w.cancel = context.WithCancel(context.Background())

@@ -26,6 +26,7 @@ type job struct {
 	run      *runPass // nil for live input
 	attempts int      // waits for the schema registry
 	bulk     string   // the journaled bulk its record rides in (see journal.go)
+	next     *job     // the key's next admitted job (keyQueue)
 }
 
 // pool runs the pipeline's CPU stages on a fixed number of goroutines.
@@ -297,15 +298,19 @@ func (w *partitionWorker) finish(j *job, st step) {
 func (w *partitionWorker) abandon(j *job) {
 	w.mu.Lock()
 	q := w.keys[j.key]
-	if len(q) > 0 && q[0] == j {
+	var gone []*job
+	if q.head == j {
 		delete(w.keys, j.key)
+		for x := q.head; x != nil; x = x.next {
+			gone = append(gone, x)
+		}
 	} else {
-		q = []*job{j} // defensive: a job always heads its key's queue while it runs
+		gone = []*job{j} // defensive: a job always heads its key's queue while it runs
 	}
-	w.running -= len(q)
+	w.running -= len(gone)
 	idle := w.running == 0
 	w.mu.Unlock()
-	for _, x := range q {
+	for _, x := range gone {
 		if x.run != nil {
 			x.run.abandoned(x.msg.Offset)
 		} else {
@@ -319,15 +324,26 @@ func (w *partitionWorker) abandon(j *job) {
 	}
 }
 
+// keyQueue is one key's admitted jobs in offset order, linked through
+// job.next (no slice to allocate per key); the head is running.
+type keyQueue struct{ head, tail *job }
+
 // enqueue puts an admitted job behind earlier jobs of its key and starts
 // it when it is first.
 func (w *partitionWorker) enqueue(j *job) {
 	w.mu.Lock()
 	q := w.keys[j.key]
-	w.keys[j.key] = append(q, j)
+	first := q.head == nil
+	if first {
+		q.head = j
+	} else {
+		q.tail.next = j
+	}
+	q.tail = j
+	w.keys[j.key] = q
 	w.running++
 	w.mu.Unlock()
-	if len(q) == 0 {
+	if first {
 		w.pool.submit(func() { w.prepare(j) }, j.run != nil, j.program)
 	}
 }
@@ -336,11 +352,12 @@ func (w *partitionWorker) enqueue(j *job) {
 func (w *partitionWorker) next(j *job) {
 	w.mu.Lock()
 	q := w.keys[j.key]
-	if len(q) > 0 && q[0] == j {
-		q[0] = nil
-		q = q[1:]
+	var nj *job
+	if q.head == j {
+		q.head, j.next = j.next, nil
+		nj = q.head
 	}
-	if len(q) == 0 {
+	if q.head == nil {
 		delete(w.keys, j.key)
 	} else {
 		w.keys[j.key] = q
@@ -348,8 +365,7 @@ func (w *partitionWorker) next(j *job) {
 	w.running--
 	idle := w.running == 0
 	w.mu.Unlock()
-	if len(q) > 0 {
-		nj := q[0]
+	if nj != nil {
 		w.pool.submit(func() { w.prepare(nj) }, nj.run != nil, nj.program)
 	}
 	if idle {

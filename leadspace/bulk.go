@@ -73,7 +73,7 @@ func (p *Program) sendBulk(recs []*record, done func(error)) {
 		case r.state == stDone:
 		case r.canceled || r.ctx.Err() != nil:
 			// Left while the submit was on its way: the answer is dropped.
-			d, _ := p.settleLocked(r, Result{}, nil, b.submitted)
+			d, _ := p.settleLocked(r, nil, nil, b.submitted)
 			out = append(out, d)
 		default:
 			r.state = stPolling
@@ -212,14 +212,15 @@ func (p *Program) bulkLive(b *bulkJob) bool {
 // 1100), goes back into the queue; code 1200 is ClassInput.
 func (p *Program) settleBulk(b *bulkJob, results *bulkResults, err error) {
 	now := p.now()
-	out := make([]delivery, 0, len(b.recs)) // a delivery is large: no regrowing
+	out := make([]delivery, 0, len(b.recs))
 	requeued := false
 	p.mu.Lock()
 	for _, r := range b.recs {
 		if r.state != stPolling {
 			continue
 		}
-		res, rerr := Result{}, err
+		var res *Result
+		rerr := err
 		if results != nil {
 			rec, ok := results.lookup(r.req.ExternalID)
 			switch {
@@ -230,7 +231,7 @@ func (p *Program) settleBulk(b *bulkJob, results *bulkResults, err error) {
 			case rec.err != nil:
 				rerr = rec.err
 			default:
-				res = rec.result
+				res = &rec.result
 			}
 		}
 		if d, ok := p.settleLocked(r, res, rerr, now); ok {

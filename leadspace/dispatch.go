@@ -167,7 +167,7 @@ func (p *Program) awaitBreaker(ctx context.Context) {
 		}
 		r.tally.LastFailure = now
 		if failing := now.Sub(r.tally.FirstFailure); failing >= cfg.GiveUpAfter {
-			out = append(out, p.completeLocked(r, Result{}, exhausted(errBreakerWait, r.tally.Attempts, failing)))
+			out = append(out, p.completeLocked(r, nil, exhausted(errBreakerWait, r.tally.Attempts, failing)))
 		}
 	}
 	p.ready.each(wait)
@@ -236,7 +236,7 @@ func (p *Program) seal() (recs []*record, bulk bool, out []delivery) {
 				continue // a tombstone: finished while queued
 			}
 			if err := r.ctx.Err(); err != nil {
-				out = append(out, p.completeLocked(r, Result{}, canceled(err)))
+				out = append(out, p.completeLocked(r, nil, canceled(err)))
 				continue
 			}
 			p.readyN--
@@ -328,9 +328,12 @@ func (p *Program) settle(recs []*record, requests int, accepted bool, of func(*r
 		if accepted {
 			r.tally.Sent++
 		}
-		res, rerr := Result{}, err
+		var res *Result
+		rerr := err
 		if of != nil {
-			res, rerr = of(r)
+			var v Result
+			v, rerr = of(r)
+			res = &v
 		}
 		if d, ok := p.settleLocked(r, res, rerr, now); ok {
 			out = append(out, d)
@@ -348,7 +351,7 @@ func (p *Program) settle(recs []*record, requests int, accepted bool, of func(*r
 // settleLocked decides what becomes of a record whose request is over:
 // done (ok), or back into the queue after a backoff (retryable failures
 // until GiveUpAfter or MaxAttempts).
-func (p *Program) settleLocked(r *record, res Result, err error, now time.Time) (delivery, bool) {
+func (p *Program) settleLocked(r *record, res *Result, err error, now time.Time) (delivery, bool) {
 	cfg := &p.c.cfg
 	switch {
 	case r.state == stDone:
@@ -358,13 +361,13 @@ func (p *Program) settleLocked(r *record, res Result, err error, now time.Time) 
 		if cerr == nil {
 			cerr = context.Canceled
 		}
-		return p.completeLocked(r, Result{}, canceled(cerr)), true
+		return p.completeLocked(r, nil, canceled(cerr)), true
 	case err == nil:
 		return p.completeLocked(r, res, nil), true
 	case p.closed || p.c.closed():
-		return p.completeLocked(r, Result{}, newError(ClassCanceled, ReasonClosed, err)), true
+		return p.completeLocked(r, nil, newError(ClassCanceled, ReasonClosed, err)), true
 	case !retryable(err):
-		return p.completeLocked(r, Result{}, err), true
+		return p.completeLocked(r, nil, err), true
 	}
 	if r.tally.FirstFailure.IsZero() {
 		r.tally.FirstFailure = now
@@ -376,7 +379,7 @@ func (p *Program) settleLocked(r *record, res Result, err error, now time.Time) 
 		if errors.Is(err, ErrBreakerOpen) {
 			err = errBreakerWait
 		}
-		return p.completeLocked(r, Result{}, exhausted(err, r.tally.Attempts, failing)), true
+		return p.completeLocked(r, nil, exhausted(err, r.tally.Attempts, failing)), true
 	}
 	wait := cfg.retries().Delay(r.failures)
 	if reason, _ := ReasonOf(err); reason == ReasonRateLimited {
@@ -397,7 +400,7 @@ func (p *Program) requeueSingleLocked(r *record) (delivery, bool) {
 		return delivery{}, false
 	}
 	if r.canceled || r.ctx.Err() != nil || p.closed || p.c.closed() {
-		return p.settleLocked(r, Result{}, newError(ClassRetryable, ReasonInputRejected, nil), p.now())
+		return p.settleLocked(r, nil, newError(ClassRetryable, ReasonInputRejected, nil), p.now())
 	}
 	r.single = true
 	r.state = stReady
@@ -406,15 +409,29 @@ func (p *Program) requeueSingleLocked(r *record) (delivery, bool) {
 	return delivery{}, false
 }
 
-// delivery is an outcome to hand to a done callback, outside any lock.
+// delivery is an outcome to hand to a done callback, outside any lock. It
+// points at the record's answer (in the bulk's results) rather than holding
+// a copy: a bulk's 500 deliveries would be 250 KB of copies.
 type delivery struct {
-	r *record
-	o Outcome
+	r   *record
+	res *Result // nil: no answer
+	err error
+	t   tally
+}
+
+// outcome is the delivery's Outcome.
+func (d *delivery) outcome() Outcome {
+	o := Outcome{Err: d.err, Sent: d.t.Sent, Attempts: d.t.Attempts, FirstFailure: d.t.FirstFailure, LastFailure: d.t.LastFailure}
+	if d.res != nil && d.err == nil {
+		o.Result = *d.res
+	}
+	o.Result.ExternalID = d.r.req.ExternalID
+	return o
 }
 
 // completeLocked finishes a record: it leaves the queue and its group, and
 // its outcome is returned for delivery.
-func (p *Program) completeLocked(r *record, res Result, err error) delivery {
+func (p *Program) completeLocked(r *record, res *Result, err error) delivery {
 	switch r.state {
 	case stReady:
 		p.readyN-- // its queue entry stays behind as a tombstone
@@ -432,13 +449,7 @@ func (p *Program) completeLocked(r *record, res Result, err error) delivery {
 			}
 		}
 	}
-	if err != nil {
-		res = Result{}
-	}
-	res.ExternalID = r.req.ExternalID
-	t := r.tally
-	return delivery{r: r, o: Outcome{Result: res, Err: err, Sent: t.Sent, Attempts: t.Attempts,
-		FirstFailure: t.FirstFailure, LastFailure: t.LastFailure}}
+	return delivery{r: r, res: res, err: err, t: r.tally}
 }
 
 // deliver calls done callbacks; never with p.mu held, since a callback may
@@ -447,9 +458,10 @@ func (p *Program) deliver(out []delivery) {
 	if len(out) == 0 {
 		return
 	}
-	for _, d := range out {
-		p.metrics.result(p.key, d.o.Result, d.o.Err)
-		d.r.done(d.o)
+	for i := range out {
+		o := out[i].outcome()
+		p.metrics.result(p.key, o.Result, o.Err)
+		out[i].r.done(o)
 	}
 	if p.metrics != nil {
 		p.metrics.pending(p.key, p.Pending())
@@ -468,7 +480,7 @@ func (p *Program) ctxEnded(d <-chan struct{}) {
 		for r := range g.recs {
 			switch r.state {
 			case stReady, stDelayed, stPolling:
-				out = append(out, p.completeLocked(r, Result{}, err))
+				out = append(out, p.completeLocked(r, nil, err))
 			case stSending:
 				r.canceled = true
 			}
@@ -487,11 +499,11 @@ func (p *Program) shutdown() {
 	closed := newError(ClassCanceled, ReasonClosed, nil)
 	for p.ready.len() > 0 {
 		if r := p.ready.popFront(); r.state == stReady {
-			out = append(out, p.completeLocked(r, Result{}, closed))
+			out = append(out, p.completeLocked(r, nil, closed))
 		}
 	}
 	for r := p.later.next(); r != nil; r = p.later.next() {
-		out = append(out, p.completeLocked(r, Result{}, closed))
+		out = append(out, p.completeLocked(r, nil, closed))
 	}
 	p.mu.Unlock()
 	p.deliver(out)

@@ -145,7 +145,7 @@ func (p *Program) enqueue(ctx context.Context, reqs []Request, dones []func(Outc
 	if err := p.refusal(ctx); err != nil {
 		out := make([]delivery, len(reqs))
 		for i, req := range reqs {
-			out[i] = delivery{r: &record{req: req, done: dones[i]}, o: Outcome{Result: Result{ExternalID: req.ExternalID}, Err: err}}
+			out[i] = delivery{r: &record{req: req, done: dones[i]}, err: err}
 		}
 		go p.deliver(out)
 		return
@@ -155,8 +155,7 @@ func (p *Program) enqueue(ctx context.Context, reqs []Request, dones []func(Outc
 		p.mu.Unlock()
 		out := make([]delivery, len(reqs))
 		for i, req := range reqs {
-			out[i] = delivery{r: &record{req: req, done: dones[i]},
-				o: Outcome{Result: Result{ExternalID: req.ExternalID}, Err: newError(ClassCanceled, ReasonClosed, nil)}}
+			out[i] = delivery{r: &record{req: req, done: dones[i]}, err: newError(ClassCanceled, ReasonClosed, nil)}
 		}
 		go p.deliver(out)
 		return

@@ -99,7 +99,7 @@ func (jr *journal) accepted(program, path string, externalIDs []string) {
 	if entry.left == 0 {
 		return
 	}
-	value, err := jr.codec.Encode(schemas.BulkInFlight, b.Native())
+	value, err := jr.codec.EncodeBulk(b)
 	if err != nil {
 		jr.log.Warn("bulk not journaled", zap.Error(err))
 		return

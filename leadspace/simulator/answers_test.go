@@ -142,3 +142,24 @@ func jsonValue(s string) any {
 	}
 	return v
 }
+
+// TestFirstObjectIsWhatTheDecoderRead: bodies are accepted or refused as
+// json.Decoder into a map did, trailing bytes after the object included.
+func TestFirstObjectIsWhatTheDecoderRead(t *testing.T) {
+	for _, body := range []string{
+		`{}`, ` {"a":1} `, `{"a":1} trailing`, `{"a":1}{"b":2}`, `null`, `[]`, `"x"`, `5`, ``, ` `,
+		`{"a":`, `{"a":1,}`, "{\"a\":\"\xff\"}", `{"a":1e400}`, `{} {`, `{"a":[1,{"b":"}"}]}`,
+	} {
+		var m map[string]any
+		dec := json.NewDecoder(strings.NewReader(body))
+		dec.UseNumber()
+		want := dec.Decode(&m) == nil && m != nil
+		got := firstObject([]byte(body))
+		if (got != nil) != want {
+			t.Errorf("%q: accepted %v, the decoder %v", body, got != nil, want)
+		}
+		if got != nil && !json.Valid(got) {
+			t.Errorf("%q: first object %q is not JSON", body, got)
+		}
+	}
+}

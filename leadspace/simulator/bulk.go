@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"time"
 )
 
@@ -42,23 +43,22 @@ const (
 	codeInvalidInput  = 1200
 )
 
-// recordFailure is the shape of a failed record in a bulk's results.
+// appendFailure appends a failed record of a bulk's results.
 // UNCERTAIN(docs/leadspace.md §3): the real field names are unknown; they
 // live only here so they are easy to change.
-func recordFailure(externalID any, code int, msg string) map[string]any {
+func appendFailure(b, externalID []byte, code int, msg string) []byte {
 	status := "Internal Error"
 	if code == codeInvalidInput {
 		status = "Invalid Input"
 	}
-	m := map[string]any{
-		"status":     status,
-		"error_code": code,
-		"error":      map[string]any{"code": code, "message": msg},
+	// Keys in the order json.Marshal of a map wrote them.
+	b = strconv.AppendInt(append(b, `{"error":{"code":`...), int64(code), 10)
+	b = appendString(append(b, `,"message":`...), msg)
+	b = strconv.AppendInt(append(b, `},"error_code":`...), int64(code), 10)
+	if externalID != nil && string(externalID) != "null" {
+		b = append(append(b, `,"external_id":`...), externalID...)
 	}
-	if externalID != nil {
-		m["external_id"] = externalID
-	}
-	return m
+	return append(appendString(append(b, `,"status":`...), status), '}')
 }
 
 // bulk answers POST /enrichment/enrich/bulk with 202 and the path to poll.
@@ -66,7 +66,16 @@ func recordFailure(externalID any, code int, msg string) map[string]any {
 // Records beyond the remaining credits are left out and the job ends
 // INSUFFICIENT_CREDITS.
 func (s *Simulator) bulk(c *exchange) {
-	data, ok := c.body["data"].([]any)
+	var rawData, callback []byte
+	for k, v := range members(c.body) {
+		switch string(k) {
+		case "data":
+			rawData = v
+		case "callbackUrl":
+			callback = v
+		}
+	}
+	data, ok := elements(rawData)
 	if !ok || len(data) == 0 || len(data) > 500 {
 		c.fail(http.StatusBadRequest, "Bad Request", "data must be an array of 1 to 500 records")
 		return
@@ -74,33 +83,42 @@ func (s *Simulator) bulk(c *exchange) {
 	if !c.hasCredits() {
 		return
 	}
+	recs := make([]*record, len(data))
+	for i, d := range data {
+		recs[i] = readRecord(d)
+	}
 	s.mu.Lock()
 	p := c.prog
 	j := &job{id: s.id("bulk", s.next()), program: p, status: "COMPLETED", submitted: s.now()}
-	results := make([]any, 0, len(data))
-	for _, d := range data {
-		rec, _ := d.(map[string]any)
-		ext, name := rec["external_id"], field(rec, "company", "name")
-		if f := s.takeFault(pathBulk, name, p.cfg.ID, true); f != nil && f.Status != 0 {
+	out := make([]byte, 0, 1024*len(recs))
+	out = append(out, `{"results":[`...)
+	for i, rec := range recs {
+		mark := len(out)
+		if i > 0 {
+			out = append(out, ',')
+		}
+		if f := s.takeFault(pathBulk, rec.name, p.cfg.ID, true); f != nil && f.Status != 0 {
 			code := codeInternalError
 			if f.Status < 500 {
 				code = codeInvalidInput
 			}
-			results = append(results, recordFailure(ext, code, "injected fault"))
+			out = appendFailure(out, rec.ext, code, "injected fault")
 			continue
 		}
-		if name == Magic500 || name == Magic503 {
-			results = append(results, recordFailure(ext, codeInternalError, "Internal Error"))
+		if rec.name == Magic500 || rec.name == Magic503 {
+			out = appendFailure(out, rec.ext, codeInternalError, "Internal Error")
 			continue
 		}
-		res, invalid, matched := s.enrichRecord(p, rec)
-		if invalid != "" {
-			results = append(results, recordFailure(ext, codeInvalidInput, "Invalid Input: "+invalid))
+		var invalid string
+		var matched bool
+		if out, invalid, matched = s.enrichRecord(out, p, rec); invalid != "" {
+			out = appendFailure(out, rec.ext, codeInvalidInput, "Invalid Input: "+invalid)
 			continue
 		}
 		if matched {
 			if p.credits == 0 {
 				j.status = "INSUFFICIENT_CREDITS"
+				out = out[:mark] // this record and the rest are left out
 				break
 			}
 			if p.credits > 0 {
@@ -108,21 +126,16 @@ func (s *Simulator) bulk(c *exchange) {
 			}
 		}
 		j.success++
-		results = append(results, res)
 	}
 	s.statsOf(p.cfg.ID).RecordsReceived += len(data)
-	s.mu.Unlock()
-	// Encoded outside the lock; nobody can poll the job before it is
-	// registered, and its id is answered only after that.
-	j.answer, _ = json.Marshal(map[string]any{"results": results, "bulkStatus": j.status})
-	s.mu.Lock()
+	j.answer = append(appendString(append(out, `],"bulkStatus":`...), j.status), '}')
 	s.jobs[j.id] = j
 	s.mu.Unlock()
 
-	if cb, _ := c.body["callbackUrl"].(string); cb != "" {
+	if cb := jsonString(callback); cb != "" {
 		go s.callback(cb, j)
 	}
-	c.send(http.StatusAccepted, map[string]any{"id": pathResults + j.id})
+	c.sendJSON(http.StatusAccepted, append(appendString([]byte(`{"id":`), pathResults+j.id), '}'))
 }
 
 // results answers a poll: 204 until the job is ready, then 200 with every

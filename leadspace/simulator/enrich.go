@@ -12,7 +12,7 @@ func (s *Simulator) single(c *exchange) {
 	if !c.hasCredits() {
 		return
 	}
-	res, invalid, matched := s.enrichRecord(c.prog, c.body)
+	res, invalid, matched := s.enrichRecord(nil, c.prog, c.record())
 	if invalid != "" {
 		c.fail(http.StatusBadRequest, "Bad Request", invalid)
 		return
@@ -28,7 +28,7 @@ func (s *Simulator) single(c *exchange) {
 	if err := s.sleep(c.r.Context(), delay); err != nil {
 		return // the client gave up; call logged with status 0
 	}
-	c.send(http.StatusOK, res)
+	c.sendJSON(http.StatusOK, res)
 }
 
 // latency is the configured base plus a jitter derived from the seed and
@@ -43,66 +43,116 @@ func (s *Simulator) latency() time.Duration {
 	return max(0, s.cfg.Latency+time.Duration(frac*float64(j)))
 }
 
+// record is what the simulator reads of an input record: strings trimmed,
+// "" when absent or not a string (as field() reads a map).
+type record struct {
+	name, website      string // company.*
+	first, last, email string // person.*
+	// ext is external_id as it is echoed (JSON), nil when absent; "null"
+	// is echoed in a result but left out of a failure.
+	ext []byte
+}
+
+// readRecord reads one record from its JSON (valid, any type: a record
+// that is not an object reads as empty and fails validation).
+func readRecord(b []byte) *record {
+	r := &record{}
+	for k, v := range members(b) {
+		switch string(k) {
+		case "external_id":
+			r.ext = answerJSON(v)
+		case "company":
+			r.name, r.website = "", "" // a repeated key replaces the whole object
+			for k, v := range members(v) {
+				switch string(k) {
+				case "name":
+					r.name = strings.TrimSpace(jsonString(v))
+				case "website":
+					r.website = strings.TrimSpace(jsonString(v))
+				}
+			}
+		case "person":
+			r.first, r.last, r.email = "", "", ""
+			for k, v := range members(v) {
+				switch string(k) {
+				case "first_name":
+					r.first = strings.TrimSpace(jsonString(v))
+				case "last_name":
+					r.last = strings.TrimSpace(jsonString(v))
+				case "email":
+					r.email = strings.TrimSpace(jsonString(v))
+				}
+			}
+		}
+	}
+	return r
+}
+
 // validate applies the input rules (docs/leadspace.md §2): company enrichment
 // needs company.name (or, when allowed, a website); person enrichment needs
 // first and last name plus one of company name, email or website.
-func (s *Simulator) validate(rec map[string]any) string {
-	name, website := field(rec, "company", "name"), field(rec, "company", "website")
-	first, last, email := field(rec, "person", "first_name"), field(rec, "person", "last_name"), field(rec, "person", "email")
+func (s *Simulator) validate(r *record) string {
 	switch {
-	case first != "" || last != "":
-		if first == "" || last == "" || (name == "" && email == "" && website == "") {
+	case r.first != "" || r.last != "":
+		if r.first == "" || r.last == "" || (r.name == "" && r.email == "" && r.website == "") {
 			return "person enrichment needs person.first_name, person.last_name and one of company.name, person.email or company.website"
 		}
-	case name == "" && !(s.cfg.AllowWebsiteOnly && website != ""):
+	case r.name == "" && !(s.cfg.AllowWebsiteOnly && r.website != ""):
 		return "company.name is required"
 	}
 	return ""
 }
 
-// enrichRecord builds one record's result object. invalid is the reason a
-// record fails validation, "" otherwise. It touches no shared state.
-func (s *Simulator) enrichRecord(p *program, rec map[string]any) (res map[string]any, invalid string, matched bool) {
-	if invalid = s.validate(rec); invalid != "" {
-		return nil, invalid, false
+// enrichRecord appends one record's result object to b. invalid is the
+// reason a record fails validation ("" otherwise; nothing appended then).
+// It touches no shared state.
+func (s *Simulator) enrichRecord(b []byte, p *program, r *record) (res []byte, invalid string, matched bool) {
+	if invalid = s.validate(r); invalid != "" {
+		return b, invalid, false
 	}
-	rawName, website := field(rec, "company", "name"), field(rec, "company", "website")
-	domain, name := normDomain(website), normName(rawName)
+	domain, name := normDomain(r.website), normName(r.name)
+	key := matchKey(domain, name)
+	d := hashOf(key) // the one digest per company: match bucket and firmographics
 	level := confidence(domain, name)
-	matched = !noMatch(domain, name) && levelRank[level] >= levelRank[p.cfg.ConfidenceThreshold]
-	person := field(rec, "person", "first_name") != ""
+	matched = !noMatch(domain, name, d) && levelRank[level] >= levelRank[p.cfg.ConfidenceThreshold]
 
-	data := map[string]any{"enrichment_status": "Not Enriched"}
+	// Keys in the order json.Marshal of a map wrote them.
+	res = append(b, `{"data":{`...)
+	status := "Not Enriched"
 	switch {
 	case matched:
-		data["company"] = s.company(domain, rawName, level, p.cfg.APIVersion)
-		data["enrichment_status"] = "Company Enriched"
-		if person {
-			data["enrichment_status"] = "Person & Company Enriched"
-			data["person"] = fakePerson(rec, domain)
+		res = append(s.appendCompany(append(res, `"company":`...), d, key, domain, r.name, name, level, p.cfg.APIVersion), ',')
+		status = "Company Enriched"
+		if r.first != "" {
+			status = "Person & Company Enriched"
 		}
 	case s.cfg.NoMatchCompany == "empty":
-		data["company"] = map[string]any{}
+		res = append(res, `"company":{},`...)
 	case s.cfg.NoMatchCompany == "null":
-		data["company"] = nil
+		res = append(res, `"company":null,`...)
 	}
-	res = map[string]any{"status": "success", "data": data}
-	if ext, ok := rec["external_id"]; ok {
-		res["external_id"] = ext
+	res = appendString(append(res, `"enrichment_status":`...), status)
+	if matched && r.first != "" {
+		res = appendPerson(append(res, `,"person":`...), r, domain)
 	}
-	return res, "", matched
+	res = append(res, '}')
+	if r.ext != nil {
+		res = append(append(res, `,"external_id":`...), r.ext...)
+	}
+	return append(res, `,"status":"success"}`...), "", matched
 }
 
-func fakePerson(rec map[string]any, domain string) map[string]any {
-	first, last := field(rec, "person", "first_name"), field(rec, "person", "last_name")
+var titles = []string{"VP Sales", "Head of Marketing", "CTO", "Director of Operations"}
+
+// appendPerson appends the data.person object of a person match.
+func appendPerson(b []byte, r *record, domain string) []byte {
 	if domain == "" {
 		domain = "example.com"
 	}
-	titles := []string{"VP Sales", "Head of Marketing", "CTO", "Director of Operations"}
-	return map[string]any{
-		"first_name": first,
-		"last_name":  last,
-		"email":      strings.ToLower(first + "." + last + "@" + domain),
-		"title":      titles[hashOf(first+last+domain).pick(0, len(titles))],
-	}
+	o := object{b: append(b, '{')}
+	o.str("email", strings.ToLower(r.first+"."+r.last+"@"+domain))
+	o.str("first_name", r.first)
+	o.str("last_name", r.last)
+	o.str("title", titles[hashOf(r.first+r.last+domain).pick(0, len(titles))])
+	return append(o.b, '}')
 }

@@ -18,10 +18,19 @@ type exchange struct {
 	w      http.ResponseWriter
 	r      *http.Request
 	prog   *program
-	body   map[string]any
+	body   []byte  // the request's JSON object (POST, PUT), validated
+	rec    *record // body read as a record, once
 	call   Call
 	raw    []byte // the body of a single or bulk call, for the log
 	logged bool
+}
+
+// record reads the body as an input record; a single call's body is one.
+func (c *exchange) record() *record {
+	if c.rec == nil {
+		c.rec = readRecord(c.body)
+	}
+	return c.rec
 }
 
 // maxBody bounds request bodies: 500 records are far below it.
@@ -103,8 +112,9 @@ func (c *exchange) authenticate() bool {
 	return true
 }
 
-// readBody enforces JSON on POST and PUT and parses the body as an object.
-// The parsed records go into the call log: they are what left the client.
+// readBody enforces JSON on POST and PUT and checks the body is an object;
+// each endpoint reads what it needs from it. The bytes go into the call
+// log: they are what left the client.
 func (c *exchange) readBody() bool {
 	if c.r.Method != http.MethodPost && c.r.Method != http.MethodPut {
 		return true
@@ -119,9 +129,7 @@ func (c *exchange) readBody() bool {
 		c.fail(http.StatusBadRequest, "Bad Request", "body unreadable or too large")
 		return false
 	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.UseNumber()
-	if err := dec.Decode(&c.body); err != nil || c.body == nil {
+	if c.body = firstObject(raw); c.body == nil {
 		c.fail(http.StatusBadRequest, "Bad Request", "body is not a JSON object")
 		return false
 	}
@@ -130,6 +138,22 @@ func (c *exchange) readBody() bool {
 		c.raw = raw // the log keeps the bytes, and decodes them for Calls
 	}
 	return true
+}
+
+// firstObject returns the body's first JSON value if it is an object, else
+// nil. Like json.Decoder, it ignores whatever follows that value.
+func firstObject(raw []byte) []byte {
+	if json.Valid(raw) { // the usual case: the body is the value
+		if v := bytes.TrimSpace(raw); v[0] == '{' {
+			return v
+		}
+		return nil
+	}
+	var v json.RawMessage
+	if json.NewDecoder(bytes.NewReader(raw)).Decode(&v) != nil || len(v) == 0 || v[0] != '{' {
+		return nil
+	}
+	return v
 }
 
 // rateLimit takes one token from the program's bucket, else answers 429.

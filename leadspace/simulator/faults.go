@@ -92,9 +92,9 @@ func pathMatches(pattern, path string) bool {
 // of single calls. It reports whether handling should go on.
 func (c *exchange) applyFaults() bool {
 	path := c.r.URL.Path
-	name := field(c.body, "company", "name")
-	if path == pathBulk {
-		name = "" // a bulk's named faults apply to its records
+	name := "" // a bulk's named faults apply to its records
+	if path != pathBulk {
+		name = c.record().name
 	}
 	c.s.mu.Lock()
 	f := c.s.takeFault(path, name, c.prog.cfg.ID, false)

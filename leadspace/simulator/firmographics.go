@@ -3,9 +3,11 @@ package simulator
 import (
 	"crypto/sha256"
 	"encoding/binary"
-	"encoding/hex"
-	"fmt"
+	"encoding/json"
+	"maps"
 	"net/url"
+	"slices"
+	"strconv"
 	"strings"
 	"unicode"
 )
@@ -123,16 +125,26 @@ func (d digest) pick(i, n int) int {
 // noMatchBucket puts about 10% of companies out of Leadspace's reach.
 func (d digest) noMatchBucket() bool { return d[31]%10 == 0 }
 
-// uuid formats 16 bytes of a digest as a UUID string.
-func uuidOf(d digest) string {
-	h := hex.EncodeToString(d[:16])
-	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
+// uuidOf formats 16 bytes of a digest as a UUID string.
+func uuidOf(d digest) string { return string(appendUUID(nil, d)) }
+
+func appendUUID(b []byte, d digest) []byte {
+	for i, c := range d[:16] {
+		if i == 4 || i == 6 || i == 8 || i == 10 {
+			b = append(b, '-')
+		}
+		b = append(b, hexDigits[c>>4], hexDigits[c&0xF])
+	}
+	return b
 }
 
-// company builds the data.company object for a match.
-func (s *Simulator) company(domain, rawName, level, apiVersion string) map[string]any {
-	key := matchKey(domain, normName(rawName))
-	d := hashOf(key)
+const hexDigits = "0123456789abcdef"
+
+// appendCompany appends the data.company object for a match. d is the
+// digest of key, the company's match key; normalised is normName(rawName).
+// Keys come in the order json.Marshal of a map wrote them; fixture keys
+// replace generated ones and come last.
+func (s *Simulator) appendCompany(b []byte, d digest, key, domain, rawName, normalised, level, apiVersion string) []byte {
 	ind := industries[d.pick(0, len(industries))]
 	size := sizeRanges[d.pick(1, len(sizeRanges))]
 	employees := size.lo + int64(d.pick(2, 1000))*(size.hi-size.lo)/1000
@@ -145,66 +157,106 @@ func (s *Simulator) company(domain, rawName, level, apiVersion string) map[strin
 		}
 	}
 	pl := places[d.pick(4, len(places))]
-	name := strings.TrimSpace(rawName)
+	name, slug := rawName, normalised
 	if name == "" {
-		name = titleCase(strings.Split(domain, ".")[0])
+		label, _, _ := strings.Cut(domain, ".")
+		name = titleCase(label)
+		slug = normName(name)
 	}
+	slug = strings.ReplaceAll(slug, " ", "-")
 	if domain == "" {
-		domain = strings.ReplaceAll(normName(rawName), " ", "") + ".com"
+		domain = strings.ReplaceAll(normalised, " ", "") + ".com"
 	}
 	ownership := "Private"
 	if size.lo > 1000 && d.pick(5, 2) == 0 {
 		ownership = "Public"
 	}
-	techs := make([]string, 0, 8)
-	for i, n := 0, 3+d.pick(6, 6); i < n; i++ {
-		t := technologies[(d.pick(7, len(technologies))+i*5)%len(technologies)]
-		techs = append(techs, t)
-	}
-	slug := strings.ReplaceAll(strings.ToLower(normName(name)), " ", "-")
-	id := uuidOf(d)
-	c := map[string]any{
-		"ls_id":            id,
-		"name":             name,
-		"website":          domain,
-		"description":      fmt.Sprintf("%s works in %s (%s), based in %s.", name, strings.ToLower(ind.name), strings.ToLower(ind.sub), pl.city),
-		"industry":         ind.name,
-		"sub_industry":     ind.sub,
-		"sic":              ind.sic,
-		"sicDescription":   ind.sicDesc,
-		"naics":            ind.naics,
-		"naicsDescription": ind.naicsDesc,
-		"address": map[string]any{
-			"country": pl.country, "state": pl.state, "city": pl.city, "zipcode": pl.zip,
-			"address": fmt.Sprintf("%d %s", 1+d.pick(8, 999), streets[d.pick(9, len(streets))]),
-		},
-		"phone":               fmt.Sprintf("%s %03d %04d", pl.phone, 200+d.pick(10, 800), d.pick(11, 10000)),
-		"linkedin_profile":    "https://www.linkedin.com/company/" + slug,
-		"ownership":           ownership,
-		"analytics":           map[string]any{"installed_base_technologies": techs},
-		"matching_confidence": map[string]any{"level": level},
-	}
-	if apiVersion == "v4" {
-		c["ug_company_id"] = id
-	}
-	sizeObj := map[string]any{"exact": employees, "range": size.label}
-	revObj := map[string]any{"exact": revenue, "range": revLabel}
 	style := s.cfg.SizeFieldStyle
 	if style == "" {
 		style = apiVersion
 	}
-	if style == "v4" || style == "both" {
-		c["employees"], c["revenue_dollar"] = sizeObj, revObj
+	fx := s.cfg.Fixtures[key]
+	o := object{b: append(b, '{'), skip: fx}
+	if o.key("address") {
+		a := object{b: append(o.b, '{')}
+		if a.key("address") {
+			a.b = strconv.AppendInt(append(a.b, '"'), int64(1+d.pick(8, 999)), 10)
+			a.b = append(append(append(a.b, ' '), streets[d.pick(9, len(streets))]...), '"')
+		}
+		a.str("city", pl.city)
+		a.str("country", pl.country)
+		a.str("state", pl.state)
+		a.str("zipcode", pl.zip)
+		o.b = append(a.b, '}')
 	}
-	if style == "v3" || style == "both" {
-		c["size"], c["revenue"] = sizeObj, revObj
+	if o.key("analytics") {
+		o.b = append(o.b, `{"installed_base_technologies":[`...)
+		for i, n := 0, 3+d.pick(6, 6); i < n; i++ {
+			if i > 0 {
+				o.b = append(o.b, ',')
+			}
+			o.b = appendString(o.b, technologies[(d.pick(7, len(technologies))+i*5)%len(technologies)])
+		}
+		o.b = append(o.b, "]}"...)
 	}
-	if fx, ok := s.cfg.Fixtures[key]; ok {
-		for k, v := range fx {
-			c[k] = v
+	o.str("description", name+" works in "+strings.ToLower(ind.name)+" ("+strings.ToLower(ind.sub)+"), based in "+pl.city+".")
+	sizeField := func(k string, exact int64, label string) {
+		if o.key(k) {
+			o.b = strconv.AppendInt(append(o.b, `{"exact":`...), exact, 10)
+			o.b = append(appendString(append(o.b, `,"range":`...), label), '}')
 		}
 	}
-	return c
+	v3, v4 := style == "v3" || style == "both", style == "v4" || style == "both"
+	if v4 {
+		sizeField("employees", employees, size.label)
+	}
+	o.str("industry", ind.name)
+	o.str("linkedin_profile", "https://www.linkedin.com/company/"+slug)
+	if o.key("ls_id") {
+		o.b = append(appendUUID(append(o.b, '"'), d), '"')
+	}
+	if o.key("matching_confidence") {
+		o.b = append(appendString(append(o.b, `{"level":`...), level), '}')
+	}
+	o.str("naics", ind.naics)
+	o.str("naicsDescription", ind.naicsDesc)
+	o.str("name", name)
+	o.str("ownership", ownership)
+	if o.key("phone") { // "+1 415 NNN NNNN"
+		o.b = append(append(append(o.b, '"'), pl.phone...), ' ')
+		o.b = append(appendPadded(append(appendPadded(o.b, 200+d.pick(10, 800), 3), ' '), d.pick(11, 10000), 4), '"')
+	}
+	if v3 {
+		sizeField("revenue", revenue, revLabel)
+	}
+	if v4 {
+		sizeField("revenue_dollar", revenue, revLabel)
+	}
+	o.str("sic", ind.sic)
+	o.str("sicDescription", ind.sicDesc)
+	if v3 {
+		sizeField("size", employees, size.label)
+	}
+	o.str("sub_industry", ind.sub)
+	if apiVersion == "v4" && o.key("ug_company_id") {
+		o.b = append(appendUUID(append(o.b, '"'), d), '"')
+	}
+	o.str("website", domain)
+	for _, k := range slices.Sorted(maps.Keys(fx)) {
+		v, _ := json.Marshal(fx[k])
+		o.member(k, v)
+	}
+	return append(o.b, '}')
+}
+
+// appendPadded appends n in decimal, zero-padded to width digits.
+func appendPadded(b []byte, n, width int) []byte {
+	for w, p := 1, 10; w < width; w, p = w+1, p*10 {
+		if n < p {
+			b = append(b, '0')
+		}
+	}
+	return strconv.AppendInt(b, int64(n), 10)
 }
 
 // confidence grades a match the way the confidence article describes:
@@ -213,7 +265,7 @@ func (s *Simulator) company(domain, rawName, level, apiVersion string) map[strin
 func confidence(domain, name string) string {
 	switch {
 	case domain != "" && name != "":
-		label := strings.Split(domain, ".")[0]
+		label, _, _ := strings.Cut(domain, ".")
 		compact := strings.ReplaceAll(name, " ", "")
 		if strings.Contains(label, compact) || strings.Contains(compact, label) {
 			return "HIGH"
@@ -226,13 +278,14 @@ func confidence(domain, name string) string {
 	}
 }
 
-// noMatch tells the deterministic no-match cases apart.
-func noMatch(domain, name string) bool {
+// noMatch tells the deterministic no-match cases apart; d is the digest of
+// matchKey(domain, name).
+func noMatch(domain, name string, d digest) bool {
 	if strings.Contains(name, "nomatch") || strings.Contains(domain, "nomatch") ||
 		strings.HasSuffix(domain, ".invalid") || strings.HasSuffix(domain, ".example") {
 		return true
 	}
-	return hashOf(matchKey(domain, name)).noMatchBucket()
+	return d.noMatchBucket()
 }
 
 func titleCase(s string) string {

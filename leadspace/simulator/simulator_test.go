@@ -225,7 +225,8 @@ func TestConfidenceAndNoMatch(t *testing.T) {
 	}
 	misses := 0
 	for i := range 1000 {
-		if noMatch("", normName("Company "+string(rune('a'+i%26))+strings.Repeat("x", i/26))) {
+		name := normName("Company " + string(rune('a'+i%26)) + strings.Repeat("x", i/26))
+		if noMatch("", name, hashOf(name)) {
 			misses++
 		}
 	}

@@ -180,7 +180,7 @@ func (w *partitionWorker) proceed(j *job, st step) {
 // paused) or when the partition's work is abandoned.
 func (w *partitionWorker) call(j *job, plan *callPlan) {
 	ctx := w.callCtx(plan.permit.Ctx)
-	prog := w.enricher.Program(plan.permit.Credentials)
+	prog := w.programs.program(plan.permit)
 	if j.run != nil {
 		j.run.charge(j.msg.Offset, 1, 0)
 	}

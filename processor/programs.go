@@ -30,6 +30,17 @@ func (ps *programs) of(tenant string) string {
 	return key
 }
 
+// program is the Leadspace program of a permit, from the ones known (a
+// lookup; the Enricher would hash the credentials again).
+func (ps *programs) program(permit controlplane.Permit) Program {
+	if prog, ok := ps.known.Load(permit.Program); ok && permit.Program != "" {
+		return prog.(Program)
+	}
+	prog := ps.enricher.Program(permit.Credentials)
+	ps.known.Store(prog.Key(), prog)
+	return prog
+}
+
 // share is a program's share of the window: what it needs in flight to
 // keep its admitted rate busy with full bulks.
 func (ps *programs) share(program string) int {

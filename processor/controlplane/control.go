@@ -37,7 +37,10 @@ type Permit struct {
 	Ctx         context.Context
 	TenantID    string
 	Credentials leadspace.Credentials
-	Mapping     schemas.Mapping
+	// Program is Credentials.Key(), made once per connection rather than
+	// hashed again for every record.
+	Program string
+	Mapping schemas.Mapping
 }
 
 // Denial says why a tenant's data may not leave, and whether the tenant is
@@ -468,7 +471,8 @@ func (t *Table) Gate(tenant string) (Permit, *Denial) {
 	if d := tc.denial(); d != nil {
 		return Permit{}, d
 	}
-	return Permit{Ctx: tc.grant, TenantID: tenant, Credentials: tc.credentials, Mapping: *tc.event(schemas.KindMapping).Mapping}, nil
+	return Permit{Ctx: tc.grant, TenantID: tenant, Credentials: tc.credentials, Program: tc.program,
+		Mapping: *tc.event(schemas.KindMapping).Mapping}, nil
 }
 
 // ProgramOf is the tenant's credentials key (leadspace.Credentials.Key)

@@ -134,14 +134,12 @@ func (f *Fetcher) fill(ctx context.Context) error {
 		for _, h := range r.Headers {
 			m.Headers = append(m.Headers, kafka.Header(h))
 		}
-		m.Key, err = readBytes(r.Key)
-		switch {
-		case err != nil:
-		case r.Value != nil && f.skipValue != nil && f.skipValue(m.Headers):
+		if r.Value != nil && f.skipValue != nil && f.skipValue(m.Headers) {
+			m.Key, err = readBytes(r.Key, nil)
 			m.Value = emptyValue
 			r.Value.Close()
-		default:
-			m.Value, err = readBytes(r.Value)
+		} else {
+			m.Key, m.Value, err = readKeyValue(r.Key, r.Value)
 		}
 		if err != nil {
 			return fmt.Errorf("read %s/%d at %d: %w", f.topic, f.partition, r.Offset, err)
@@ -151,8 +149,6 @@ func (f *Fetcher) fill(ctx context.Context) error {
 	}
 }
 
-// readBytes copies a record's key or value: nil stays nil (null), empty
-// stays empty.
 // closeBytes gives a record's key or value back to kafka-go's page pool.
 func closeBytes(b protocol.Bytes) {
 	if b != nil {
@@ -167,12 +163,32 @@ func lenOf(b protocol.Bytes) int {
 	return b.Len()
 }
 
-func readBytes(b protocol.Bytes) ([]byte, error) {
+// readKeyValue copies a record's key and value into one allocation (one
+// fewer per record); nil stays nil (null), empty stays empty.
+func readKeyValue(key, value protocol.Bytes) (k, v []byte, err error) {
+	buf := make([]byte, 0, lenOf(key)+lenOf(value))
+	if k, err = readBytes(key, buf); err != nil {
+		closeBytes(value)
+		return nil, nil, err
+	}
+	v, err = readBytes(value, buf[len(k):len(k)])
+	return k, v, err
+}
+
+// readBytes copies a record's key or value into buf's room (a new slice
+// when buf is nil): nil stays nil (null), empty stays empty.
+func readBytes(b protocol.Bytes, buf []byte) ([]byte, error) {
 	if b == nil {
 		return nil, nil
 	}
 	defer b.Close()
-	out := make([]byte, b.Len())
+	n := b.Len()
+	var out []byte
+	if cap(buf) >= n {
+		out = buf[:n:n]
+	} else {
+		out = make([]byte, n)
+	}
 	_, err := io.ReadFull(b, out)
 	return out, err
 }

@@ -71,3 +71,49 @@ func TestAFetchHoldsAFewBatchesOfATopicWrittenOneRecordAtATime(t *testing.T) {
 		t.Fatalf("responses of 1,000-record batches held at most %d records: big batches must be fetched in big responses", most)
 	}
 }
+
+// A record's key and value share one allocation, and still come back as
+// written: a null stays nil (a tombstone's value, a record without a key),
+// an empty one stays empty, and neither runs into the other.
+func TestFetchedKeysAndValuesKeepNullEmptyAndBytes(t *testing.T) {
+	k := Config{Brokers: testkit.Brokers(t)}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	conn, err := k.Connect()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(conn.Close)
+	topic := "fetch-kv-" + time.Now().Format("150405.000000")
+	if _, err := conn.Client().CreateTopics(ctx, &kafka.CreateTopicsRequest{Topics: []kafka.TopicConfig{
+		{Topic: topic, NumPartitions: 1, ReplicationFactor: 1}}}); err != nil {
+		t.Fatal(err)
+	}
+	want := []kafka.Message{
+		{Key: []byte("tenant/p-1"), Value: []byte("value")},
+		{Key: []byte("tenant/p-2"), Value: nil},
+		{Key: []byte("tenant/p-3"), Value: []byte{}},
+		{Key: nil, Value: []byte("keyless")},
+		{Key: []byte{}, Value: []byte("empty key")},
+	}
+	w := &kafka.Writer{Addr: kafka.TCP(k.Brokers...), Topic: topic, Transport: conn.Transport, RequiredAcks: kafka.RequireAll}
+	defer w.Close()
+	if err := w.WriteMessages(ctx, want...); err != nil {
+		t.Fatal(err)
+	}
+	f := NewFetcher(conn, topic, 0, 0, 1<<20)
+	for i, wm := range want {
+		m, err := f.Fetch(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if (m.Key == nil) != (wm.Key == nil) || string(m.Key) != string(wm.Key) ||
+			(m.Value == nil) != (wm.Value == nil) || string(m.Value) != string(wm.Value) {
+			t.Fatalf("record %d: key %q (nil %v) value %q (nil %v), want key %q (nil %v) value %q (nil %v)", i,
+				m.Key, m.Key == nil, m.Value, m.Value == nil, wm.Key, wm.Key == nil, wm.Value, wm.Value == nil)
+		}
+		if len(m.Key) > 0 && cap(m.Key) != len(m.Key) {
+			t.Fatalf("record %d: the key's capacity %d runs into the value", i, cap(m.Key))
+		}
+	}
+}

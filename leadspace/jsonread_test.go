@@ -5,6 +5,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/tidwall/gjson"
 )
@@ -77,6 +78,12 @@ func readBothWays(t *testing.T, body []byte) {
 	case gs[0].hasData:
 		if want := gs[0].result(); !reflect.DeepEqual(single, want) {
 			t.Fatalf("%q: single\njsonReader %+v\ngjson      %+v", body, single, want)
+		}
+	}
+	checkUTF8(t, body, single)
+	if bulk != nil {
+		for i := range bulk.recs {
+			checkUTF8(t, body, bulk.recs[i].result)
 		}
 	}
 	want := map[string]bulkRecord{}
@@ -159,4 +166,20 @@ func (b *bulkResults) byID() map[string]bulkRecord {
 		out[id] = b.recs[i]
 	}
 	return out
+}
+
+// checkUTF8 fails unless every text of res is valid UTF-8: the processor
+// copies them into Avro strings without checking again.
+func checkUTF8(t *testing.T, body []byte, res Result) {
+	t.Helper()
+	c := res.Company
+	texts := append([]string{res.ExternalID, res.Confidence, res.Status, c.ID, c.Name, c.Website, c.Description, c.Industry,
+		c.SubIndustry, c.SIC, c.SICDescription, c.NAICS, c.NAICSDescription, c.EmployeesRange, c.RevenueRange, c.Phone,
+		c.LinkedInURL, c.Ownership, c.Address.Street, c.Address.City, c.Address.State, c.Address.PostalCode, c.Address.Country},
+		c.Technologies...)
+	for _, s := range texts {
+		if !utf8.ValidString(s) {
+			t.Fatalf("%q: read %q, not valid UTF-8", body, s)
+		}
+	}
 }

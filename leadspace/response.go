@@ -8,7 +8,8 @@ import (
 	"unicode/utf8"
 )
 
-// Company is the firmographic profile Leadspace returned for a match.
+// Company is the firmographic profile Leadspace returned for a match. Its
+// texts are valid UTF-8 (invalid bytes in an answer are replaced).
 type Company struct {
 	ID               string // ug_company_id, else ls_id
 	Name             string

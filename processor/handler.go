@@ -369,7 +369,12 @@ func belowConfidence(level, minimum string) bool {
 // technologies are shared unless one needs mending: this runs once per
 // answered record.
 func firmographics(c leadspace.Company) *schemas.Firmographics {
-	v := func(s string) string { return strings.ToValidUTF8(s, "\uFFFD") }
+	v := func(s string) string {
+		if utf8.ValidString(s) { // fast for ASCII; ToValidUTF8 walks rune by rune
+			return s
+		}
+		return strings.ToValidUTF8(s, "\uFFFD")
+	}
 	box := &struct {
 		f                   schemas.Firmographics
 		address             schemas.Address

@@ -58,11 +58,11 @@ func (p *Program) sendBulk(recs []*record, done func(error)) {
 	if hook := p.c.cfg.BulkAccepted; hook != nil {
 		// Before the first poll: if this process dies now, whoever redoes
 		// these records can read the bulk instead of paying again.
-		ids := make([]string, len(recs))
+		refs := make([]any, len(recs))
 		for i, r := range recs {
-			ids[i] = r.req.ExternalID
+			refs[i] = r.req.Ref
 		}
-		hook(p.key, path, ids)
+		hook(p.key, path, refs)
 	}
 	var out []delivery
 	p.mu.Lock()

@@ -80,11 +80,11 @@ type Config struct {
 
 	// BulkAccepted, when set, is told of every bulk Leadspace accepted, with
 	// the program's key, the path its results are read from and its
-	// records' external ids, before it is first polled. Its owner writes
-	// that down, so that a process taking over after a crash can Resume
-	// the records instead of paying for them again. It must return fast.
-	// Default: none.
-	BulkAccepted func(program, path string, externalIDs []string)
+	// records' Refs (Request.Ref), before it is first polled. Its owner
+	// writes that down, so that a process taking over after a crash can
+	// Resume the records instead of paying for them again. It must return
+	// fast. Default: none.
+	BulkAccepted func(program, path string, refs []any)
 
 	// Logger for state changes and retries. Default: zap.NewNop()
 	Logger *zap.Logger

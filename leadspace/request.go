@@ -25,6 +25,9 @@ type CompanyInput struct {
 type Request struct {
 	ExternalID string
 	Company    CompanyInput
+	// Ref is the caller's own reference to the record: never sent, handed
+	// back by Config.BulkAccepted, so the caller needs no index of its own.
+	Ref any
 }
 
 // The wire shapes below follow the v4 field names (docs/leadspace.md §2).

@@ -15,20 +15,22 @@ import (
 // reads the bulk again and pays nothing twice.
 func TestResumeReadsAnEarlierBulkInsteadOfPayingAgain(t *testing.T) {
 	var mu sync.Mutex
-	accepted := map[string][]string{} // path -> external ids
+	accepted := map[string][]string{} // path -> the records' refs: their external ids
 	slowBulks := func(c *simulator.Config) { c.BulkReadyAfterPolls, c.BulkReadyAfter = 0, 500*time.Millisecond }
 	w := newWorld(t, slowBulks, func(c *Config) {
 		c.BulkThreshold = 1
-		c.BulkAccepted = func(_, path string, ids []string) {
+		c.BulkAccepted = func(_, path string, refs []any) {
 			mu.Lock()
-			accepted[path] = append(accepted[path], ids...)
+			for _, ref := range refs {
+				accepted[path] = append(accepted[path], ref.(string))
+			}
 			mu.Unlock()
 		}
 	})
 	const n = 300
 	reqs := make([]Request, n)
 	for i := range reqs {
-		reqs[i] = Request{ExternalID: fmt.Sprintf("ext-%d", i), Company: CompanyInput{Name: fmt.Sprintf("Contoso %d", i), Website: fmt.Sprintf("contoso%d.com", i)}}
+		reqs[i] = Request{ExternalID: fmt.Sprintf("ext-%d", i), Ref: fmt.Sprintf("ext-%d", i), Company: CompanyInput{Name: fmt.Sprintf("Contoso %d", i), Website: fmt.Sprintf("contoso%d.com", i)}}
 	}
 	first := w.program()
 	ctx, cancel := context.WithCancel(context.Background())

@@ -224,9 +224,9 @@ func (e *env) start(opts ...startOpt) *instance {
 		opt(&cfg, &lsCfg)
 	}
 	var journal atomic.Pointer[processor.Processor]
-	lsCfg.BulkAccepted = func(program, path string, ids []string) {
+	lsCfg.BulkAccepted = func(program, path string, refs []any) {
 		if p := journal.Load(); p != nil {
-			p.BulkAccepted(program, path, ids)
+			p.BulkAccepted(program, path, refs)
 		}
 	}
 	ls, err := leadspace.New(lsCfg)

@@ -35,7 +35,6 @@ type journal struct {
 	disabled atomic.Bool
 
 	mu    sync.Mutex
-	calls map[string]*job           // external id -> job whose record is at Leadspace
 	bulks map[string]*journaledBulk // path -> its journal entry
 }
 
@@ -46,35 +45,20 @@ type journaledBulk struct {
 }
 
 func newJournal(conn kafkaio.Conn, codec *schemas.Codec, topics Topics, log *zap.Logger) *journal {
-	return &journal{conn: conn, codec: codec, topics: topics, log: log, calls: map[string]*job{}, bulks: map[string]*journaledBulk{}}
-}
-
-// calling registers a job whose record goes to Leadspace.
-func (jr *journal) calling(externalID string, j *job) {
-	jr.mu.Lock()
-	jr.calls[externalID] = j
-	jr.mu.Unlock()
-}
-
-// answered forgets a job's record once Leadspace answered it.
-func (jr *journal) answered(externalID string, j *job) {
-	jr.mu.Lock()
-	if jr.calls[externalID] == j {
-		delete(jr.calls, externalID)
-	}
-	jr.mu.Unlock()
+	return &journal{conn: conn, codec: codec, topics: topics, log: log, bulks: map[string]*journaledBulk{}}
 }
 
 // BulkAccepted is the leadspace client's hook (leadspace.Config.BulkAccepted):
 // it journals the bulk before it is first polled.
-func (p *Processor) BulkAccepted(program, path string, externalIDs []string) {
+// refs are the records' leadspace.Request.Ref: their jobs.
+func (p *Processor) BulkAccepted(program, path string, refs []any) {
 	if p.journal != nil {
-		p.journal.accepted(program, path, externalIDs)
+		p.journal.accepted(program, path, refs)
 	}
 }
 
 // accepted journals a bulk Leadspace accepted (see BulkAccepted).
-func (jr *journal) accepted(program, path string, externalIDs []string) {
+func (jr *journal) accepted(program, path string, refs []any) {
 	if jr.disabled.Load() || jr.pub == nil {
 		return
 	}
@@ -83,9 +67,9 @@ func (jr *journal) accepted(program, path string, externalIDs []string) {
 	key := program + "/" + path[strings.LastIndex(path, "/")+1:]
 	jr.mu.Lock()
 	entry := &journaledBulk{key: key}
-	for _, id := range externalIDs {
-		j := jr.calls[id]
-		if j == nil {
+	for _, ref := range refs {
+		j, ok := ref.(*job)
+		if !ok || j.w.journal != jr {
 			continue // not ours (another processor on the same client)
 		}
 		j.bulk = path

@@ -184,10 +184,8 @@ func (w *partitionWorker) call(j *job, plan *callPlan) {
 	if j.run != nil {
 		j.run.charge(j.msg.Offset, 1, 0)
 	}
-	id := plan.req.ExternalID
-	w.journal.calling(id, j)
+	plan.req.Ref = j // handed back if the record rides a bulk (journal.accepted)
 	done := func(o leadspace.Outcome) {
-		w.journal.answered(id, j)
 		w.pool.finish(func() { w.answered(j, plan, o) }, j.run != nil, j.program)
 	}
 	if path, ok := w.takeClaim(j.msg.Offset); ok {

@@ -223,9 +223,9 @@ func newService(ctx context.Context, f *serviceFlags, log *zap.Logger) (*service
 	ls, err := leadspace.New(leadspace.Config{BaseURL: f.leadspaceURL, TPS: f.leadspaceTPS, RequestTimeout: f.leadspaceTimeout,
 		MaxAttempts: f.leadspaceAttempts, GiveUpAfter: f.leadspaceGiveUpAfter, FreePolls: f.leadspaceFreePolls, BulkThreshold: f.leadspaceBulkFrom, Breaker: leadspace.BreakerConfig{OpenTimeout: f.breakerOpen},
 		Logger: log.Named("leadspace"), Registerer: reg,
-		BulkAccepted: func(program, path string, ids []string) {
+		BulkAccepted: func(program, path string, refs []any) {
 			if p := journal.Load(); p != nil {
-				p.BulkAccepted(program, path, ids)
+				p.BulkAccepted(program, path, refs)
 			}
 		}})
 	if err != nil {

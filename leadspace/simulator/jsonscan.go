@@ -12,7 +12,10 @@ import (
 // 500 records cost about 85k allocations and 15 ms of CPU that way, CPU the
 // benchmark machine needs for the enricher (the simulator is a stand-in,
 // its cost is not what is measured). Reading works on bodies already
-// validated as JSON, and matches keys exactly, as map lookups did.
+// validated as JSON, and matches keys exactly, as map lookups did. They are
+// deliberately not the client's reader (leadspace/jsonread.go): the
+// simulator is the client's independent witness, and a bug shared by both
+// would hide itself.
 
 // members yields the key and raw value of each member of the JSON object
 // in b, in order (a repeated key comes twice: the last one wins, as in a

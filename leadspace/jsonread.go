@@ -288,11 +288,10 @@ var stringStop = func() (t [256]bool) {
 	return t
 }()
 
-// number reads a number token as written.
+// number reads a number token as written:
+// -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
 func (r *jsonReader) number() string {
-	start := r.i
-	b := r.b
-	i := r.i
+	b, start, i := r.b, r.i, r.i
 	if i < len(b) && b[i] == '-' {
 		i++
 	}
@@ -300,21 +299,15 @@ func (r *jsonReader) number() string {
 	case i < len(b) && b[i] == '0':
 		i++
 	case i < len(b) && '1' <= b[i] && b[i] <= '9':
-		for i < len(b) && '0' <= b[i] && b[i] <= '9' {
-			i++
-		}
+		i = digits(b, i)
 	default:
 		r.fail()
 		return ""
 	}
 	if i < len(b) && b[i] == '.' {
-		i++
-		if i >= len(b) || b[i] < '0' || b[i] > '9' {
-			r.fail()
+		if i = digits(b, i+1); b[i-1] == '.' {
+			r.fail() // no digit after the point
 			return ""
-		}
-		for i < len(b) && '0' <= b[i] && b[i] <= '9' {
-			i++
 		}
 	}
 	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
@@ -322,16 +315,22 @@ func (r *jsonReader) number() string {
 		if i < len(b) && (b[i] == '+' || b[i] == '-') {
 			i++
 		}
-		if i >= len(b) || b[i] < '0' || b[i] > '9' {
-			r.fail()
+		at := i
+		if i = digits(b, i); i == at {
+			r.fail() // no digit in the exponent
 			return ""
-		}
-		for i < len(b) && '0' <= b[i] && b[i] <= '9' {
-			i++
 		}
 	}
 	r.i = i
 	return r.inPlace(b[start:i])
+}
+
+// digits is where the run of digits from i ends.
+func digits(b []byte, i int) int {
+	for i < len(b) && '0' <= b[i] && b[i] <= '9' {
+		i++
+	}
+	return i
 }
 
 // skip reads past one value of any kind, validating it.

@@ -31,10 +31,10 @@ type job struct {
 
 // pool runs the pipeline's CPU stages on a fixed number of goroutines.
 // Live input goes first: a Run's records only use what live traffic leaves.
-// Live work queues per lane (the record's Leadspace program) and lanes take
-// turns, one stage each: a 500-record bulk answer or a big tenant's backlog
-// of prepares does not hold up the stages of small tenants' records behind
-// it (issue 21).
+// Work queues per lane (the record's Leadspace program), live and Run
+// apart, and lanes take turns, one stage each: a 500-record bulk answer or
+// a big tenant's backlog (or Run) of prepares does not hold up the stages
+// of small tenants' records behind it (issue 21).
 //
 // Within a lane, records that have their answer go before records not yet
 // started: an answered record holds its answer (and the bulk's response
@@ -45,46 +45,67 @@ type job struct {
 type pool struct {
 	mu     sync.Mutex
 	cond   *sync.Cond
-	lanes  map[string]*lane // live work by lane; a lane is here while it has work
-	turns  []*lane          // lanes with work, in turn order
-	runs   stages
+	live   lanes
+	runs   lanes
 	closed bool
 	wg     sync.WaitGroup
 }
 
-// lane is one program's live work.
+// lanes are queued stages by lane, and the lanes with work in turn order.
+type lanes struct {
+	byName map[string]*lane // a lane is here while it has work
+	turns  []*lane
+}
+
+// lane is one program's queued stages, oldest first: answered records'
+// (finish) before new records' (start).
 type lane struct {
-	name string
-	stages
+	name          string
+	finish, start []func()
 }
 
-// stages are queued stages, oldest first: answered records' (finish)
-// before new records' (start).
-type stages struct{ finish, start []func() }
-
-func (q *stages) empty() bool { return len(q.finish) == 0 && len(q.start) == 0 }
-
-func (q *stages) push(f func(), finish bool) {
+func (ls *lanes) push(name string, f func(), finish bool) {
+	l := ls.byName[name]
+	if l == nil {
+		if ls.byName == nil {
+			ls.byName = map[string]*lane{}
+		}
+		l = &lane{name: name}
+		ls.byName[name] = l
+		ls.turns = append(ls.turns, l)
+	}
 	if finish {
-		q.finish = append(q.finish, f)
+		l.finish = append(l.finish, f)
 	} else {
-		q.start = append(q.start, f)
+		l.start = append(l.start, f)
 	}
 }
 
-func (q *stages) pop() (f func()) {
-	if len(q.finish) > 0 {
-		f, q.finish[0] = q.finish[0], nil
-		q.finish = q.finish[1:]
-		return f
+// pop takes the next stage of the lane whose turn it is; nil when none.
+func (ls *lanes) pop() (f func()) {
+	if len(ls.turns) == 0 {
+		return nil
 	}
-	f, q.start[0] = q.start[0], nil
-	q.start = q.start[1:]
+	l := ls.turns[0]
+	ls.turns[0] = nil
+	ls.turns = ls.turns[1:]
+	if len(l.finish) > 0 {
+		f, l.finish[0] = l.finish[0], nil
+		l.finish = l.finish[1:]
+	} else {
+		f, l.start[0] = l.start[0], nil
+		l.start = l.start[1:]
+	}
+	if len(l.finish)+len(l.start) > 0 {
+		ls.turns = append(ls.turns, l) // its next stage waits for the others' turn
+	} else {
+		delete(ls.byName, l.name)
+	}
 	return f
 }
 
 func newPool(workers int) *pool {
-	p := &pool{lanes: map[string]*lane{}}
+	p := &pool{}
 	p.cond = sync.NewCond(&p.mu)
 	for range workers {
 		p.wg.Go(p.work)
@@ -100,15 +121,9 @@ func (p *pool) finish(f func(), run bool, name string) { p.queue(f, run, name, t
 func (p *pool) queue(f func(), run bool, name string, finish bool) {
 	p.mu.Lock()
 	if run {
-		p.runs.push(f, finish)
+		p.runs.push(name, f, finish)
 	} else {
-		l := p.lanes[name]
-		if l == nil {
-			l = &lane{name: name}
-			p.lanes[name] = l
-			p.turns = append(p.turns, l)
-		}
-		l.push(f, finish)
+		p.live.push(name, f, finish)
 	}
 	p.mu.Unlock()
 	p.cond.Signal()
@@ -117,24 +132,14 @@ func (p *pool) queue(f func(), run bool, name string, finish bool) {
 func (p *pool) work() {
 	for {
 		p.mu.Lock()
-		for len(p.turns) == 0 && p.runs.empty() && !p.closed {
+		for len(p.live.turns) == 0 && len(p.runs.turns) == 0 && !p.closed {
 			p.cond.Wait()
 		}
-		var f func()
-		switch {
-		case len(p.turns) > 0:
-			l := p.turns[0]
-			p.turns[0] = nil
-			p.turns = p.turns[1:]
-			f = l.pop()
-			if !l.empty() {
-				p.turns = append(p.turns, l) // its next stage waits for the others' turn
-			} else {
-				delete(p.lanes, l.name)
-			}
-		case !p.runs.empty():
+		f := p.live.pop()
+		if f == nil {
 			f = p.runs.pop()
-		default:
+		}
+		if f == nil { // closed, and nothing left
 			p.mu.Unlock()
 			return
 		}

@@ -73,3 +73,17 @@ func TestPoolRunsWaitForLiveWork(t *testing.T) {
 		t.Fatalf("ran %v, want %v", got, want)
 	}
 }
+
+// Runs take turns by program too: a big tenant's Run does not hold up a
+// small tenant's Run.
+func TestPoolRunLanesTakeTurns(t *testing.T) {
+	got := runInOrder(t, func(p *pool, ran func(string) func()) {
+		for i := range 3 {
+			p.submit(ran("big-run-"+string(rune('1'+i))), true, "big")
+		}
+		p.submit(ran("small-run-1"), true, "small")
+	})
+	if want := []string{"big-run-1", "small-run-1", "big-run-2", "big-run-3"}; !slices.Equal(got, want) {
+		t.Fatalf("ran %v, want %v", got, want)
+	}
+}

@@ -48,7 +48,8 @@ type env struct {
 }
 
 type envOpt struct {
-	profiles   int // per tenant
+	programs   []simulator.ProgramConfig // beside tenant A's and B's
+	profiles   int                       // per tenant
 	attrs      func(i int) map[string]string
 	noService  bool
 	consoleCfg func(*console.Config)
@@ -58,10 +59,10 @@ func newEnv(t testing.TB, o envOpt) *env {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	stack, err := embedded.Start(ctx, embedded.Options{Programs: []simulator.ProgramConfig{
+	stack, err := embedded.Start(ctx, embedded.Options{Programs: append([]simulator.ProgramConfig{
 		{ID: tenantA, Tokens: []string{tokenA}, TPS: 1000, Credits: simulator.Unlimited},
 		{ID: tenantB, Tokens: []string{tokenB}, TPS: 1000, Credits: simulator.Unlimited},
-	}, LeadspaceLatency: time.Millisecond, LeadspaceJitter: time.Millisecond, BulkReadyAfterPolls: 1, FreePolls: true})
+	}, o.programs...), LeadspaceLatency: time.Millisecond, LeadspaceJitter: time.Millisecond, BulkReadyAfterPolls: 1, FreePolls: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -77,10 +77,16 @@ func tileOf(v statusview.Tenant) tile {
 
 // home lists the tenants the user administers, each with its tile.
 func (s *Server) home(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
+	// Every tenant's status in one read: a read per tenant read all of
+	// them each time (0.8 s for an operator's 500 tenants).
+	all, _ := s.views.Status("")
+	rows := make(map[string]statusview.Tenant, len(all))
+	for _, v := range all {
+		rows[v.TenantID] = v
+	}
 	tenants := rc.who.Tenants
 	if rc.who.AllTenants {
-		tenants = nil
-		all, _ := s.views.Status("")
+		tenants = make([]string, 0, len(all))
 		for _, v := range all {
 			tenants = append(tenants, v.TenantID)
 		}
@@ -89,9 +95,12 @@ func (s *Server) home(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
 		http.Redirect(w, r, "/t/"+url.PathEscape(tenants[0])+"/", http.StatusFound)
 		return
 	}
-	var tiles []tile
+	tiles := make([]tile, 0, len(tenants))
 	for _, t := range tenants {
-		v, _ := s.tenantStatus(t)
+		v, ok := rows[t]
+		if !ok {
+			v = notConnected(t)
+		}
 		tiles = append(tiles, tileOf(v))
 	}
 	s.render(w, r, http.StatusOK, "home", rc, "Enrichment", map[string]any{"Tiles": tiles})
@@ -416,7 +425,12 @@ func (s *Server) tenantStatus(tenant string) (statusview.Tenant, controlplane.Te
 	st, _ := s.views.Tenant(tenant)
 	rows, err := s.views.Status(tenant)
 	if err != nil || len(rows) == 0 {
-		return statusview.Tenant{TenantID: tenant, State: schemas.StateNotConnected, SkippedReasons: map[string]int64{}}, st
+		return notConnected(tenant), st
 	}
 	return rows[0], st
+}
+
+// notConnected is the status of a tenant the topics hold nothing of.
+func notConnected(tenant string) statusview.Tenant {
+	return statusview.Tenant{TenantID: tenant, State: schemas.StateNotConnected, SkippedReasons: map[string]int64{}}
 }

@@ -92,6 +92,37 @@ func BenchmarkLiveLatencyDuringARun(b *testing.B) {
 	}
 }
 
+// BenchmarkSmallRunBehindABigRun: a small tenant's Run (100 profiles, its
+// own program) asked for right after a big tenant's Run of 20,000 takes
+// about the time it takes alone: Runs take turns by program.
+func BenchmarkSmallRunBehindABigRun(b *testing.B) {
+	for range b.N {
+		e := newTierEnv(b, tenantAtTier("small"))
+		e.start(atTier)
+		const big, small = 20000, 100
+		e.produceProfiles(companies(big, "acme")...)
+		e.produceProfiles(companies(small, "small")...)
+		e.waitCommitted(10*time.Minute, big+small)
+
+		b.ResetTimer()
+		start := time.Now()
+		e.refresh("small", "alone", true)
+		e.waitRun("small", "alone", 5*time.Minute)
+		alone := time.Since(start)
+		e.refresh("acme", "big", true)
+		start = time.Now()
+		e.refresh("small", "behind", true)
+		e.waitRun("small", "behind", 10*time.Minute)
+		behind := time.Since(start)
+		b.StopTimer()
+		e.waitRun("acme", "big", 10*time.Minute)
+		b.ReportMetric(alone.Seconds(), "small-alone-s")
+		b.ReportMetric(behind.Seconds(), "small-behind-big-s")
+		b.ReportMetric(behind.Seconds()/alone.Seconds(), "x-alone")
+		e.shutdown()
+	}
+}
+
 // BenchmarkTrickle: 20 events/s on an idle instance; Leadspace answers in
 // 120 ± 80 ms.
 func BenchmarkTrickle(b *testing.B) {

@@ -56,6 +56,13 @@ func (p *Program) dispatch() {
 // bulk needs, it waits gatherStep for more, again while more keep
 // arriving, up to gatherMax. A record that comes alone (a trickle) waits
 // gatherStep once.
+//
+// With enough for a bulk but not a full one, it goes on waiting the same
+// way while more arrive, but never longer than three quarters of the time
+// to its next token, so the wait costs no rate: in a backlog a bulk's
+// worth arrives over a few milliseconds, and sealing at once sent bulks of
+// 460 records on average with four programs, where Leadspace meters
+// transactions, not records.
 const (
 	gatherStep = 5 * time.Millisecond
 	gatherMax  = 25 * time.Millisecond
@@ -68,13 +75,26 @@ func (p *Program) gather(ctx context.Context) {
 		defer p.mu.Unlock()
 		return p.readyN
 	}
+	threshold, full := p.c.cfg.BulkThreshold, p.c.cfg.BulkMaxRecords
 	n := ready()
-	if n == 0 || n >= p.c.cfg.BulkThreshold {
+	if n == 0 || n >= full {
 		return
+	}
+	begin := time.Now()
+	topUp := gatherMax // the longest wait once a bulk is possible
+	if tps := p.lim.tps(); tps > 0 {
+		topUp = min(topUp, time.Duration(0.75*float64(time.Second)/tps))
 	}
 	t := time.NewTimer(gatherStep)
 	defer t.Stop()
-	for deadline := time.Now().Add(gatherMax); n < p.c.cfg.BulkThreshold && time.Now().Before(deadline); {
+	for n < full {
+		limit := gatherMax
+		if n >= threshold {
+			limit = topUp
+		}
+		if time.Since(begin) >= limit {
+			return
+		}
 		select {
 		case <-t.C:
 		case <-ctx.Done():

@@ -508,11 +508,7 @@ func testedKafkaVersion(t testing.TB) string {
 // The check must be able to fail: a misspelt variable, a missing required
 // setting and a wrong port are each reported.
 func TestComposeCheckFails(t *testing.T) {
-	b, err := os.ReadFile(composePath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cases := map[string]struct{ from, to, want string }{
+	failsOnEach(t, composePath, false, map[string]mutation{
 		"unknown variable": {"ENRICHER_SCHEMA_REGISTRY_URL: http://schema-registry:8081\n      ENRICHER_LEADSPACE_URL",
 			"ENRICHER_REGISTRY_URL: http://schema-registry:8081\n      ENRICHER_LEADSPACE_URL", "does not read"},
 		"wrong registry port": {"ENRICHER_SCHEMA_REGISTRY_URL: http://schema-registry:8081\n      ENRICHER_LEADSPACE_URL",
@@ -527,24 +523,10 @@ func TestComposeCheckFails(t *testing.T) {
 		"topic names differ": {"      ENRICHER_PARTITIONS: 6", "      ENRICHER_PARTITIONS: 6\n      ENRICHER_ENRICHED_TOPIC: enriched", "disagree on ENRICHER_ENRICHED_TOPIC"},
 		"simulator port":     {`"0.0.0.0:8089"`, `"0.0.0.0:8090"`, "leadspace-url"},
 		"kafka version":      {"image: apache/kafka:4.4.0", "image: apache/kafka:4.1.0", "the tests run 4.4.0"},
-	}
-	for name, tc := range cases {
-		t.Run(name, func(t *testing.T) {
-			if !strings.Contains(string(b), tc.from) {
-				t.Fatalf("docker-compose.yml no longer contains %q; update this test", tc.from)
-			}
-			path := filepath.Join(t.TempDir(), "docker-compose.yml")
-			if err := os.WriteFile(path, []byte(strings.Replace(string(b), tc.from, tc.to, 1)), 0o600); err != nil {
-				t.Fatal(err)
-			}
-			rec := &recorder{TB: t}
-			c := loadCompose(t, path)
-			rec.run(func() { checkCompose(rec, c, enricherServices(rec, c)) })
-			if !rec.found(tc.want) {
-				t.Errorf("the check did not report %q; it reported %q", tc.want, rec.errs)
-			}
-		})
-	}
+	}, func(t *testing.T, rec *recorder, path string) {
+		c := loadCompose(t, path)
+		rec.run(func() { checkCompose(rec, c, enricherServices(rec, c)) })
+	})
 }
 
 // recorder collects what a check reports instead of failing the test.
@@ -588,4 +570,40 @@ func (r *recorder) found(substr string) bool {
 		}
 	}
 	return false
+}
+
+// mutation is one deliberate mismatch written into a checked file: from
+// replaced by to, which the check must report with want.
+type mutation struct{ from, to, want string }
+
+// failsOnEach proves a file check can fail: for each mutation it writes
+// the file at src with the mutation applied, runs check on the copy with a
+// recorder, and fails unless the check reported the mutation's want. The
+// copy goes to a temporary folder, or beside src when nearby (its
+// relative references must resolve).
+func failsOnEach(t *testing.T, src string, nearby bool, cases map[string]mutation, check func(t *testing.T, rec *recorder, path string)) {
+	b, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			if !strings.Contains(string(b), tc.from) {
+				t.Fatalf("%s no longer contains %q; update this test", src, tc.from)
+			}
+			path := filepath.Join(t.TempDir(), filepath.Base(src))
+			if nearby {
+				path = filepath.Join(filepath.Dir(src), "mutated-"+strings.ReplaceAll(name, " ", "-")+"-"+filepath.Base(src))
+				defer os.Remove(path)
+			}
+			if err := os.WriteFile(path, []byte(strings.Replace(string(b), tc.from, tc.to, 1)), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			rec := &recorder{TB: t}
+			check(t, rec, path)
+			if !rec.found(tc.want) {
+				t.Errorf("the check did not report %q; it reported %q", tc.want, rec.errs)
+			}
+		})
+	}
 }

@@ -175,9 +175,12 @@ func TestConsoleRunQueuedAndCancelled(t *testing.T) {
 	if len(refreshes) != 2 || !strings.HasPrefix(refreshes[0], who.Name) || !strings.HasPrefix(refreshes[1], who.Name) || !strings.Contains(refreshes[1], "cancel") {
 		t.Fatalf("refresh events: %v", refreshes)
 	}
-	if a := c.get("/t/" + tenantA + "/enrichments"); !strings.Contains(a.body, "Canceled") {
-		t.Fatalf("My enrichments does not show the cancelled Run: %s", excerpt(a.body, "runs"))
-	}
+	// My enrichments reads the followed topics: the cancel shows once it
+	// has been followed.
+	retrytest.Until(t, 10*time.Second, func() (bool, string) {
+		a := c.get("/t/" + tenantA + "/enrichments")
+		return strings.Contains(a.body, "Canceled"), "My enrichments does not show the cancelled Run: " + excerpt(a.body, "runs")
+	})
 }
 
 // TestConsoleSessionCookie: the session cookie is __Host-, Secure,
